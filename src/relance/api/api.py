@@ -1,0 +1,172 @@
+"""REST API v1 (django-ninja): OpenAPI 3.1 at /api/v1/openapi.json, errors as RFC 7807."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from django.http import HttpRequest, HttpResponse
+from ninja import NinjaAPI, Schema
+from ninja.security import APIKeyHeader, HttpBearer
+
+from relance.cases.selectors import case_claim_balances, case_get_for_actor
+from relance.core.errors import DomainError, PermissionDeniedError
+from relance.core.money import Money
+from relance.intake.services import claim_place
+from relance.intake.validate import ClaimData, DebtorData
+from relance.tenancy.actors import Actor
+from relance.tenancy.models import ApiKey
+from relance.tenancy.services import api_key_authenticate
+
+
+class ApiKeyAuth(APIKeyHeader):
+    """``X-API-Key: rl_…`` header."""
+
+    param_name = "X-API-Key"
+
+    def authenticate(self, request: HttpRequest, key: str | None) -> ApiKey | None:
+        return api_key_authenticate(key or "")
+
+
+class BearerAuth(HttpBearer):
+    """``Authorization: Bearer rl_…``, the same keys."""
+
+    def authenticate(self, request: HttpRequest, token: str) -> ApiKey | None:
+        return api_key_authenticate(token)
+
+
+api = NinjaAPI(
+    title="Relance API",
+    version="1",
+    description="Place claims and follow cases. Authenticate with an API key (X-API-Key header).",
+    auth=[ApiKeyAuth(), BearerAuth()],
+    urls_namespace="api",
+    docs_url="/docs",
+)
+
+
+@api.exception_handler(DomainError)
+def domain_error(request: HttpRequest, exc: DomainError) -> HttpResponse:
+    response = api.create_response(request, exc.problem(), status=exc.status)
+    response["Content-Type"] = "application/problem+json"
+    return response
+
+
+def _key(request: HttpRequest, scope: str) -> ApiKey:
+    key = request.auth  # type: ignore[attr-defined]
+    assert isinstance(key, ApiKey)
+    if scope not in key.scopes:
+        raise PermissionDeniedError(f"This API key lacks the {scope!r} scope.", scope=scope)
+    return key
+
+
+class DebtorIn(Schema):
+    kind: str = "person"
+    first_name: str = ""
+    last_name: str = ""
+    company_name: str = ""
+    siren: str = ""
+    email: str = ""
+    phone: str = ""
+    address_line1: str = ""
+    address_line2: str = ""
+    postcode: str
+    city: str = ""
+    country: str = "FR"
+    language: str = "fr"
+
+
+class ClaimPlaceIn(Schema):
+    external_ref: str
+    invoice_number: str
+    invoice_date: date
+    due_date: date
+    amount: str
+    currency: str = "EUR"
+    description: str = ""
+    debtor: DebtorIn
+
+
+class ClaimOut(Schema):
+    id: int
+    external_ref: str
+    case_id: int
+    case_reference: str
+    case_status: str
+    amount: str
+    outstanding: str
+    currency: str
+    created: bool
+
+
+class ClaimLineOut(Schema):
+    invoice_number: str
+    external_ref: str
+    amount: str
+    outstanding: str
+
+
+class CaseOut(Schema):
+    id: int
+    reference: str
+    status: str
+    currency: str
+    outstanding: str
+    claims: list[ClaimLineOut]
+
+
+def _decimal(minor: int, currency: str) -> str:
+    return str(Money(minor, currency).to_decimal())
+
+
+@api.post("/claims", response={200: ClaimOut, 201: ClaimOut}, summary="Place a claim")
+def claims_place(request: HttpRequest, payload: ClaimPlaceIn) -> tuple[int, ClaimOut]:
+    """Place one claim. Idempotent on `external_ref`: sending it again returns the same claim (200)."""
+    key = _key(request, ApiKey.Scope.INTAKE)
+    data = ClaimData(
+        external_ref=payload.external_ref,
+        invoice_number=payload.invoice_number,
+        invoice_date=payload.invoice_date,
+        due_date=payload.due_date,
+        amount=payload.amount,
+        currency=payload.currency,
+        description=payload.description,
+        debtor=DebtorData(**payload.debtor.dict()),
+    )
+    placed = claim_place(creditor=key.creditor, data=data, actor=Actor.for_api_key(key))
+    claim, case = placed.claim, placed.case
+    outstanding = next(b.outstanding_minor for b in case_claim_balances(case=case) if b.claim.pk == claim.pk)
+    out = ClaimOut(
+        id=claim.pk,
+        external_ref=claim.external_ref,
+        case_id=case.pk,
+        case_reference=case.reference,
+        case_status=case.status,
+        amount=_decimal(claim.original_amount_minor, claim.currency),
+        outstanding=_decimal(outstanding, claim.currency),
+        currency=claim.currency,
+        created=placed.created,
+    )
+    return (201 if placed.created else 200), out
+
+
+@api.get("/cases/{case_id}", response=CaseOut, summary="Get a case")
+def cases_get(request: HttpRequest, case_id: int) -> CaseOut:
+    key = _key(request, ApiKey.Scope.READ)
+    case = case_get_for_actor(actor=Actor.for_api_key(key), case_id=case_id)
+    balances = case_claim_balances(case=case)
+    return CaseOut(
+        id=case.pk,
+        reference=case.reference,
+        status=case.status,
+        currency=case.currency,
+        outstanding=_decimal(sum(b.outstanding_minor for b in balances), case.currency),
+        claims=[
+            ClaimLineOut(
+                invoice_number=b.claim.invoice_number,
+                external_ref=b.claim.external_ref,
+                amount=_decimal(b.claim.original_amount_minor, b.claim.currency),
+                outstanding=_decimal(b.outstanding_minor, b.claim.currency),
+            )
+            for b in balances
+        ],
+    )

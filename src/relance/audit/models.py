@@ -1,0 +1,31 @@
+"""Append-only, hash-chained audit trail (invariant 7).
+
+Each row stores the hash of the previous row and its own hash over a canonical JSON of its content,
+so editing, deleting or inserting a row by hand breaks the chain at that row. Database triggers refuse
+UPDATE and DELETE (installed by migration on PostgreSQL and SQLite).
+"""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class AuditEvent(models.Model):
+    """One state change or one staff read of personal data, in order."""
+
+    seq = models.BigIntegerField(unique=True)
+    occurred_at = models.DateTimeField(db_index=True)
+    actor = models.CharField(max_length=120)
+    verb = models.CharField(max_length=80, db_index=True)
+    subject_type = models.CharField(max_length=60)
+    subject_id = models.CharField(max_length=64)
+    data = models.JSONField(default=dict)
+    prev_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64, unique=True)
+
+    class Meta:
+        ordering = ["seq"]
+        indexes = [models.Index(fields=["subject_type", "subject_id", "seq"])]
+
+    def __str__(self) -> str:
+        return f"#{self.seq} {self.verb} {self.subject_type}:{self.subject_id}"

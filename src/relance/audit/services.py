@@ -1,0 +1,85 @@
+"""Writing and verifying the audit chain.
+
+``audit_record`` must run inside the transaction of the change it records (STYLE: the audit row
+commits with the state change or not at all). Appends are serialised: an advisory transaction lock on
+PostgreSQL, the database write lock on SQLite (transactions there start IMMEDIATE).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import connection, transaction
+from django.db.models import Model
+from django.utils import timezone
+
+from relance.audit.chain import GENESIS, ChainBreak, ChainRow, canonical, row_hash, verify_rows
+from relance.audit.models import AuditEvent
+from relance.tenancy.actors import Actor
+
+_PG_AUDIT_LOCK = 0x52454C41  # "RELA": one advisory lock key for the chain head
+
+
+def audit_record(
+    *,
+    actor: Actor,
+    verb: str,
+    subject: Model | None = None,
+    subject_type: str = "",
+    subject_id: str | int = "",
+    data: dict[str, Any] | None = None,
+) -> AuditEvent:
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("audit_record must be called inside the transaction it records")
+    if subject is not None:
+        subject_type = subject._meta.label_lower
+        subject_id = subject.pk
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_PG_AUDIT_LOCK])
+    last = AuditEvent.objects.order_by("-seq").values_list("seq", "hash").first()
+    seq, prev_hash = (last[0] + 1, last[1]) if last else (1, GENESIS)
+    occurred_at = timezone.now()
+    payload = canonical(data or {})
+    event = AuditEvent(
+        seq=seq,
+        occurred_at=occurred_at,
+        actor=actor.label,
+        verb=verb,
+        subject_type=subject_type,
+        subject_id=str(subject_id),
+        data=payload,
+        prev_hash=prev_hash,
+    )
+    event.hash = row_hash(
+        seq=seq,
+        occurred_at=occurred_at,
+        actor=event.actor,
+        verb=verb,
+        subject_type=subject_type,
+        subject_id=event.subject_id,
+        data=payload,
+        prev_hash=prev_hash,
+    )
+    event.save(force_insert=True)
+    return event
+
+
+def audit_verify() -> tuple[int, ChainBreak | None]:
+    """Verify the whole chain from the first row; streams rows, constant memory."""
+    rows = (
+        ChainRow(
+            id=e["id"],
+            seq=e["seq"],
+            occurred_at=e["occurred_at"],
+            actor=e["actor"],
+            verb=e["verb"],
+            subject_type=e["subject_type"],
+            subject_id=e["subject_id"],
+            data=e["data"],
+            prev_hash=e["prev_hash"],
+            hash=e["hash"],
+        )
+        for e in AuditEvent.objects.order_by("seq").values().iterator(chunk_size=2000)
+    )
+    return verify_rows(rows)

@@ -1,0 +1,14 @@
+from django.contrib.auth import views as auth_views
+from django.urls import path
+
+from relance.backoffice import views
+
+app_name = "backoffice"
+urlpatterns = [
+    path("login/", auth_views.LoginView.as_view(template_name="backoffice/login.html"), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("", views.home, name="home"),
+    path("cases/<int:case_id>/", views.case_detail, name="case"),
+    path("outbox/", views.outbox, name="outbox"),
+    path("outbox/<int:action_id>/", views.message_detail, name="message"),
+]

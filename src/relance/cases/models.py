@@ -1,0 +1,83 @@
+"""Cases (dossiers): one debtor × one creditor, holding one or more claims."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from django.db import models
+
+from relance.cases.status import TERMINAL, Status
+from relance.claims.models import Claim, Debtor
+from relance.core.models import TimeStampedModel
+from relance.tenancy.models import Creditor
+
+if TYPE_CHECKING:
+    from relance.tenancy.actors import Actor
+
+
+class CaseQuerySet(models.QuerySet["Case"]):
+    def visible_to(self, actor: Actor) -> CaseQuerySet:
+        """The one choke point for case reads (invariant 6)."""
+        if actor.is_staff:
+            return self
+        if actor.kind in {"creditor", "api"} and actor.creditor_id is not None:
+            return self.filter(creditor_id=actor.creditor_id)
+        if actor.kind == "debtor":
+            return self.filter(pk=int(actor.id.removeprefix("case-")))
+        return self.none()
+
+
+class Case(TimeStampedModel):
+    """A collection file with its status machine and its place in a strategy."""
+
+    creditor = models.ForeignKey(Creditor, on_delete=models.PROTECT, related_name="cases")
+    debtor = models.ForeignKey(Debtor, on_delete=models.PROTECT, related_name="cases")
+    reference = models.CharField(max_length=20, unique=True)
+    currency = models.CharField(max_length=3, default="EUR")
+    status = models.CharField(
+        max_length=20,
+        choices=[(s.value, s.value.replace("_", " ").capitalize()) for s in Status],
+        default=Status.NEW.value,
+        db_index=True,
+    )
+    # The strategy document this case follows, by key and version (a case keeps its version).
+    strategy_key = models.CharField(max_length=60, blank=True)
+    strategy_version = models.PositiveIntegerField(default=1)
+    variant = models.CharField(max_length=20, blank=True)
+    step = models.PositiveIntegerField(default=0, help_text="Index of the next strategy step")
+    placed_at = models.DateTimeField()
+    next_action_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    last_contact_at = models.DateTimeField(null=True, blank=True)
+    promise_date = models.DateField(null=True, blank=True)
+    promise_amount_minor = models.BigIntegerField(null=True, blank=True)
+    hold_until = models.DateField(null=True, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    assignee = models.ForeignKey(
+        "tenancy.User", on_delete=models.SET_NULL, null=True, blank=True, related_name="cases"
+    )
+    segment = models.CharField(max_length=20, blank=True)
+    score = models.IntegerField(null=True, blank=True)
+    portal_failed_attempts = models.PositiveSmallIntegerField(default=0)
+    claims = models.ManyToManyField(Claim, through="CaseClaim", related_name="cases")
+
+    objects = CaseQuerySet.as_manager()
+
+    class Meta:
+        indexes = [models.Index(fields=["status", "next_action_at"])]
+
+    def __str__(self) -> str:
+        return self.reference
+
+    @property
+    def is_closed(self) -> bool:
+        return Status(self.status) in TERMINAL
+
+
+class CaseClaim(models.Model):
+    """A claim belongs to exactly one case."""
+
+    case = models.ForeignKey(Case, on_delete=models.CASCADE)
+    claim = models.OneToOneField(Claim, on_delete=models.PROTECT, related_name="case_link")
+
+    def __str__(self) -> str:
+        return f"{self.case_id}:{self.claim_id}"

@@ -1,0 +1,123 @@
+"""Case lifecycle: every status change goes through ``case_transition`` and leaves an audit row."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from relance.audit.services import audit_record
+from relance.cases.models import Case, CaseClaim
+from relance.cases.status import CHASEABLE, TERMINAL, Status, can_transition
+from relance.claims.models import Claim, Debtor
+from relance.core.errors import InvalidTransitionError
+from relance.tenancy.actors import Actor
+from relance.tenancy.models import Creditor
+
+_REF_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud on the phone
+
+
+def _new_reference() -> str:
+    return "RL-" + "".join(secrets.choice(_REF_ALPHABET) for _ in range(8))
+
+
+@transaction.atomic
+def case_open_or_get(
+    *,
+    creditor: Creditor,
+    debtor: Debtor,
+    currency: str,
+    placed_at: datetime,
+    strategy_key: str,
+    strategy_version: int,
+    actor: Actor,
+) -> tuple[Case, bool]:
+    """The debtor's open case with this creditor, or a new one (claims are consolidated)."""
+    existing = (
+        Case.objects.select_for_update()
+        .filter(creditor=creditor, debtor=debtor, currency=currency)
+        .exclude(status__in=[s.value for s in TERMINAL])
+        .order_by("pk")
+        .first()
+    )
+    if existing is not None:
+        return existing, False
+    case = Case.objects.create(
+        creditor=creditor,
+        debtor=debtor,
+        currency=currency,
+        reference=_new_reference(),
+        placed_at=placed_at,
+        next_action_at=placed_at,
+        strategy_key=strategy_key,
+        strategy_version=strategy_version,
+    )
+    audit_record(actor=actor, verb="case.opened", subject=case, data={"reference": case.reference})
+    return case, True
+
+
+@transaction.atomic
+def case_attach_claim(*, case: Case, claim: Claim, actor: Actor) -> None:
+    CaseClaim.objects.create(case=case, claim=claim)
+    audit_record(actor=actor, verb="case.claim_attached", subject=case, data={"claim": claim.pk})
+
+
+@transaction.atomic
+def case_transition(
+    *,
+    case: Case,
+    to: Status,
+    actor: Actor,
+    reason: str = "",
+    data: dict[str, Any] | None = None,
+    now: datetime | None = None,
+) -> Case:
+    """Move a case to ``to`` if the status machine allows it; audited."""
+    current = Status(case.status)
+    if current == to:
+        return case
+    if not can_transition(current, to):
+        raise InvalidTransitionError(
+            f"A case cannot go from {current} to {to}.", case_id=case.pk, current=current.value, target=to.value
+        )
+    case.status = to.value
+    fields = ["status", "updated_at"]
+    if to in TERMINAL:
+        case.closed_at = now or timezone.now()
+        case.next_action_at = None
+        fields += ["closed_at", "next_action_at"]
+    elif to not in CHASEABLE:
+        case.next_action_at = None
+        fields.append("next_action_at")
+    case.save(update_fields=fields)
+    audit_record(
+        actor=actor,
+        verb="case.status_changed",
+        subject=case,
+        data={"from": current.value, "to": to.value, "reason": reason, **(data or {})},
+    )
+    return case
+
+
+@transaction.atomic
+def case_promise(*, case: Case, on: date, amount_minor: int, actor: Actor, now: datetime | None = None) -> Case:
+    """The debtor promises to pay ``amount_minor`` by ``on``; chasing pauses until the day after."""
+    now = now or timezone.now()
+    case_transition(case=case, to=Status.PROMISED, actor=actor, reason="promise", data={"on": on, "amount": amount_minor})
+    case.promise_date = on
+    case.promise_amount_minor = amount_minor
+    # The engine looks again the day after the promised date: kept, or broken and chasing resumes.
+    case.next_action_at = timezone.make_aware(datetime.combine(on, datetime.min.time())) + timedelta(days=1)
+    case.save(update_fields=["promise_date", "promise_amount_minor", "next_action_at", "updated_at"])
+    return case
+
+
+@transaction.atomic
+def case_dispute(*, case: Case, reason: str, statement: str, actor: Actor) -> Case:
+    """A dispute stops chasing until the creditor answers with evidence (invariant 5)."""
+    return case_transition(
+        case=case, to=Status.DISPUTED, actor=actor, reason="dispute", data={"dispute_reason": reason, "statement": statement}
+    )

@@ -1,0 +1,67 @@
+"""The outbox: one Action per contact attempt (invariant 3).
+
+An Action is written in the same transaction as the case change that decided it; dispatchers drain
+``queued`` actions afterwards, using the action id as the idempotency key towards providers. The
+exact content a debtor received is stored (subject, bodies, SHA-256).
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+
+from relance.cases.models import Case
+from relance.claims.models import Debtor
+from relance.core.models import TimeStampedModel
+
+
+class Action(TimeStampedModel):
+    """One contact attempt through one channel."""
+
+    class Channel(models.TextChoices):
+        EMAIL = "email", "E-mail"
+        SMS = "sms", "SMS"
+        LETTER = "letter", "Letter"
+        CALL = "call", "Call task"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        SENDING = "sending", "Sending"
+        SENT = "sent", "Sent"
+        DELIVERED = "delivered", "Delivered"
+        BOUNCED = "bounced", "Bounced"
+        FAILED = "failed", "Failed"
+        BLOCKED = "blocked", "Blocked by policy"
+
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="actions")
+    # Denormalised so contact pressure is counted per debtor across creditors in one index scan.
+    debtor = models.ForeignKey(Debtor, on_delete=models.PROTECT, related_name="actions")
+    channel = models.CharField(max_length=10, choices=Channel.choices)
+    template = models.CharField(max_length=60)
+    step_key = models.CharField(max_length=120, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    scheduled_at = models.DateTimeField()
+    sent_at = models.DateTimeField(null=True, blank=True)
+    to_address = models.CharField(max_length=254, blank=True)
+    subject = models.CharField(max_length=300, blank=True)
+    body_text = models.TextField(blank=True)
+    body_html = models.TextField(blank=True)
+    content_hash = models.CharField(max_length=64, blank=True)
+    provider_message_id = models.CharField(max_length=200, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    status_reason = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        constraints = [
+            # Never decide the same strategy step twice for a case, whatever runs concurrently.
+            models.UniqueConstraint(
+                fields=["case", "step_key"], condition=~Q(step_key=""), name="action_unique_step"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["status", "scheduled_at"]),
+            models.Index(fields=["debtor", "sent_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.channel}:{self.template} for {self.case_id} ({self.status})"

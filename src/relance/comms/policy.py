@@ -1,0 +1,87 @@
+"""Contact policy (pure): when and how often a debtor may be contacted.
+
+Checked when an action is decided and again just before it is sent (invariant 4). Defaults follow
+FR-COL-19 [D]: contacts only in daytime in the debtor's timezone, none on Sundays for SMS and calls,
+and a cap of contacts per debtor per rolling 7 days across all creditors and channels (L121-7 3°
+C. conso, FR-COL-16: no repeated and unwanted solicitations).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+# weekday (0 = Monday) -> (start, end) local time; a missing day means "never on that day".
+Window = dict[int, tuple[time, time]]
+
+_WEEKDAYS = dict.fromkeys(range(5), (time(8), time(20)))
+DEFAULT_WINDOWS: dict[str, Window] = {
+    "email": {**_WEEKDAYS, 5: (time(9), time(18)), 6: (time(10), time(18))},
+    "sms": {**_WEEKDAYS, 5: (time(9), time(18))},
+    "call": {**_WEEKDAYS, 5: (time(9), time(18))},
+    "letter": dict.fromkeys(range(7), (time(0), time(23, 59, 59))),
+}
+
+
+@dataclass(frozen=True)
+class ContactPolicy:
+    windows: dict[str, Window] = field(default_factory=lambda: DEFAULT_WINDOWS)
+    max_contacts_per_7_days: int = 3
+    min_gap: timedelta = timedelta(hours=48)
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    allowed: bool
+    reason: str = ""
+    retry_at: datetime | None = None
+
+
+def next_window_start(windows: Window, tz: ZoneInfo, now: datetime) -> datetime | None:
+    """The first instant at or after ``now`` inside a window (``None`` if the channel never opens)."""
+    local = now.astimezone(tz)
+    for offset in range(8):
+        day = (local + timedelta(days=offset)).date()
+        bounds = windows.get(day.weekday())
+        if bounds is None:
+            continue
+        start = datetime.combine(day, bounds[0], tzinfo=tz)
+        end = datetime.combine(day, bounds[1], tzinfo=tz)
+        if offset == 0 and local >= end:
+            continue
+        return max(start, local) if offset == 0 else start
+    return None
+
+
+def check_contact(
+    *,
+    policy: ContactPolicy,
+    channel: str,
+    now: datetime,
+    debtor_timezone: str,
+    recent_contacts: Sequence[datetime],
+) -> Verdict:
+    """May we contact this debtor through ``channel`` at ``now``? If not, why and when to retry.
+
+    ``recent_contacts`` are the debtor's contacts already sent or queued, across all creditors.
+    """
+    tz = ZoneInfo(debtor_timezone)
+    windows = policy.windows.get(channel)
+    if not windows:
+        return Verdict(False, f"channel {channel} is not allowed by the contact policy")
+    opens = next_window_start(windows, tz, now)
+    if opens is None:
+        return Verdict(False, f"channel {channel} has no allowed hours")
+    if opens > now:
+        return Verdict(False, "outside allowed hours", retry_at=opens)
+    window_start = now - timedelta(days=7)
+    in_week = sorted(t for t in recent_contacts if window_start < t <= now)
+    if len(in_week) >= policy.max_contacts_per_7_days:
+        # Retry when the oldest contact of the rolling week falls out of it.
+        oldest = in_week[len(in_week) - policy.max_contacts_per_7_days]
+        return Verdict(False, "weekly contact cap reached", retry_at=oldest + timedelta(days=7, minutes=1))
+    if in_week and now - in_week[-1] < policy.min_gap:
+        return Verdict(False, "too soon after the previous contact", retry_at=in_week[-1] + policy.min_gap)
+    return Verdict(True)

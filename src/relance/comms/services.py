@@ -1,0 +1,211 @@
+"""Outbox writes and the channel dispatchers.
+
+``action_queue`` is called by the engine inside its transaction (invariant 3). ``outbox_dispatch``
+claims queued actions, checks the contact policy again (invariant 4), renders, sends through Django's
+e-mail backend and records the result. A crash after claiming leaves the action in ``sending``;
+``outbox_recover`` puts such actions back after a timeout, and the Message-ID carries the action id
+so a provider or the debtor's mailbox can de-duplicate a resend.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives, get_connection
+from django.core.mail.backends.base import BaseEmailBackend
+from django.db import connection, transaction
+from django.utils import timezone
+
+from relance.audit.services import audit_record
+from relance.cases.models import Case
+from relance.cases.status import CHASEABLE, Status
+from relance.claims.models import Debtor
+from relance.comms.models import Action
+from relance.comms.policy import ContactPolicy, check_contact
+from relance.comms.render import render_message
+from relance.tenancy.actors import Actor
+
+log = logging.getLogger("relance.comms")
+
+
+
+def debtor_recent_contacts(*, debtor_id: int, now: datetime, exclude_action_id: int | None = None) -> list[datetime]:
+    """Times of the debtor's contacts in the last 7 days, across creditors (sent or still queued)."""
+    since = now - timedelta(days=7)
+    mine = Action.objects.filter(debtor_id=debtor_id).exclude(pk=exclude_action_id)
+    sent = mine.filter(sent_at__gt=since, sent_at__lte=now).values_list("sent_at", flat=True)
+    pending = mine.filter(status__in=[Action.Status.QUEUED, Action.Status.SENDING]).values_list(
+        "scheduled_at", flat=True
+    )
+    return [t for t in [*sent, *pending] if t is not None]
+
+
+def action_queue(
+    *, case: Case, channel: str, template: str, step_key: str, scheduled_at: datetime, actor: Actor
+) -> Action:
+    """Write one outbox row; must run inside the transaction of the decision (invariant 3)."""
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("action_queue must run inside the deciding transaction")
+    action = Action.objects.create(
+        case=case,
+        debtor_id=case.debtor_id,
+        channel=channel,
+        template=template,
+        step_key=step_key,
+        scheduled_at=scheduled_at,
+    )
+    audit_record(
+        actor=actor,
+        verb="action.queued",
+        subject=case,
+        data={"action": action.pk, "channel": channel, "template": template, "step": step_key},
+    )
+    return action
+
+
+@dataclass
+class DispatchReport:
+    sent: Counter[str] = field(default_factory=Counter)
+    blocked: int = 0
+    deferred: int = 0
+    failed: int = 0
+
+
+def _claim_batch(now: datetime, limit: int) -> list[int]:
+    with transaction.atomic():
+        qs = Action.objects.filter(status=Action.Status.QUEUED, scheduled_at__lte=now).order_by("scheduled_at", "pk")
+        if connection.vendor == "postgresql":
+            qs = qs.select_for_update(skip_locked=True)
+        ids = list(qs.values_list("pk", flat=True)[:limit])
+        Action.objects.filter(pk__in=ids).update(status=Action.Status.SENDING, updated_at=now)
+    return ids
+
+
+def _block_reason(action: Action, debtor: Debtor, case: Case) -> str:
+    if Status(case.status) not in CHASEABLE:
+        return f"case is {case.status}"
+    if action.channel == Action.Channel.EMAIL:
+        if not debtor.email:
+            return "debtor has no e-mail address"
+        if debtor.email_opt_out:
+            return "debtor opted out of e-mail"
+        if debtor.email_bounced:
+            return "debtor's e-mail address bounced"
+    return ""
+
+
+def outbox_dispatch(
+    *,
+    now: datetime | None = None,
+    limit: int = 500,
+    policy: ContactPolicy | None = None,
+    email_connection: BaseEmailBackend | None = None,
+    actor: Actor | None = None,
+) -> DispatchReport:
+    """Send every queued action due at ``now`` (one batch of at most ``limit``)."""
+    now = now or timezone.now()
+    policy = policy or ContactPolicy()
+    actor = actor or Actor.system("dispatcher")
+    report = DispatchReport()
+    ids = _claim_batch(now, limit)
+    if not ids:
+        return report
+    conn = email_connection or get_connection()
+    for action in Action.objects.filter(pk__in=ids).select_related("case__creditor__agency", "case__debtor").order_by("pk"):
+        case, debtor = action.case, action.case.debtor
+        reason = _block_reason(action, debtor, case)
+        if reason:
+            _finish(action, Action.Status.BLOCKED, reason=reason, actor=actor)
+            report.blocked += 1
+            continue
+        others = debtor_recent_contacts(debtor_id=debtor.pk, now=now, exclude_action_id=action.pk)
+        verdict = check_contact(
+            policy=policy, channel=action.channel, now=now, debtor_timezone=debtor.timezone, recent_contacts=others
+        )
+        if not verdict.allowed:
+            if verdict.retry_at is None:
+                _finish(action, Action.Status.BLOCKED, reason=verdict.reason, actor=actor)
+                report.blocked += 1
+            else:
+                Action.objects.filter(pk=action.pk).update(
+                    status=Action.Status.QUEUED, scheduled_at=verdict.retry_at, status_reason=verdict.reason
+                )
+                report.deferred += 1
+            continue
+        try:
+            _send(action, conn, now)
+        except Exception as exc:  # noqa: BLE001 - any provider failure is recorded, never lost
+            log.warning("action %s failed: %s", action.pk, exc)
+            _finish(action, Action.Status.FAILED, reason=str(exc)[:300], actor=actor)
+            report.failed += 1
+            continue
+        with transaction.atomic():
+            Action.objects.filter(pk=action.pk).update(
+                status=Action.Status.SENT,
+                sent_at=now,
+                attempts=action.attempts + 1,
+                to_address=action.to_address,
+                subject=action.subject,
+                body_text=action.body_text,
+                body_html=action.body_html,
+                content_hash=action.content_hash,
+                provider_message_id=action.provider_message_id,
+            )
+            Case.objects.filter(pk=case.pk).update(last_contact_at=now)
+            audit_record(
+                actor=actor,
+                verb="action.sent",
+                subject=case,
+                data={"action": action.pk, "channel": action.channel, "hash": action.content_hash},
+            )
+        report.sent[action.channel] += 1
+    return report
+
+
+def _send(action: Action, conn: BaseEmailBackend, now: datetime) -> None:
+    if action.channel != Action.Channel.EMAIL:
+        # SMS, letters and call tasks get their dispatchers with the channels issue.
+        raise NotImplementedError(f"no dispatcher for channel {action.channel} yet")
+    rendered = render_message(case=action.case, channel="email", template=action.template)
+    creditor = action.case.creditor
+    message_id = f"<action-{action.pk}@{settings.DEFAULT_FROM_EMAIL.split('@')[-1]}>"
+    msg = EmailMultiAlternatives(
+        subject=rendered.subject,
+        body=rendered.text,
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        to=[action.case.debtor.email],
+        reply_to=[creditor.support_email] if creditor.support_email else None,
+        headers={"Message-ID": message_id, "X-Relance-Action": str(action.pk)},
+        connection=conn,
+    )
+    msg.attach_alternative(rendered.html, "text/html")
+    msg.send()
+    action.to_address = action.case.debtor.email
+    action.subject = rendered.subject
+    action.body_text = rendered.text
+    action.body_html = rendered.html
+    action.content_hash = rendered.content_hash
+    action.provider_message_id = message_id
+
+
+def _finish(action: Action, status: str, *, reason: str, actor: Actor) -> None:
+    with transaction.atomic():
+        Action.objects.filter(pk=action.pk).update(status=status, status_reason=reason)
+        audit_record(
+            actor=actor,
+            verb=f"action.{status}",
+            subject=action.case,
+            data={"action": action.pk, "channel": action.channel, "reason": reason},
+        )
+
+
+def outbox_recover(*, now: datetime | None = None, stale_after: timedelta = timedelta(minutes=15)) -> int:
+    """Return actions stuck in ``sending`` (a crashed dispatcher) to the queue."""
+    now = now or timezone.now()
+    return Action.objects.filter(status=Action.Status.SENDING, updated_at__lt=now - stale_after).update(
+        status=Action.Status.QUEUED, status_reason="recovered after dispatcher crash"
+    )

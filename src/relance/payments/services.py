@@ -1,0 +1,117 @@
+"""Recording payments: ledger posting, allocation, case status, audit — one transaction."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.db import transaction
+from django.utils import timezone
+
+from relance.audit.services import audit_record
+from relance.cases.models import Case
+from relance.cases.selectors import case_claim_balances
+from relance.cases.services import case_transition
+from relance.cases.status import Status, can_transition
+from relance.claims.services import creditor_claims_account
+from relance.core.errors import ValidationError
+from relance.core.money import Money
+from relance.ledger.allocate import allocate
+from relance.ledger.balance import Line
+from relance.ledger.models import Account
+from relance.ledger.services import account_ensure, ledger_post
+from relance.payments.models import Payment
+from relance.tenancy.actors import Actor
+
+
+def _trust_account(case: Case) -> str:
+    # FR-COL-02: debtors' money lands on the agency's dedicated (trust) account.
+    key = f"trust:{case.creditor.agency_id}:{case.currency}"
+    account_ensure(key=key, name="Client money (trust) account", kind=Account.Kind.ASSET, currency=case.currency)
+    return key
+
+
+def _payable_account(case: Case) -> str:
+    key = f"creditor:{case.creditor_id}:payable:{case.currency}"
+    account_ensure(key=key, name=f"Due to {case.creditor.legal_name}", kind=Account.Kind.LIABILITY, currency=case.currency)
+    return key
+
+
+def _overpayment_account(case: Case) -> str:
+    key = f"overpayment:case:{case.pk}"
+    account_ensure(key=key, name=f"Refundable to debtor of {case.reference}", kind=Account.Kind.LIABILITY, currency=case.currency)
+    return key
+
+
+@transaction.atomic
+def payment_record(
+    *,
+    case: Case,
+    amount: Money,
+    method: str,
+    external_ref: str,
+    actor: Actor,
+    received_at: datetime | None = None,
+) -> Payment:
+    """Record money received for a case; idempotent on (method, external_ref).
+
+    Allocation: oldest claim first (C. civ. 1342-10 [S]); no interest or fees are charged yet, so
+    the whole amount goes to principal. What exceeds the outstanding balance becomes a refundable
+    balance (never kept silently). Writes Dr trust / Cr claims, and moves the creditor's share from
+    "claims under management" to "payable to creditor".
+    """
+    existing = Payment.objects.filter(method=method, external_ref=external_ref).first()
+    if existing is not None:
+        return existing
+    if amount.minor <= 0:
+        raise ValidationError("A payment amount must be positive.", field="amount")
+    if amount.currency != case.currency:
+        raise ValidationError(f"This case is in {case.currency}.", field="currency")
+    case = Case.objects.select_for_update().select_related("creditor").get(pk=case.pk)
+    received_at = received_at or timezone.now()
+    payment = Payment.objects.create(
+        case=case,
+        amount_minor=amount.minor,
+        currency=amount.currency,
+        method=method,
+        external_ref=external_ref,
+        received_at=received_at,
+    )
+    balances = case_claim_balances(case=case)
+    allocations, remainder = allocate(amount.minor, [(b.claim.ledger_key, b.outstanding_minor) for b in balances])
+    cur = amount.currency
+    lines = [Line.dr(_trust_account(case), amount.minor, cur)]
+    lines += [Line.cr(a.key, a.amount, cur) for a in allocations]
+    allocated = amount.minor - remainder
+    if allocated:
+        lines += [
+            Line.dr(creditor_claims_account(case.creditor, cur), allocated, cur),
+            Line.cr(_payable_account(case), allocated, cur),
+        ]
+    if remainder:
+        lines.append(Line.cr(_overpayment_account(case), remainder, cur))
+    payment.ledger_transaction = ledger_post(
+        idempotency_key=f"payment:{payment.pk}",
+        code="payment.received",
+        lines=lines,
+        memo=f"{method} {external_ref}",
+        occurred_at=received_at,
+    )
+    payment.save(update_fields=["ledger_transaction", "updated_at"])
+    outstanding = sum(b.outstanding_minor for b in balances) - allocated
+    audit_record(
+        actor=actor,
+        verb="payment.received",
+        subject=case,
+        data={
+            "payment": payment.pk,
+            "amount": amount.minor,
+            "currency": cur,
+            "method": method,
+            "allocation": {a.key: a.amount for a in allocations},
+            "overpayment": remainder,
+            "outstanding": outstanding,
+        },
+    )
+    if outstanding == 0 and can_transition(Status(case.status), Status.PAID):
+        case_transition(case=case, to=Status.PAID, actor=actor, reason="paid in full", now=received_at)
+    return payment

@@ -1,0 +1,158 @@
+"""Debtor portal: personal link → verification (postcode) → the case → pay (sandbox for now).
+
+No personal data is shown before verification; five failed tries lock the link (the agency can
+unlock); a verified session lasts 30 minutes.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django import forms
+from django.conf import settings
+from django.contrib import messages
+from django.db import transaction
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from django.views.decorators.http import require_http_methods, require_POST
+
+from relance.audit.services import audit_record
+from relance.cases.links import portal_token_read
+from relance.cases.models import Case
+from relance.cases.selectors import case_claim_balances, case_get_for_actor
+from relance.core.errors import DomainError
+from relance.core.money import Money, MoneyError
+from relance.payments.models import Payment
+from relance.payments.services import payment_record
+from relance.tenancy.actors import Actor
+
+_SESSION_KEY = "portal_cases"
+_SESSION_SECONDS = 30 * 60
+
+
+class VerifyForm(forms.Form):
+    postcode = forms.CharField(label=gettext_lazy("Postcode of your billing address"), max_length=12)
+
+
+class SandboxPayForm(forms.Form):
+    amount = forms.CharField(label=gettext_lazy("Amount to pay"), max_length=20)
+
+
+def _case_from_token(token: str) -> Case:
+    read = portal_token_read(token)
+    if read is None:
+        raise Http404("link invalid or expired")
+    case_id, reference = read
+    case = Case.objects.select_related("creditor__agency", "debtor").filter(pk=case_id, reference=reference).first()
+    if case is None:
+        raise Http404("link invalid or expired")
+    return case
+
+
+def _verified(request: HttpRequest, case: Case) -> bool:
+    return case.pk in request.session.get(_SESSION_KEY, [])
+
+
+def _normalise(postcode: str) -> str:
+    return "".join(postcode.split()).upper()
+
+
+@require_http_methods(["GET", "POST"])
+def entry(request: HttpRequest, token: str) -> HttpResponse:
+    case = _case_from_token(token)
+    if _verified(request, case):
+        return redirect("portal:case", token=token)
+    locked = case.portal_failed_attempts >= settings.RELANCE_PORTAL_MAX_FAILED_VERIFICATIONS
+    form = VerifyForm(request.POST or None)
+    if request.method == "POST" and not locked and form.is_valid():
+        ok = _normalise(form.cleaned_data["postcode"]) == _normalise(case.debtor.postcode)
+        with transaction.atomic():
+            actor = Actor.for_debtor(case_id=case.pk)
+            if ok:
+                Case.objects.filter(pk=case.pk).update(portal_failed_attempts=0)
+                audit_record(actor=actor, verb="portal.verified", subject=case)
+            else:
+                Case.objects.filter(pk=case.pk).update(portal_failed_attempts=case.portal_failed_attempts + 1)
+                audit_record(actor=actor, verb="portal.verification_failed", subject=case)
+        if ok:
+            request.session.cycle_key()
+            request.session[_SESSION_KEY] = [*request.session.get(_SESSION_KEY, []), case.pk]
+            request.session.set_expiry(_SESSION_SECONDS)
+            return redirect("portal:case", token=token)
+        case.portal_failed_attempts += 1
+        locked = case.portal_failed_attempts >= settings.RELANCE_PORTAL_MAX_FAILED_VERIFICATIONS
+        form.add_error("postcode", _("This postcode does not match our records."))
+    return render(
+        request,
+        "portal/verify.html",
+        {"form": form, "creditor": case.creditor, "locked": locked, "tries_left": max(0, settings.RELANCE_PORTAL_MAX_FAILED_VERIFICATIONS - case.portal_failed_attempts)},
+        status=403 if locked else 200,
+    )
+
+
+def _locale(request: HttpRequest) -> str:
+    return "en_GB" if (request.LANGUAGE_CODE or "fr").startswith("en") else "fr_FR"
+
+
+@require_http_methods(["GET"])
+def case_page(request: HttpRequest, token: str) -> HttpResponse:
+    case = _case_from_token(token)
+    if not _verified(request, case):
+        return redirect("portal:entry", token=token)
+    case = case_get_for_actor(actor=Actor.for_debtor(case_id=case.pk), case_id=case.pk)
+    locale = _locale(request)
+    balances = case_claim_balances(case=case)
+    outstanding = Money(sum(b.outstanding_minor for b in balances), case.currency)
+    payments = Payment.objects.filter(case=case).order_by("-received_at")
+    return render(
+        request,
+        "portal/case.html",
+        {
+            "token": token,
+            "case": case,
+            "creditor": case.creditor,
+            "agency": case.creditor.agency,
+            "claims": [
+                {
+                    "claim": b.claim,
+                    "original": Money(b.claim.original_amount_minor, case.currency).format(locale),
+                    "paid": Money(b.paid_minor, case.currency).format(locale),
+                    "outstanding": Money(b.outstanding_minor, case.currency).format(locale),
+                }
+                for b in balances
+            ],
+            "outstanding": outstanding.format(locale),
+            "outstanding_minor": outstanding.minor,
+            "outstanding_decimal": outstanding.to_decimal(),
+            "payments": [(p, Money(p.amount_minor, p.currency).format(locale)) for p in payments],
+            "pay_form": SandboxPayForm(initial={"amount": outstanding.to_decimal()}),
+        },
+    )
+
+
+@require_POST
+def pay_sandbox(request: HttpRequest, token: str) -> HttpResponse:
+    """Sandbox payment: records a payment exactly like a PSP webhook would, with no real money."""
+    case = _case_from_token(token)
+    if not _verified(request, case):
+        return redirect("portal:entry", token=token)
+    form = SandboxPayForm(request.POST)
+    if form.is_valid():
+        try:
+            amount = Money.parse(form.cleaned_data["amount"], case.currency)
+            payment_record(
+                case=case,
+                amount=amount,
+                method=Payment.Method.SANDBOX,
+                external_ref=f"sandbox-{uuid.uuid4()}",
+                actor=Actor.for_debtor(case_id=case.pk),
+            )
+        except (MoneyError, DomainError) as exc:
+            messages.error(request, str(exc))
+        else:
+            messages.success(request, _("Thank you: your payment of %(amount)s is recorded.") % {"amount": amount.format(_locale(request))})
+    else:
+        messages.error(request, _("Please enter an amount."))
+    return redirect("portal:case", token=token)

@@ -1,0 +1,124 @@
+"""The engine tick: claim due cases, decide, apply — one transaction per batch.
+
+On PostgreSQL due cases are claimed with ``FOR UPDATE SKIP LOCKED``, so any number of engine workers
+can run side by side; on SQLite a single writer holds the database lock. The unique constraint on
+(case, step_key) of the outbox is the last line of defence: a step is never decided twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from relance.audit.services import audit_record
+from relance.cases.models import Case
+from relance.cases.selectors import case_outstanding_minor
+from relance.cases.services import case_transition
+from relance.cases.status import Status
+from relance.comms.policy import ContactPolicy
+from relance.comms.services import action_queue, debtor_recent_contacts
+from relance.strategies.decide import CaseSnapshot, Outcome, decide
+from relance.strategies.selectors import strategy_doc
+from relance.tenancy.actors import Actor
+
+log = logging.getLogger("relance.engine")
+
+DUE_STATUSES = (Status.NEW.value, Status.ACTIVE.value, Status.PROMISED.value)
+
+
+@dataclass
+class TickReport:
+    cases: int = 0
+    contacts: Counter[str] = field(default_factory=Counter)
+    transitions: Counter[str] = field(default_factory=Counter)
+    deferred: int = 0
+
+    def __str__(self) -> str:
+        contacts = ", ".join(f"{k} {v}" for k, v in sorted(self.contacts.items())) or "none"
+        moves = ", ".join(f"{k} {v}" for k, v in sorted(self.transitions.items())) or "none"
+        return f"{self.cases} cases decided; contacts queued: {contacts}; transitions: {moves}; deferred: {self.deferred}"
+
+
+def snapshot(case: Case, now: datetime) -> CaseSnapshot:
+    debtor = case.debtor
+    channels = {"letter"} if debtor.address_line1 else set()
+    if debtor.email and not debtor.email_opt_out and not debtor.email_bounced:
+        channels.add("email")
+    if debtor.phone:
+        channels |= {"sms", "call"}
+    return CaseSnapshot(
+        case_id=case.pk,
+        status=Status(case.status),
+        step_index=case.step,
+        placed_at=case.placed_at,
+        outstanding_minor=case_outstanding_minor(case=case),
+        debtor_timezone=debtor.timezone,
+        channels=frozenset(channels),
+        recent_contacts=tuple(debtor_recent_contacts(debtor_id=debtor.pk, now=now)),
+        promise_date=case.promise_date,
+    )
+
+
+def engine_tick(
+    *,
+    now: datetime | None = None,
+    batch_size: int | None = None,
+    policy: ContactPolicy | None = None,
+    actor: Actor | None = None,
+) -> TickReport:
+    """Decide every case due at ``now``; each case at most once per tick."""
+    now = now or timezone.now()
+    batch_size = batch_size or settings.RELANCE_ENGINE_BATCH_SIZE
+    policy = policy or ContactPolicy()
+    actor = actor or Actor.system("engine")
+    report = TickReport()
+    last_id = 0
+    while True:
+        with transaction.atomic():
+            qs = (
+                Case.objects.filter(status__in=DUE_STATUSES, next_action_at__lte=now, pk__gt=last_id)
+                .select_related("debtor")
+                .order_by("pk")
+            )
+            if connection.vendor == "postgresql":
+                qs = qs.select_for_update(skip_locked=True, of=("self",))
+            batch = list(qs[:batch_size])
+            if not batch:
+                break
+            for case in batch:
+                outcome = decide(snapshot(case, now), strategy_doc(key=case.strategy_key, version=case.strategy_version), policy, now)
+                apply_outcome(case=case, outcome=outcome, now=now, actor=actor, report=report)
+            last_id = batch[-1].pk
+    return report
+
+
+def apply_outcome(*, case: Case, outcome: Outcome, now: datetime, actor: Actor, report: TickReport) -> None:
+    """Write one case's outcome; runs inside the batch transaction (invariant 3)."""
+    report.cases += 1
+    if outcome.transition is not None:
+        case_transition(case=case, to=outcome.transition, actor=actor, reason=outcome.reason, now=now)
+        report.transitions[outcome.transition.value] += 1
+    for contact in outcome.contacts:
+        action_queue(
+            case=case,
+            channel=contact.channel,
+            template=contact.template,
+            step_key=contact.step_key,
+            scheduled_at=now,
+            actor=actor,
+        )
+        report.contacts[contact.channel] += 1
+    if Status(case.status) in (Status.NEW, Status.ACTIVE, Status.PROMISED):
+        if outcome.next_step is not None:
+            case.step = outcome.next_step
+        case.next_action_at = outcome.next_action_at
+        case.save(update_fields=["step", "next_action_at", "updated_at"])
+    if outcome.notes and not outcome.contacts:
+        report.deferred += 1
+        audit_record(actor=actor, verb="engine.deferred", subject=case, data={"reason": outcome.reason})
