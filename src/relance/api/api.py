@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 
 from django.http import HttpRequest, HttpResponse
-from ninja import NinjaAPI, Schema
+from ninja import NinjaAPI, Schema, Status
 from ninja.security import APIKeyHeader, HttpBearer
 
 from relance.cases.selectors import case_claim_balances, case_get_for_actor
@@ -53,7 +53,8 @@ def domain_error(request: HttpRequest, exc: DomainError) -> HttpResponse:
 
 def _key(request: HttpRequest, scope: str) -> ApiKey:
     key = request.auth  # type: ignore[attr-defined]
-    assert isinstance(key, ApiKey)
+    if not isinstance(key, ApiKey):  # ninja only calls the view after an authenticator returned a key
+        raise PermissionDeniedError("An API key is required.")
     if scope not in key.scopes:
         raise PermissionDeniedError(f"This API key lacks the {scope!r} scope.", scope=scope)
     return key
@@ -119,7 +120,7 @@ def _decimal(minor: int, currency: str) -> str:
 
 
 @api.post("/claims", response={200: ClaimOut, 201: ClaimOut}, summary="Place a claim")
-def claims_place(request: HttpRequest, payload: ClaimPlaceIn) -> tuple[int, ClaimOut]:
+def claims_place(request: HttpRequest, payload: ClaimPlaceIn) -> Status[ClaimOut]:
     """Place one claim. Idempotent on `external_ref`: sending it again returns the same claim (200)."""
     key = _key(request, ApiKey.Scope.INTAKE)
     data = ClaimData(
@@ -146,7 +147,7 @@ def claims_place(request: HttpRequest, payload: ClaimPlaceIn) -> tuple[int, Clai
         currency=claim.currency,
         created=placed.created,
     )
-    return (201 if placed.created else 200), out
+    return Status(201 if placed.created else 200, out)
 
 
 @api.get("/cases/{case_id}", response=CaseOut, summary="Get a case")

@@ -6,6 +6,7 @@ Every page that shows a debtor's personal data records an access audit event (in
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db import transaction
 from django.db.models import Count
@@ -22,10 +23,14 @@ from relance.comms.models import Action
 from relance.core.money import Money
 from relance.payments.models import Payment
 from relance.tenancy.actors import Actor
+from relance.tenancy.models import User
 
 
 def _actor(request: HttpRequest) -> Actor:
-    return Actor.for_user(request.user)
+    user = request.user
+    if not isinstance(user, User):  # every view here is behind login_required
+        raise PermissionDenied
+    return Actor.for_user(user)
 
 
 @login_required
@@ -63,7 +68,7 @@ def case_detail(request: HttpRequest, case_id: int) -> HttpResponse:
     with transaction.atomic():
         audit_record(actor=actor, verb="case.viewed", subject=case, data={"page": "case_detail"})
     balances = case_claim_balances(case=case)
-    events = audit_events_for(subject_type="cases.case", subject_ids=[str(case.pk)]).order_by("seq")
+    events = audit_events_for(subjects={"cases.case": [case.pk], "claims.claim": [b.claim.pk for b in balances]})
     if not actor.is_staff:
         events = events.exclude(verb="case.viewed")
     return render(
@@ -79,7 +84,10 @@ def case_detail(request: HttpRequest, case_id: int) -> HttpResponse:
             "outstanding": Money(sum(b.outstanding_minor for b in balances), case.currency),
             "events": events,
             "actions": Action.objects.filter(case=case).order_by("scheduled_at", "pk"),
-            "payments": [(p, Money(p.amount_minor, p.currency)) for p in Payment.objects.filter(case=case).order_by("received_at")],
+            "payments": [
+                (p, Money(p.amount_minor, p.currency))
+                for p in Payment.objects.filter(case=case).order_by("received_at")
+            ],
         },
     )
 
@@ -88,7 +96,9 @@ def case_detail(request: HttpRequest, case_id: int) -> HttpResponse:
 @require_GET
 def outbox(request: HttpRequest) -> HttpResponse:
     actor = _actor(request)
-    actions = Action.objects.filter(case__in=Case.objects.visible_to(actor)).select_related("case", "debtor").order_by("-pk")
+    actions = (
+        Action.objects.filter(case__in=Case.objects.visible_to(actor)).select_related("case", "debtor").order_by("-pk")
+    )
     page = Paginator(actions, 50).get_page(request.GET.get("page"))
     return render(request, "backoffice/outbox.html", {"page": page})
 
@@ -98,7 +108,10 @@ def outbox(request: HttpRequest) -> HttpResponse:
 def message_detail(request: HttpRequest, action_id: int) -> HttpResponse:
     actor = _actor(request)
     action = (
-        Action.objects.filter(case__in=Case.objects.visible_to(actor)).select_related("case", "debtor").filter(pk=action_id).first()
+        Action.objects.filter(case__in=Case.objects.visible_to(actor))
+        .select_related("case", "debtor")
+        .filter(pk=action_id)
+        .first()
     )
     if action is None:
         raise Http404

@@ -52,13 +52,13 @@ class Case(TimeStampedModel):
     promise_amount_minor = models.BigIntegerField(null=True, blank=True)
     hold_until = models.DateField(null=True, blank=True)
     closed_at = models.DateTimeField(null=True, blank=True)
-    assignee = models.ForeignKey(
-        "tenancy.User", on_delete=models.SET_NULL, null=True, blank=True, related_name="cases"
-    )
+    assignee = models.ForeignKey("tenancy.User", on_delete=models.SET_NULL, null=True, blank=True, related_name="cases")
     segment = models.CharField(max_length=20, blank=True)
     score = models.IntegerField(null=True, blank=True)
     portal_failed_attempts = models.PositiveSmallIntegerField(default=0)
-    claims = models.ManyToManyField(Claim, through="CaseClaim", related_name="cases")
+    claims: models.ManyToManyField[Claim, CaseClaim] = models.ManyToManyField(
+        Claim, through="CaseClaim", related_name="cases"
+    )
 
     objects = CaseQuerySet.as_manager()
 

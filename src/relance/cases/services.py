@@ -106,7 +106,9 @@ def case_transition(
 def case_promise(*, case: Case, on: date, amount_minor: int, actor: Actor, now: datetime | None = None) -> Case:
     """The debtor promises to pay ``amount_minor`` by ``on``; chasing pauses until the day after."""
     now = now or timezone.now()
-    case_transition(case=case, to=Status.PROMISED, actor=actor, reason="promise", data={"on": on, "amount": amount_minor})
+    case_transition(
+        case=case, to=Status.PROMISED, actor=actor, reason="promise", data={"on": on, "amount": amount_minor}
+    )
     case.promise_date = on
     case.promise_amount_minor = amount_minor
     # The engine looks again the day after the promised date: kept, or broken and chasing resumes.
@@ -119,5 +121,9 @@ def case_promise(*, case: Case, on: date, amount_minor: int, actor: Actor, now: 
 def case_dispute(*, case: Case, reason: str, statement: str, actor: Actor) -> Case:
     """A dispute stops chasing until the creditor answers with evidence (invariant 5)."""
     return case_transition(
-        case=case, to=Status.DISPUTED, actor=actor, reason="dispute", data={"dispute_reason": reason, "statement": statement}
+        case=case,
+        to=Status.DISPUTED,
+        actor=actor,
+        reason="dispute",
+        data={"dispute_reason": reason, "statement": statement},
     )

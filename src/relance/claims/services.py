@@ -70,6 +70,11 @@ def claim_create(
         actor=actor,
         verb="claim.created",
         subject=claim,
-        data={"creditor": creditor.pk, "external_ref": external_ref, "amount": amount.minor, "currency": amount.currency},
+        data={
+            "creditor": creditor.pk,
+            "external_ref": external_ref,
+            "amount": amount.minor,
+            "currency": amount.currency,
+        },
     )
     return claim

@@ -54,9 +54,7 @@ class Action(TimeStampedModel):
     class Meta:
         constraints = [
             # Never decide the same strategy step twice for a case, whatever runs concurrently.
-            models.UniqueConstraint(
-                fields=["case", "step_key"], condition=~Q(step_key=""), name="action_unique_step"
-            )
+            models.UniqueConstraint(fields=["case", "step_key"], condition=~Q(step_key=""), name="action_unique_step")
         ]
         indexes = [
             models.Index(fields=["status", "scheduled_at"]),

@@ -32,11 +32,12 @@ from relance.tenancy.actors import Actor
 log = logging.getLogger("relance.comms")
 
 
-
 def debtor_recent_contacts(*, debtor_id: int, now: datetime, exclude_action_id: int | None = None) -> list[datetime]:
     """Times of the debtor's contacts in the last 7 days, across creditors (sent or still queued)."""
     since = now - timedelta(days=7)
-    mine = Action.objects.filter(debtor_id=debtor_id).exclude(pk=exclude_action_id)
+    mine = Action.objects.filter(debtor_id=debtor_id)
+    if exclude_action_id is not None:
+        mine = mine.exclude(pk=exclude_action_id)
     sent = mine.filter(sent_at__gt=since, sent_at__lte=now).values_list("sent_at", flat=True)
     pending = mine.filter(status__in=[Action.Status.QUEUED, Action.Status.SENDING]).values_list(
         "scheduled_at", flat=True
@@ -115,7 +116,9 @@ def outbox_dispatch(
     if not ids:
         return report
     conn = email_connection or get_connection()
-    for action in Action.objects.filter(pk__in=ids).select_related("case__creditor__agency", "case__debtor").order_by("pk"):
+    for action in (
+        Action.objects.filter(pk__in=ids).select_related("case__creditor__agency", "case__debtor").order_by("pk")
+    ):
         case, debtor = action.case, action.case.debtor
         reason = _block_reason(action, debtor, case)
         if reason:
@@ -138,7 +141,7 @@ def outbox_dispatch(
             continue
         try:
             _send(action, conn, now)
-        except Exception as exc:  # noqa: BLE001 - any provider failure is recorded, never lost
+        except Exception as exc:
             log.warning("action %s failed: %s", action.pk, exc)
             _finish(action, Action.Status.FAILED, reason=str(exc)[:300], actor=actor)
             report.failed += 1

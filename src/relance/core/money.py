@@ -83,9 +83,7 @@ class Money:
         if not isinstance(other, Money):
             raise TypeError(f"cannot combine Money with {type(other).__name__}")
         if other.currency != self.currency:
-            raise MoneyError(
-                "currency.mismatch", f"Cannot combine {self.currency} with {other.currency}."
-            )
+            raise MoneyError("currency.mismatch", f"Cannot combine {self.currency} with {other.currency}.")
 
     def __add__(self, other: Money) -> Money:
         self._check(other)

@@ -68,9 +68,7 @@ def debtor_match_or_create(*, creditor: Creditor, clean: CleanClaim, actor: Acto
 
 
 @transaction.atomic
-def claim_place(
-    *, creditor: Creditor, data: ClaimData, actor: Actor, placed_at: datetime | None = None
-) -> Placed:
+def claim_place(*, creditor: Creditor, data: ClaimData, actor: Actor, placed_at: datetime | None = None) -> Placed:
     existing = Claim.objects.filter(creditor=creditor, external_ref=data.external_ref).first()
     if existing is not None:
         return Placed(claim=existing, case=existing.case_link.case, created=False)

@@ -73,20 +73,52 @@ def validate_claim(data: ClaimData, *, today: date) -> tuple[CleanClaim | None, 
     try:
         amount = Money.parse(data.amount, data.currency.upper())
         if amount.minor <= 0:
-            errors.append(_err("amount", "amount.not_positive", f"Amount must be positive, got {data.amount}", f"Le montant doit être positif ({data.amount})"))
+            errors.append(
+                _err(
+                    "amount",
+                    "amount.not_positive",
+                    f"Amount must be positive, got {data.amount}",
+                    f"Le montant doit être positif ({data.amount})",
+                )
+            )
             amount = None
     except MoneyError as exc:
         field = "currency" if exc.code.startswith("currency") else "amount"
         errors.append(_err(field, exc.code, str(exc), "Montant ou devise invalide"))
     if data.due_date < data.invoice_date:
-        errors.append(_err("due_date", "due_date.before_invoice", "Due date is before the invoice date", "L'échéance précède la date de facture"))
+        errors.append(
+            _err(
+                "due_date",
+                "due_date.before_invoice",
+                "Due date is before the invoice date",
+                "L'échéance précède la date de facture",
+            )
+        )
     if data.invoice_date > today:
-        errors.append(_err("invoice_date", "date.future", f"Invoice date {data.invoice_date} is in the future", "Date de facture dans le futur"))
+        errors.append(
+            _err(
+                "invoice_date",
+                "date.future",
+                f"Invoice date {data.invoice_date} is in the future",
+                "Date de facture dans le futur",
+            )
+        )
     if data.invoice_date < today - timedelta(days=365 * 10):
-        errors.append(_err("invoice_date", "date.too_old", f"Invoice date {data.invoice_date} is more than 10 years ago", "Date de facture de plus de 10 ans"))
+        errors.append(
+            _err(
+                "invoice_date",
+                "date.too_old",
+                f"Invoice date {data.invoice_date} is more than 10 years ago",
+                "Date de facture de plus de 10 ans",
+            )
+        )
     debtor = data.debtor
     if debtor.kind not in ("person", "company"):
-        errors.append(_err("debtor.kind", "debtor.kind", "Debtor kind is person or company", "Type de débiteur : person ou company"))
+        errors.append(
+            _err(
+                "debtor.kind", "debtor.kind", "Debtor kind is person or company", "Type de débiteur : person ou company"
+            )
+        )
     if debtor.kind == "company" and not debtor.company_name.strip():
         errors.append(_err("debtor.company_name", "required", "Company name is required", "Raison sociale obligatoire"))
     if debtor.kind == "person" and not debtor.last_name.strip():
@@ -96,7 +128,14 @@ def validate_claim(data: ClaimData, *, today: date) -> tuple[CleanClaim | None, 
         try:
             email = validate_email(debtor.email.strip(), check_deliverability=False).normalized
         except EmailNotValidError as exc:
-            errors.append(_err("debtor.email", "email.invalid", f"Invalid e-mail {debtor.email!r}: {exc}", "Adresse e-mail invalide"))
+            errors.append(
+                _err(
+                    "debtor.email",
+                    "email.invalid",
+                    f"Invalid e-mail {debtor.email!r}: {exc}",
+                    "Adresse e-mail invalide",
+                )
+            )
     phone = ""
     if debtor.phone.strip():
         try:
@@ -105,13 +144,43 @@ def validate_claim(data: ClaimData, *, today: date) -> tuple[CleanClaim | None, 
                 raise phonenumbers.NumberParseException(0, "not a valid number")
             phone = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
         except phonenumbers.NumberParseException:
-            errors.append(_err("debtor.phone", "phone.invalid", f"Invalid phone number {debtor.phone!r}", "Numéro de téléphone invalide"))
+            errors.append(
+                _err(
+                    "debtor.phone",
+                    "phone.invalid",
+                    f"Invalid phone number {debtor.phone!r}",
+                    "Numéro de téléphone invalide",
+                )
+            )
     if not debtor.postcode.strip():
-        errors.append(_err("debtor.postcode", "required", "Postcode is required (debtors verify with it)", "Code postal obligatoire"))
-    elif debtor.country.upper() == "FR" and not (len(debtor.postcode.strip()) == 5 and debtor.postcode.strip().isdigit()):
-        errors.append(_err("debtor.postcode", "postcode.invalid", f"French postcode has 5 digits, got {debtor.postcode!r}", "Code postal français : 5 chiffres"))
+        errors.append(
+            _err(
+                "debtor.postcode",
+                "required",
+                "Postcode is required (debtors verify with it)",
+                "Code postal obligatoire",
+            )
+        )
+    elif debtor.country.upper() == "FR" and not (
+        len(debtor.postcode.strip()) == 5 and debtor.postcode.strip().isdigit()
+    ):
+        errors.append(
+            _err(
+                "debtor.postcode",
+                "postcode.invalid",
+                f"French postcode has 5 digits, got {debtor.postcode!r}",
+                "Code postal français : 5 chiffres",
+            )
+        )
     if not email and not debtor.address_line1.strip():
-        errors.append(_err("debtor.email", "contact.missing", "An e-mail or a postal address is required", "E-mail ou adresse postale obligatoire"))
+        errors.append(
+            _err(
+                "debtor.email",
+                "contact.missing",
+                "An e-mail or a postal address is required",
+                "E-mail ou adresse postale obligatoire",
+            )
+        )
     if errors or amount is None:
         return None, errors
     return CleanClaim(data=data, amount=amount, email=email, phone=phone), []

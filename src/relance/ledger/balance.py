@@ -36,16 +36,13 @@ def check_balanced(lines: Iterable[Line]) -> None:
         if not all(isinstance(v, int) and not isinstance(v, bool) for v in (line.debit, line.credit)):
             raise ValidationError("Ledger amounts must be integers (minor units).", account=line.account)
         if line.debit < 0 or line.credit < 0 or (line.debit > 0) == (line.credit > 0):
-            raise ValidationError(
-                "A posting has exactly one positive side (debit or credit).", account=line.account
-            )
+            raise ValidationError("A posting has exactly one positive side (debit or credit).", account=line.account)
         totals[line.currency] += line.debit - line.credit
     if count < 2:
         raise UnbalancedTransactionError("A transaction needs at least two postings.")
     off = {cur: diff for cur, diff in totals.items() if diff != 0}
     if off:
         raise UnbalancedTransactionError(
-            "Debits and credits differ: "
-            + ", ".join(f"{cur} {diff:+d}" for cur, diff in sorted(off.items())),
+            "Debits and credits differ: " + ", ".join(f"{cur} {diff:+d}" for cur, diff in sorted(off.items())),
             difference=off,
         )

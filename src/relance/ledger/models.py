@@ -39,9 +39,7 @@ class LedgerTransaction(models.Model):
     memo = models.CharField(max_length=300, blank=True)
     occurred_at = models.DateTimeField()
     created_at = models.DateTimeField(auto_now_add=True)
-    reverses = models.OneToOneField(
-        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="reversed_by"
-    )
+    reverses = models.OneToOneField("self", on_delete=models.PROTECT, null=True, blank=True, related_name="reversed_by")
 
     def __str__(self) -> str:
         return f"{self.code} {self.idempotency_key}"
@@ -50,9 +48,7 @@ class LedgerTransaction(models.Model):
 class Posting(models.Model):
     """One line of a transaction: a positive debit or a positive credit on one account."""
 
-    transaction = models.ForeignKey(
-        LedgerTransaction, on_delete=models.PROTECT, related_name="postings"
-    )
+    transaction = models.ForeignKey(LedgerTransaction, on_delete=models.PROTECT, related_name="postings")
     account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="postings")
     debit = models.BigIntegerField(default=0)
     credit = models.BigIntegerField(default=0)

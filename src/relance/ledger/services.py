@@ -15,9 +15,7 @@ from relance.ledger.models import Account, LedgerTransaction, Posting
 
 
 def account_ensure(*, key: str, name: str, kind: str, currency: str) -> Account:
-    account, _ = Account.objects.get_or_create(
-        key=key, defaults={"name": name, "kind": kind, "currency": currency}
-    )
+    account, _ = Account.objects.get_or_create(key=key, defaults={"name": name, "kind": kind, "currency": currency})
     if account.currency != currency:
         raise ValidationError(f"Account {key} is in {account.currency}, not {currency}.")
     return account
@@ -42,9 +40,7 @@ def ledger_post(
     existing = LedgerTransaction.objects.filter(idempotency_key=idempotency_key).first()
     if existing is not None:
         if _signature(existing) != sorted((ln.account, ln.currency, ln.debit, ln.credit) for ln in lines):
-            raise ConflictError(
-                "Idempotency key reused with different postings.", idempotency_key=idempotency_key
-            )
+            raise ConflictError("Idempotency key reused with different postings.", idempotency_key=idempotency_key)
         return existing
     accounts = {a.key: a for a in Account.objects.filter(key__in={ln.account for ln in lines})}
     missing = {ln.account for ln in lines} - accounts.keys()
@@ -85,9 +81,7 @@ def ledger_reverse(*, txn: LedgerTransaction, code: str, memo: str = "") -> Ledg
 
 
 def _signature(txn: LedgerTransaction) -> list[tuple[str, str, int, int]]:
-    return sorted(
-        (p.account.key, p.currency, p.debit, p.credit) for p in txn.postings.select_related("account")
-    )
+    return sorted((p.account.key, p.currency, p.debit, p.credit) for p in txn.postings.select_related("account"))
 
 
 def account_balance(*, key: str) -> int:
@@ -98,9 +92,7 @@ def account_balance(*, key: str) -> int:
 
 def account_balances(*, keys: Sequence[str]) -> dict[str, int]:
     rows = (
-        Posting.objects.filter(account__key__in=keys)
-        .values("account__key")
-        .annotate(d=Sum("debit"), c=Sum("credit"))
+        Posting.objects.filter(account__key__in=keys).values("account__key").annotate(d=Sum("debit"), c=Sum("credit"))
     )
     result = dict.fromkeys(keys, 0)
     for row in rows:

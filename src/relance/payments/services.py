@@ -32,13 +32,17 @@ def _trust_account(case: Case) -> str:
 
 def _payable_account(case: Case) -> str:
     key = f"creditor:{case.creditor_id}:payable:{case.currency}"
-    account_ensure(key=key, name=f"Due to {case.creditor.legal_name}", kind=Account.Kind.LIABILITY, currency=case.currency)
+    account_ensure(
+        key=key, name=f"Due to {case.creditor.legal_name}", kind=Account.Kind.LIABILITY, currency=case.currency
+    )
     return key
 
 
 def _overpayment_account(case: Case) -> str:
     key = f"overpayment:case:{case.pk}"
-    account_ensure(key=key, name=f"Refundable to debtor of {case.reference}", kind=Account.Kind.LIABILITY, currency=case.currency)
+    account_ensure(
+        key=key, name=f"Refundable to debtor of {case.reference}", kind=Account.Kind.LIABILITY, currency=case.currency
+    )
     return key
 
 

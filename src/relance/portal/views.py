@@ -87,7 +87,12 @@ def entry(request: HttpRequest, token: str) -> HttpResponse:
     return render(
         request,
         "portal/verify.html",
-        {"form": form, "creditor": case.creditor, "locked": locked, "tries_left": max(0, settings.RELANCE_PORTAL_MAX_FAILED_VERIFICATIONS - case.portal_failed_attempts)},
+        {
+            "form": form,
+            "creditor": case.creditor,
+            "locked": locked,
+            "tries_left": max(0, settings.RELANCE_PORTAL_MAX_FAILED_VERIFICATIONS - case.portal_failed_attempts),
+        },
         status=403 if locked else 200,
     )
 
@@ -152,7 +157,10 @@ def pay_sandbox(request: HttpRequest, token: str) -> HttpResponse:
         except (MoneyError, DomainError) as exc:
             messages.error(request, str(exc))
         else:
-            messages.success(request, _("Thank you: your payment of %(amount)s is recorded.") % {"amount": amount.format(_locale(request))})
+            messages.success(
+                request,
+                _("Thank you: your payment of %(amount)s is recorded.") % {"amount": amount.format(_locale(request))},
+            )
     else:
         messages.error(request, _("Please enter an amount."))
     return redirect("portal:case", token=token)

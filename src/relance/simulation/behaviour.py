@@ -108,14 +108,18 @@ def simulate(*, days: int, seed: int, commit: bool = False) -> SimulationReport:
 def _play(*, days: int, seed: int) -> SimulationReport:
     last_placed = Case.objects.aggregate(m=Max("placed_at"))["m"]
     start = (last_placed.astimezone(PARIS).date() if last_placed else date(2026, 1, 5)) + timedelta(days=1)
-    open_cases = list(Case.objects.filter(status__in=[Status.NEW.value, Status.ACTIVE.value]).values_list("pk", flat=True))
+    open_cases = list(
+        Case.objects.filter(status__in=[Status.NEW.value, Status.ACTIVE.value]).values_list("pk", flat=True)
+    )
     outstanding = sum(case_outstanding_minor(case=c) for c in Case.objects.filter(pk__in=open_cases))
-    report = SimulationReport(days=days, seed=seed, start=start, cases=len(open_cases), outstanding_at_start=outstanding)
+    report = SimulationReport(
+        days=days, seed=seed, start=start, cases=len(open_cases), outstanding_at_start=outstanding
+    )
     actor = Actor.system("simulator")
     agenda: dict[date, list[Event]] = defaultdict(list)
     contacts_seen: Counter[int] = Counter()
     mail = get_connection("django.core.mail.backends.dummy.EmailBackend")
-    first_payment_id = (Payment.objects.aggregate(m=Max("pk"))["m"] or 0)
+    first_payment_id = Payment.objects.aggregate(m=Max("pk"))["m"] or 0
     for offset in range(days):
         day = start + timedelta(days=offset)
         for hour in (9, 15):
@@ -128,9 +132,10 @@ def _play(*, days: int, seed: int) -> SimulationReport:
                 _react(seed, action["case_id"], contacts_seen[action["case_id"]], day, agenda)
         now = datetime.combine(day, time(19, 0), tzinfo=PARIS)
         for event in agenda.pop(day, []):
-            _apply(event, seed, now, actor, report, agenda)
+            _apply(event, seed=seed, now=now, actor=actor, report=report, agenda=agenda)
     report.recovered = (
-        Payment.objects.filter(pk__gt=first_payment_id, case_id__in=open_cases).aggregate(s=Sum("amount_minor"))["s"] or 0
+        Payment.objects.filter(pk__gt=first_payment_id, case_id__in=open_cases).aggregate(s=Sum("amount_minor"))["s"]
+        or 0
     )
     report.statuses.update(Case.objects.filter(pk__in=open_cases).values_list("status", flat=True))
     return report
@@ -139,11 +144,11 @@ def _play(*, days: int, seed: int) -> SimulationReport:
 def _react(seed: int, case_id: int, contact_number: int, day: date, agenda: dict[date, list[Event]]) -> None:
     persona, rng = persona_for(seed, case_id)
     later = day + timedelta(days=rng.randint(1, 4))
-    if persona == "prompt" and contact_number == 1:
-        agenda[later].append(Event("pay", case_id))
-    elif persona == "reminded" and contact_number == 2:
-        agenda[later].append(Event("pay", case_id))
-    elif persona == "last_call" and contact_number == 3:
+    if (
+        (persona == "prompt" and contact_number == 1)
+        or (persona == "reminded" and contact_number == 2)
+        or (persona == "last_call" and contact_number == 3)
+    ):
         agenda[later].append(Event("pay", case_id))
     elif persona == "partial" and contact_number in (1, 2):
         agenda[later].append(Event("pay_half" if contact_number == 1 else "pay", case_id))
@@ -153,7 +158,9 @@ def _react(seed: int, case_id: int, contact_number: int, day: date, agenda: dict
         agenda[later].append(Event("dispute", case_id))
 
 
-def _apply(event: Event, seed: int, now: datetime, actor: Actor, report: SimulationReport, agenda: dict[date, list[Event]]) -> None:
+def _apply(
+    event: Event, *, seed: int, now: datetime, actor: Actor, report: SimulationReport, agenda: dict[date, list[Event]]
+) -> None:
     case = Case.objects.select_related("creditor").get(pk=event.case_id)
     if Status(case.status) not in (Status.NEW, Status.ACTIVE, Status.PROMISED):
         return

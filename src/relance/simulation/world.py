@@ -7,14 +7,13 @@ placement would produce. Same seed, same world (names, amounts, dates relative t
 from __future__ import annotations
 
 import random
-
-import phonenumbers
 import unicodedata
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+import phonenumbers
 from django.db import transaction
 from faker import Faker
 
@@ -26,7 +25,7 @@ from relance.tenancy.models import Agency, Creditor, User
 from relance.tenancy.services import api_key_create
 
 PARIS = ZoneInfo("Europe/Paris")
-DEMO_PASSWORD = "relance-demo"  # embedded demo only; `relance demo` refuses to run in production
+DEMO_PASSWORD = "relance-demo"  # noqa: S105 - embedded demo only; `relance demo` refuses to run in production
 
 
 @dataclass(frozen=True)
@@ -43,12 +42,39 @@ class CreditorSpec:
 
 
 CREDITORS = (
-    CreditorSpec("maison-lumiere", "Maison Lumière SAS", "Maison Lumière", "b2c", "B", "732829320",
-                 "12 rue du Faubourg Saint-Antoine, 75011 Paris", "ML", 0.5),
-    CreditorSpec("volt-electro", "Volt Électro SARL", "Volt Électro", "b2c", "B", "552120222",
-                 "45 avenue Jean Jaurès, 69007 Lyon", "VE", 0.35),
-    CreditorSpec("bureau-plus", "Bureau Plus Distribution SA", "Bureau Plus", "b2b", "A", "443061841",
-                 "8 boulevard de l'Industrie, 31200 Toulouse", "BP", 0.15),
+    CreditorSpec(
+        "maison-lumiere",
+        "Maison Lumière SAS",
+        "Maison Lumière",
+        "b2c",
+        "B",
+        "732829320",
+        "12 rue du Faubourg Saint-Antoine, 75011 Paris",
+        "ML",
+        0.5,
+    ),
+    CreditorSpec(
+        "volt-electro",
+        "Volt Électro SARL",
+        "Volt Électro",
+        "b2c",
+        "B",
+        "552120222",
+        "45 avenue Jean Jaurès, 69007 Lyon",
+        "VE",
+        0.35,
+    ),
+    CreditorSpec(
+        "bureau-plus",
+        "Bureau Plus Distribution SA",
+        "Bureau Plus",
+        "b2b",
+        "A",
+        "443061841",
+        "8 boulevard de l'Industrie, 31200 Toulouse",
+        "BP",
+        0.15,
+    ),
 )
 
 
@@ -56,7 +82,7 @@ def realistic_amount(rng: random.Random, segment: str) -> Decimal:
     """Most claims 15–300 EUR, a long tail to 2,000 (log-normal, clipped), B2B a bit larger."""
     mu, sigma = (4.3, 0.75) if segment == "b2c" else (5.0, 0.8)
     value = min(max(rng.lognormvariate(mu, sigma), 12.0), 2000.0)
-    cents = int(round(value * 100))
+    cents = round(value * 100)
     if rng.random() < 0.6:  # shop prices end in .90/.99/.00
         cents = cents // 100 * 100 + rng.choice((0, 90, 99))
     return Decimal(max(cents, 1200)) / 100
@@ -103,15 +129,30 @@ def build_demo_world(*, seed: int, debtors: int = 2000, claims: int = 3000, toda
             for spec in CREDITORS
         ]
         agent = User.objects.create_user(
-            username="agent", password=DEMO_PASSWORD, first_name="Camille", last_name="Agent",
-            email="agent@recouvrement-courtois.example", role=User.Role.AGENT, agency=agency,
+            username="agent",
+            password=DEMO_PASSWORD,
+            first_name="Camille",
+            last_name="Agent",
+            email="agent@recouvrement-courtois.example",
+            role=User.Role.AGENT,
+            agency=agency,
         )
         creditor_user = User.objects.create_user(
-            username="maison", password=DEMO_PASSWORD, first_name="Léa", last_name="Martin",
-            email="lea@maison-lumiere.example", role=User.Role.CREDITOR_ADMIN, agency=agency, creditor=creditors[0],
+            username="maison",
+            password=DEMO_PASSWORD,
+            first_name="Léa",
+            last_name="Martin",
+            email="lea@maison-lumiere.example",
+            role=User.Role.CREDITOR_ADMIN,
+            agency=agency,
+            creditor=creditors[0],
         )
         User.objects.create_user(
-            username="admin", password=DEMO_PASSWORD, role=User.Role.AGENCY_ADMIN, agency=agency, is_staff=True,
+            username="admin",
+            password=DEMO_PASSWORD,
+            role=User.Role.AGENCY_ADMIN,
+            agency=agency,
+            is_staff=True,
         )
         _, secret = api_key_create(creditor=creditors[0], name="demo", scopes=["read", "intake", "write"], actor=system)
 
@@ -148,7 +189,8 @@ def build_demo_world(*, seed: int, debtors: int = 2000, claims: int = 3000, toda
 
 def _person(fake: Faker, rng: random.Random, i: int) -> DebtorData:
     first, last = fake.first_name(), fake.last_name()
-    email = f"{_ascii(first)}.{_ascii(last)}{i}@{rng.choice(('orange.fr', 'gmail.com', 'free.fr', 'laposte.net', 'sfr.fr'))}"
+    domain = rng.choice(("orange.fr", "gmail.com", "free.fr", "laposte.net", "sfr.fr"))
+    email = f"{_ascii(first)}.{_ascii(last)}{i}@{domain}"
     return DebtorData(
         kind="person",
         first_name=first,

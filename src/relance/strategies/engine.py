@@ -42,7 +42,9 @@ class TickReport:
     def __str__(self) -> str:
         contacts = ", ".join(f"{k} {v}" for k, v in sorted(self.contacts.items())) or "none"
         moves = ", ".join(f"{k} {v}" for k, v in sorted(self.transitions.items())) or "none"
-        return f"{self.cases} cases decided; contacts queued: {contacts}; transitions: {moves}; deferred: {self.deferred}"
+        return (
+            f"{self.cases} cases decided; contacts queued: {contacts}; transitions: {moves}; deferred: {self.deferred}"
+        )
 
 
 def snapshot(case: Case, now: datetime) -> CaseSnapshot:
@@ -92,7 +94,9 @@ def engine_tick(
             if not batch:
                 break
             for case in batch:
-                outcome = decide(snapshot(case, now), strategy_doc(key=case.strategy_key, version=case.strategy_version), policy, now)
+                outcome = decide(
+                    snapshot(case, now), strategy_doc(key=case.strategy_key, version=case.strategy_version), policy, now
+                )
                 apply_outcome(case=case, outcome=outcome, now=now, actor=actor, report=report)
             last_id = batch[-1].pk
     return report

@@ -27,7 +27,9 @@ def strategy_save(*, source: str, make_default: bool = False, actor: Actor) -> S
         strategy.is_default = True
         strategy.save(update_fields=["is_default", "updated_at"])
     if created:
-        audit_record(actor=actor, verb="strategy.saved", subject=strategy, data={"key": doc.key, "version": doc.version})
+        audit_record(
+            actor=actor, verb="strategy.saved", subject=strategy, data={"key": doc.key, "version": doc.version}
+        )
     return strategy
 
 

@@ -22,4 +22,9 @@ def engine_tick_task() -> str:
 def outbox_dispatch_task() -> dict[str, int]:
     outbox_recover()
     report = outbox_dispatch()
-    return {"sent": sum(report.sent.values()), "blocked": report.blocked, "deferred": report.deferred, "failed": report.failed}
+    return {
+        "sent": sum(report.sent.values()),
+        "blocked": report.blocked,
+        "deferred": report.deferred,
+        "failed": report.failed,
+    }

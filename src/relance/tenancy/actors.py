@@ -7,6 +7,10 @@ One value object for staff users, creditor users, API keys, debtors on the porta
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from relance.tenancy.models import ApiKey, User
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,10 +34,7 @@ class Actor:
         return cls(kind="system", id=name, role="system")
 
     @classmethod
-    def for_user(cls, user: object) -> Actor:
-        from relance.tenancy.models import User
-
-        assert isinstance(user, User)
+    def for_user(cls, user: User) -> Actor:
         if user.is_creditor_user:
             return cls(
                 kind="creditor",
@@ -45,10 +46,7 @@ class Actor:
         return cls(kind="staff", id=str(user.pk), role=user.role, agency_id=user.agency_id)
 
     @classmethod
-    def for_api_key(cls, key: object) -> Actor:
-        from relance.tenancy.models import ApiKey
-
-        assert isinstance(key, ApiKey)
+    def for_api_key(cls, key: ApiKey) -> Actor:
         return cls(kind="api", id=key.key_prefix, role="api", creditor_id=key.creditor_id)
 
     @classmethod

@@ -85,9 +85,7 @@ class User(AbstractUser):
 
     role = models.CharField(max_length=20, choices=Role.choices, default=Role.AGENT)
     agency = models.ForeignKey(Agency, on_delete=models.PROTECT, null=True, related_name="users")
-    creditor = models.ForeignKey(
-        Creditor, on_delete=models.PROTECT, null=True, blank=True, related_name="users"
-    )
+    creditor = models.ForeignKey(Creditor, on_delete=models.PROTECT, null=True, blank=True, related_name="users")
 
     class Meta:
         constraints = [
@@ -95,9 +93,7 @@ class User(AbstractUser):
             models.CheckConstraint(
                 name="user_role_matches_creditor",
                 condition=(
-                    models.Q(
-                        role__in=["creditor_admin", "creditor_viewer"], creditor__isnull=False
-                    )
+                    models.Q(role__in=["creditor_admin", "creditor_viewer"], creditor__isnull=False)
                     | models.Q(
                         role__in=["agency_admin", "supervisor", "agent", "auditor"],
                         creditor__isnull=True,

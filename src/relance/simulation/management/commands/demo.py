@@ -33,7 +33,8 @@ class Command(BaseCommand):
         started = time.monotonic()
         world = build_demo_world(seed=options["seed"], debtors=options["debtors"], claims=options["claims"])
         self.stdout.write(
-            f"demo: loaded {world.claims} claims for {len(world.creditors)} creditors in {time.monotonic() - started:.1f}s"
+            f"demo: loaded {world.claims} claims for {len(world.creditors)} creditors"
+            f" in {time.monotonic() - started:.1f}s"
         )
         self.stdout.write(f"demo logins (password {DEMO_PASSWORD!r}): agent (agency agent), maison (creditor admin)")
         self.stdout.write(f"demo API key for {world.creditors[0].slug} (shown once): {world.api_key}")

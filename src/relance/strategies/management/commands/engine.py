@@ -25,5 +25,6 @@ class Command(BaseCommand):
             outbox_recover()
             sent = outbox_dispatch(limit=100_000)
             self.stdout.write(
-                f"dispatch: sent {dict(sent.sent) or 0}, blocked {sent.blocked}, deferred {sent.deferred}, failed {sent.failed}"
+                f"dispatch: sent {dict(sent.sent) or 0}, blocked {sent.blocked},"
+                f" deferred {sent.deferred}, failed {sent.failed}"
             )

@@ -1,0 +1,48 @@
+# Relance — the two commands: `make run` (embedded demo) and `make test` (whole suite, SQLite + PostgreSQL).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+SEED ?= 42
+
+.PHONY: run test install install-dev lint typecheck check simulate bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e .
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(VENV)/.installed $@
+
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+## make run: create the venv, install, migrate SQLite, load the demo world, serve on :8000 with the engine
+run: install
+	$(BIN)/relance migrate --noinput -v0
+	$(BIN)/relance demo --seed $(SEED) --if-empty
+	$(BIN)/relance run
+
+## make test: install what tests need (Python deps, PostgreSQL, Chromium), run everything on both databases
+test: install-dev
+	bash scripts/test.sh
+
+lint: install-dev
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+typecheck: install-dev
+	$(BIN)/mypy
+
+check: lint typecheck
+
+simulate: install
+	$(BIN)/relance simulate --days 30 --seed $(SEED)
+
+clean:
+	rm -rf var/ .pytest_cache .mypy_cache .ruff_cache
