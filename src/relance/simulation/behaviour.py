@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 from django.core.mail import get_connection
 from django.db import transaction
-from django.db.models import Max, Sum
+from django.db.models import Max, Min, Sum
 
 from relance.cases.models import Case
 from relance.cases.selectors import case_outstanding_minor
@@ -96,18 +96,32 @@ class SimulationReport:
         ]
 
 
-def simulate(*, days: int, seed: int, commit: bool = False) -> SimulationReport:
-    """Play ``days`` days on the current database; rolled back unless ``commit``."""
+def simulate(*, days: int, seed: int, commit: bool = False, start: date | None = None) -> SimulationReport:
+    """Play ``days`` days on the current database; rolled back unless ``commit``.
+
+    ``start`` defaults to the day after the latest placement, so a run is reproducible on a given
+    database whatever the wall clock says.
+    """
     with transaction.atomic():
-        report = _play(days=days, seed=seed)
+        report = _play(days=days, seed=seed, start=start)
         if not commit:
             transaction.set_rollback(True)
     return report
 
 
-def _play(*, days: int, seed: int) -> SimulationReport:
-    last_placed = Case.objects.aggregate(m=Max("placed_at"))["m"]
-    start = (last_placed.astimezone(PARIS).date() if last_placed else date(2026, 1, 5)) + timedelta(days=1)
+def play_history(*, seed: int, today: date) -> SimulationReport | None:
+    """Give the demo world a past: play from the first placement up to yesterday, and keep it."""
+    first_placed = Case.objects.aggregate(m=Min("placed_at"))["m"]
+    if first_placed is None:
+        return None
+    start = first_placed.astimezone(PARIS).date()
+    return simulate(days=(today - start).days, seed=seed, commit=True, start=start)
+
+
+def _play(*, days: int, seed: int, start: date | None) -> SimulationReport:
+    if start is None:
+        last_placed = Case.objects.aggregate(m=Max("placed_at"))["m"]
+        start = (last_placed.astimezone(PARIS).date() if last_placed else date(2026, 1, 5)) + timedelta(days=1)
     open_cases = list(
         Case.objects.filter(status__in=[Status.NEW.value, Status.ACTIVE.value]).values_list("pk", flat=True)
     )

@@ -166,8 +166,8 @@ def build_demo_world(*, seed: int, debtors: int = 2000, claims: int = 3000, toda
                 debtor = _company(fake, rng, debtor)
             invoice_date = today - timedelta(days=rng.randint(20, 120) + (30 if spec.segment == "b2b" else 0))
             due_date = invoice_date + timedelta(days=30 if spec.segment == "b2b" else rng.choice((0, 7, 14)))
-            # The creditor uploads its backlog weekly: placements over the last 7 days.
-            placed_day = min(max(today - timedelta(days=rng.randint(0, 6)), due_date + timedelta(days=1)), today)
+            # Placements over the last 30 days; `relance demo` then plays that past (play_history).
+            placed_day = min(max(today - timedelta(days=rng.randint(0, 29)), due_date + timedelta(days=1)), today)
             placed_at = datetime.combine(placed_day, time(rng.randint(8, 18), rng.randint(0, 59)), tzinfo=PARIS)
             claim_place(
                 creditor=creditor,
