@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 SEED ?= 42
 
-.PHONY: run test install install-dev lint typecheck check simulate bench clean
+.PHONY: run test install install-dev lint typecheck check simulate messages clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,12 @@ check: lint typecheck
 
 simulate: install
 	$(BIN)/relance simulate --days 30 --seed $(SEED)
+
+## make messages: refresh the French catalogue after changing UI text (needs GNU gettext; .mo is committed)
+messages: install-dev
+	mkdir -p src/relance/locale/fr/LC_MESSAGES
+	cd src/relance && ../../$(BIN)/relance makemessages -l fr --no-location --ignore 'simulation/*'
+	cd src/relance && ../../$(BIN)/relance compilemessages -l fr
 
 clean:
 	rm -rf var/ .pytest_cache .mypy_cache .ruff_cache

@@ -5,6 +5,8 @@ The same rule the PostgreSQL deferred trigger enforces at commit; this validator
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -139,7 +141,7 @@ def balanced_lines(draw: st.DrawFn) -> list[Line]:
                 else []
             )
             bounds = [0, *cuts, total]
-            for n, (low, high) in enumerate(zip(bounds, bounds[1:], strict=False)):
+            for n, (low, high) in enumerate(pairwise(bounds)):
                 lines.append(getattr(Line, side)(f"{side}:{currency}:{n}", high - low, currency))
     return draw(st.permutations(lines))
 

@@ -14,6 +14,12 @@ from relance.tenancy.actors import Actor
 _ROOT_CONFTEST = str(Path(__file__).resolve().parents[1] / "conftest.py")
 
 
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    """The ``world`` users need a password hash, not a slow one (autouse: runs before ``world``)."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def claim_data(request):
     """tests/conftest.py's ``claim_data``: every conftest imports as ``conftest``, so ask pytest for it."""

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 from django.http import HttpRequest, HttpResponse
 from ninja import NinjaAPI, Schema, Status
+from ninja.errors import AuthenticationError, HttpError
+from ninja.errors import ValidationError as RequestValidationError
 from ninja.security import APIKeyHeader, HttpBearer
 
 from relance.cases.selectors import case_claim_balances, case_get_for_actor
@@ -44,10 +47,68 @@ api = NinjaAPI(
 )
 
 
+def _problem(request: HttpRequest, problem: dict[str, Any]) -> HttpResponse:
+    response = api.create_response(request, problem, status=problem["status"])
+    response["Content-Type"] = "application/problem+json"
+    return response
+
+
 @api.exception_handler(DomainError)
 def domain_error(request: HttpRequest, exc: DomainError) -> HttpResponse:
-    response = api.create_response(request, exc.problem(), status=exc.status)
-    response["Content-Type"] = "application/problem+json"
+    return _problem(request, exc.problem())
+
+
+_SOURCES = frozenset({"body", "path", "query", "header", "cookie", "form", "file"})
+
+
+def _field(loc: list[Any] | tuple[Any, ...]) -> str:
+    """``["body", "payload", "debtor", "postcode"]`` -> ``debtor.postcode`` (the client's own names)."""
+    parts = list(loc)
+    if parts and parts[0] in _SOURCES:
+        source = parts.pop(0)
+        if source == "body" and parts:
+            parts.pop(0)  # the view's parameter name, not part of the client's document
+    return ".".join(str(p) for p in parts) or "body"
+
+
+@api.exception_handler(RequestValidationError)
+def request_invalid(request: HttpRequest, exc: RequestValidationError) -> HttpResponse:
+    """Schema errors (missing field, wrong type) as RFC 7807, one entry per field like domain errors."""
+    errors = [
+        {"field": _field(e.get("loc", ())), "code": str(e.get("type", "invalid")), "message": str(e.get("msg", ""))}
+        for e in exc.errors
+    ]
+    return _problem(
+        request,
+        {
+            "type": "https://relance.dev/problems/request.invalid",
+            "title": "The request does not match the schema",
+            "status": 422,
+            "detail": "; ".join(f"{e['field']}: {e['message']}" for e in errors),
+            "code": "request.invalid",
+            "errors": errors,
+        },
+    )
+
+
+@api.exception_handler(HttpError)
+def http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
+    """Malformed bodies (400) and missing or bad credentials (401) as RFC 7807 too."""
+    code = {400: "request.malformed", 401: "unauthorized"}.get(exc.status_code, "http_error")
+    response = _problem(
+        request,
+        {
+            "type": f"https://relance.dev/problems/{code}",
+            "title": str(exc.message),
+            "status": exc.status_code,
+            "detail": "Send an API key in the X-API-Key header (or Authorization: Bearer)."
+            if isinstance(exc, AuthenticationError)
+            else str(exc.message),
+            "code": code,
+        },
+    )
+    if isinstance(exc, AuthenticationError):
+        response["WWW-Authenticate"] = 'Bearer realm="relance"'
     return response
 
 

@@ -20,7 +20,8 @@ from relance.tenancy.models import Creditor
 _REF_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud on the phone
 
 
-def _new_reference() -> str:
+def case_reference_new() -> str:
+    """A short case reference, unambiguous when read aloud (RL-XXXXXXXX)."""
     return "RL-" + "".join(secrets.choice(_REF_ALPHABET) for _ in range(8))
 
 
@@ -49,7 +50,7 @@ def case_open_or_get(
         creditor=creditor,
         debtor=debtor,
         currency=currency,
-        reference=_new_reference(),
+        reference=case_reference_new(),
         placed_at=placed_at,
         next_action_at=placed_at,
         strategy_key=strategy_key,

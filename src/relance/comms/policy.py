@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
+
+import holidays
 
 # weekday (0 = Monday) -> (start, end) local time; a missing day means "never on that day".
 Window = dict[int, tuple[time, time]]
@@ -25,11 +27,19 @@ DEFAULT_WINDOWS: dict[str, Window] = {
 }
 
 
+def french_public_holidays(first_year: int = 2020, last_year: int = 2040) -> frozenset[date]:
+    """Metropolitan French public holidays (``holidays`` package), for the no-SMS/no-call days."""
+    return frozenset(holidays.France(years=range(first_year, last_year + 1)).keys())
+
+
 @dataclass(frozen=True)
 class ContactPolicy:
     windows: dict[str, Window] = field(default_factory=lambda: DEFAULT_WINDOWS)
     max_contacts_per_7_days: int = 3
     min_gap: timedelta = timedelta(hours=48)
+    # FR-COL-19 [D]: no SMS or calls on public holidays (as on Sundays).
+    closed_days: frozenset[date] = field(default_factory=french_public_holidays)
+    closed_day_channels: frozenset[str] = frozenset({"sms", "call"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,13 +49,15 @@ class Verdict:
     retry_at: datetime | None = None
 
 
-def next_window_start(windows: Window, tz: ZoneInfo, now: datetime) -> datetime | None:
+def next_window_start(
+    windows: Window, tz: ZoneInfo, now: datetime, closed_days: frozenset[date] = frozenset()
+) -> datetime | None:
     """The first instant at or after ``now`` inside a window (``None`` if the channel never opens)."""
     local = now.astimezone(tz)
-    for offset in range(8):
+    for offset in range(15):
         day = (local + timedelta(days=offset)).date()
         bounds = windows.get(day.weekday())
-        if bounds is None:
+        if bounds is None or day in closed_days:
             continue
         start = datetime.combine(day, bounds[0], tzinfo=tz)
         end = datetime.combine(day, bounds[1], tzinfo=tz)
@@ -71,7 +83,8 @@ def check_contact(
     windows = policy.windows.get(channel)
     if not windows:
         return Verdict(False, f"channel {channel} is not allowed by the contact policy")
-    opens = next_window_start(windows, tz, now)
+    closed = policy.closed_days if channel in policy.closed_day_channels else frozenset()
+    opens = next_window_start(windows, tz, now, closed)
     if opens is None:
         return Verdict(False, f"channel {channel} has no allowed hours")
     if opens > now:

@@ -63,8 +63,36 @@ def _err(field: str, code: str, en: str, fr: str) -> FieldError:
     return FieldError(field, code, f"{en} / {fr}")
 
 
+# The longest text each field can be stored with (the models' max_length): longer input is a field
+# error here, not a database error on PostgreSQL or a silently accepted value on SQLite (invariant 8).
+_MAX_LENGTHS = {"external_ref": 100, "invoice_number": 100, "description": 300}
+_DEBTOR_MAX_LENGTHS = {
+    "first_name": 100,
+    "last_name": 100,
+    "company_name": 200,
+    "email": 254,
+    "address_line1": 200,
+    "address_line2": 200,
+    "postcode": 12,
+    "city": 100,
+}
+
+
+def _too_long(data: ClaimData) -> list[FieldError]:
+    # Claim fields are stored as sent, debtor fields stripped (intake.services).
+    fields = [(name, getattr(data, name), limit) for name, limit in _MAX_LENGTHS.items()]
+    fields += [
+        (f"debtor.{name}", getattr(data.debtor, name).strip(), limit) for name, limit in _DEBTOR_MAX_LENGTHS.items()
+    ]
+    return [
+        _err(name, "too_long", f"At most {limit} characters, got {len(value)}", f"{limit} caractères au maximum")
+        for name, value, limit in fields
+        if len(value) > limit
+    ]
+
+
 def validate_claim(data: ClaimData, *, today: date) -> tuple[CleanClaim | None, list[FieldError]]:
-    errors: list[FieldError] = []
+    errors: list[FieldError] = _too_long(data)
     if not data.external_ref.strip():
         errors.append(_err("external_ref", "required", "External reference is required", "Référence obligatoire"))
     if not data.invoice_number.strip():
@@ -123,6 +151,19 @@ def validate_claim(data: ClaimData, *, today: date) -> tuple[CleanClaim | None, 
         errors.append(_err("debtor.company_name", "required", "Company name is required", "Raison sociale obligatoire"))
     if debtor.kind == "person" and not debtor.last_name.strip():
         errors.append(_err("debtor.last_name", "required", "Last name is required", "Nom obligatoire"))
+    if debtor.siren.strip() and not (len(debtor.siren.strip()) == 9 and debtor.siren.strip().isdigit()):
+        errors.append(
+            _err("debtor.siren", "siren.invalid", f"SIREN has 9 digits, got {debtor.siren!r}", "SIREN : 9 chiffres")
+        )
+    if not (len(debtor.country) == 2 and debtor.country.isalpha()):
+        errors.append(
+            _err(
+                "debtor.country",
+                "country.invalid",
+                f"Country is a 2-letter ISO code, got {debtor.country!r}",
+                "Pays : code ISO à 2 lettres",
+            )
+        )
     email = ""
     if debtor.email.strip():
         try:

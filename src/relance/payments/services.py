@@ -13,7 +13,7 @@ from relance.cases.selectors import case_claim_balances
 from relance.cases.services import case_transition
 from relance.cases.status import Status, can_transition
 from relance.claims.services import creditor_claims_account
-from relance.core.errors import ValidationError
+from relance.core.errors import ConflictError, ValidationError
 from relance.core.money import Money
 from relance.ledger.allocate import allocate
 from relance.ledger.balance import Line
@@ -58,6 +58,9 @@ def payment_record(
 ) -> Payment:
     """Record money received for a case; idempotent on (method, external_ref).
 
+    The same (method, external_ref) again returns the first payment if it is for the same case and
+    amount, and raises ``ConflictError`` otherwise.
+
     Allocation: oldest claim first (C. civ. 1342-10 [S]); no interest or fees are charged yet, so
     the whole amount goes to principal. What exceeds the outstanding balance becomes a refundable
     balance (never kept silently). Writes Dr trust / Cr claims, and moves the creditor's share from
@@ -65,6 +68,15 @@ def payment_record(
     """
     existing = Payment.objects.filter(method=method, external_ref=external_ref).first()
     if existing is not None:
+        # A retried webhook is the same payment; the same reference with other details is not, and
+        # returning the first one would silently lose this one (invariant 8).
+        if (existing.case_id, existing.amount_minor, existing.currency) != (case.pk, amount.minor, amount.currency):
+            raise ConflictError(
+                "This payment reference was already recorded with other details.",
+                field="external_ref",
+                method=method,
+                external_ref=external_ref,
+            )
         return existing
     if amount.minor <= 0:
         raise ValidationError("A payment amount must be positive.", field="amount")

@@ -59,7 +59,7 @@ def decide(case: CaseSnapshot, strategy: StrategyDoc, policy: ContactPolicy, now
         if case.promise_date is None or now < _day_after(case.promise_date, case.debtor_timezone):
             return Outcome(reason="promise pending", next_action_at=_day_after_or(case, now))
         if case.outstanding_minor <= 0:
-            return Outcome(reason="promise kept")
+            return Outcome(transition=Status.PAID, reason="promise kept: nothing outstanding")
         transition, status = Status.ACTIVE, Status.ACTIVE
         notes.append("promise broken")
     if status not in CHASEABLE:

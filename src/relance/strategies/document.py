@@ -52,14 +52,14 @@ def parse_strategy(source: str | dict[str, Any]) -> StrategyDoc:
     for field in ("key", "version", "name", "steps"):
         if field not in data:
             raise StrategyDocumentError(field, "is required")
-    if not isinstance(data["version"], int) or data["version"] < 1:
+    if not isinstance(data["version"], int) or isinstance(data["version"], bool) or data["version"] < 1:
         raise StrategyDocumentError("version", "must be a positive integer")
     raw_steps = data["steps"]
     if not isinstance(raw_steps, list) or not raw_steps:
         raise StrategyDocumentError("steps", "must be a non-empty list")
     steps: list[Step] = []
     seen: set[str] = set()
-    previous_day = -(10**6)
+    previous_day = 0
     for index, raw in enumerate(raw_steps, start=1):
         where = f"steps[{index}]"
         if not isinstance(raw, dict):
@@ -73,6 +73,8 @@ def parse_strategy(source: str | dict[str, Any]) -> StrategyDoc:
         after = raw.get("after_days")
         if not isinstance(after, int) or isinstance(after, bool):
             raise StrategyDocumentError(f"{where}.after_days", "must be an integer number of days")
+        if after < 0:
+            raise StrategyDocumentError(f"{where}.after_days", "must be 0 or more days after placement")
         if after < previous_day:
             raise StrategyDocumentError(f"{where}.after_days", "steps must be in chronological order")
         previous_day = after

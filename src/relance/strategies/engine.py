@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -29,6 +29,7 @@ from relance.tenancy.actors import Actor
 
 log = logging.getLogger("relance.engine")
 
+ERROR_RETRY = timedelta(hours=1)
 DUE_STATUSES = (Status.NEW.value, Status.ACTIVE.value, Status.PROMISED.value)
 
 
@@ -38,12 +39,14 @@ class TickReport:
     contacts: Counter[str] = field(default_factory=Counter)
     transitions: Counter[str] = field(default_factory=Counter)
     deferred: int = 0
+    errors: int = 0
 
     def __str__(self) -> str:
         contacts = ", ".join(f"{k} {v}" for k, v in sorted(self.contacts.items())) or "none"
         moves = ", ".join(f"{k} {v}" for k, v in sorted(self.transitions.items())) or "none"
         return (
-            f"{self.cases} cases decided; contacts queued: {contacts}; transitions: {moves}; deferred: {self.deferred}"
+            f"{self.cases} cases decided; contacts queued: {contacts}; transitions: {moves};"
+            f" deferred: {self.deferred}; errors: {self.errors}"
         )
 
 
@@ -94,12 +97,26 @@ def engine_tick(
             if not batch:
                 break
             for case in batch:
-                outcome = decide(
-                    snapshot(case, now), strategy_doc(key=case.strategy_key, version=case.strategy_version), policy, now
-                )
-                apply_outcome(case=case, outcome=outcome, now=now, actor=actor, report=report)
+                _decide_one(case=case, now=now, policy=policy, actor=actor, report=report)
             last_id = batch[-1].pk
     return report
+
+
+def _decide_one(*, case: Case, now: datetime, policy: ContactPolicy, actor: Actor, report: TickReport) -> None:
+    """One case in its own savepoint: a failure is recorded and retried later, never blocks the batch."""
+    try:
+        with transaction.atomic():
+            doc = strategy_doc(key=case.strategy_key, version=case.strategy_version)
+            apply_outcome(
+                case=case, outcome=decide(snapshot(case, now), doc, policy, now), now=now, actor=actor, report=report
+            )
+    except Exception as exc:
+        log.exception("engine failed on case %s", case.pk)
+        report.errors += 1
+        Case.objects.filter(pk=case.pk).update(next_action_at=now + ERROR_RETRY)
+        audit_record(
+            actor=actor, verb="engine.error", subject=case, data={"error": f"{type(exc).__name__}: {exc}"[:300]}
+        )
 
 
 def apply_outcome(*, case: Case, outcome: Outcome, now: datetime, actor: Actor, report: TickReport) -> None:

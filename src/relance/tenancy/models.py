@@ -57,6 +57,8 @@ class Creditor(TimeStampedModel):
     segment = models.CharField(max_length=3, choices=Segment.choices, default=Segment.B2C)
     default_currency = models.CharField(max_length=3, default="EUR")
     support_email = models.EmailField(blank=True)
+    # Claims of one debtor are grouped into one open case, or each claim gets its own case.
+    consolidate_cases = models.BooleanField(default=True)
 
     class Meta:
         ordering = ["legal_name"]
