@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from relance.cases.status import TERMINAL, Status
 from relance.claims.models import Claim, Debtor
@@ -13,6 +14,21 @@ from relance.tenancy.models import Creditor
 
 if TYPE_CHECKING:
     from relance.tenancy.actors import Actor
+
+
+STATUS_LABELS = {
+    Status.NEW: _("New"),
+    Status.ACTIVE: _("Active"),
+    Status.PROMISED: _("Promised"),
+    Status.IN_PLAN: _("In plan"),
+    Status.DISPUTED: _("Disputed"),
+    Status.ON_HOLD: _("On hold"),
+    Status.PAID: _("Paid"),
+    Status.SETTLED: _("Settled"),
+    Status.RETURNED: _("Returned to creditor"),
+    Status.WRITTEN_OFF: _("Written off"),
+    Status.CLOSED: _("Closed"),
+}
 
 
 class CaseQuerySet(models.QuerySet["Case"]):
@@ -36,7 +52,7 @@ class Case(TimeStampedModel):
     currency = models.CharField(max_length=3, default="EUR")
     status = models.CharField(
         max_length=20,
-        choices=[(s.value, s.value.replace("_", " ").capitalize()) for s in Status],
+        choices=[(s.value, STATUS_LABELS[s]) for s in Status],
         default=Status.NEW.value,
         db_index=True,
     )

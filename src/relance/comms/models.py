@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
 
 from relance.cases.models import Case
 from relance.claims.models import Debtor
@@ -19,19 +20,19 @@ class Action(TimeStampedModel):
     """One contact attempt through one channel."""
 
     class Channel(models.TextChoices):
-        EMAIL = "email", "E-mail"
+        EMAIL = "email", _("E-mail")
         SMS = "sms", "SMS"
-        LETTER = "letter", "Letter"
-        CALL = "call", "Call task"
+        LETTER = "letter", _("Letter")
+        CALL = "call", _("Call task")
 
     class Status(models.TextChoices):
-        QUEUED = "queued", "Queued"
-        SENDING = "sending", "Sending"
-        SENT = "sent", "Sent"
-        DELIVERED = "delivered", "Delivered"
-        BOUNCED = "bounced", "Bounced"
-        FAILED = "failed", "Failed"
-        BLOCKED = "blocked", "Blocked by policy"
+        QUEUED = "queued", _("Queued")
+        SENDING = "sending", _("Sending")
+        SENT = "sent", _("Sent")
+        DELIVERED = "delivered", _("Delivered")
+        BOUNCED = "bounced", _("Bounced")
+        FAILED = "failed", _("Failed")
+        BLOCKED = "blocked", _("Blocked by policy")
 
     case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="actions")
     # Denormalised so contact pressure is counted per debtor across creditors in one index scan.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from relance.cases.models import Case
 from relance.core.models import TimeStampedModel
@@ -13,12 +14,12 @@ class Payment(TimeStampedModel):
     """One amount received for a case, by one method, with its ledger transaction."""
 
     class Method(models.TextChoices):
-        SANDBOX = "sandbox", "Sandbox (test, no real money)"
-        CARD = "card", "Card"
-        TRANSFER = "transfer", "Bank transfer"
-        DIRECT_DEBIT = "direct_debit", "SEPA direct debit"
-        CREDITOR_REPORTED = "creditor_reported", "Paid to the creditor"
-        SIMULATED = "simulated", "Simulation"
+        SANDBOX = "sandbox", _("Sandbox (test, no real money)")
+        CARD = "card", _("Card")
+        TRANSFER = "transfer", _("Bank transfer")
+        DIRECT_DEBIT = "direct_debit", _("SEPA direct debit")
+        CREDITOR_REPORTED = "creditor_reported", _("Paid to the creditor")
+        SIMULATED = "simulated", _("Simulation")
 
     case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="payments")
     amount_minor = models.BigIntegerField()

@@ -11,6 +11,7 @@ import secrets
 
 from django.contrib.auth.models import AbstractUser
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from relance.core.models import TimeStampedModel
 
@@ -38,8 +39,8 @@ class Creditor(TimeStampedModel):
 
     class Mode(models.TextChoices):
         # DOMAIN-RULES 0.3: A = the merchant's own reminders; B = agency collects (R124 applies).
-        OWN_REMINDERS = "A", "Mode A — merchant's own reminders"
-        AGENCY = "B", "Mode B — agency collection"
+        OWN_REMINDERS = "A", _("Mode A — merchant's own reminders")
+        AGENCY = "B", _("Mode B — agency collection")
 
     class Segment(models.TextChoices):
         B2C = "b2c", "B2C"
@@ -75,12 +76,12 @@ class User(AbstractUser):
     """A person who logs in: agency staff (no creditor) or a creditor's user (one creditor)."""
 
     class Role(models.TextChoices):
-        AGENCY_ADMIN = "agency_admin", "Agency admin"
-        SUPERVISOR = "supervisor", "Supervisor"
-        AGENT = "agent", "Agent"
-        AUDITOR = "auditor", "Auditor"
-        CREDITOR_ADMIN = "creditor_admin", "Creditor admin"
-        CREDITOR_VIEWER = "creditor_viewer", "Creditor viewer"
+        AGENCY_ADMIN = "agency_admin", _("Agency admin")
+        SUPERVISOR = "supervisor", _("Supervisor")
+        AGENT = "agent", _("Agent")
+        AUDITOR = "auditor", _("Auditor")
+        CREDITOR_ADMIN = "creditor_admin", _("Creditor admin")
+        CREDITOR_VIEWER = "creditor_viewer", _("Creditor viewer")
 
     STAFF_ROLES = frozenset({Role.AGENCY_ADMIN, Role.SUPERVISOR, Role.AGENT, Role.AUDITOR})
     CREDITOR_ROLES = frozenset({Role.CREDITOR_ADMIN, Role.CREDITOR_VIEWER})
