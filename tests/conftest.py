@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-import os
-import socket
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.handlers import Message
 
-from relance.intake.validate import ClaimData, DebtorData
+from relance.intake.services import Placed, claim_place
 from relance.tenancy.actors import Actor
 from relance.tenancy.models import Agency, ApiKey, Creditor, User
 from relance.tenancy.services import api_key_create
-
-PASSWORD = "correct-horse-battery-staple"
+from support import PASSWORD, claim_data, free_port
 
 
 @dataclass
@@ -31,31 +28,6 @@ class World:
     api_key: ApiKey
     api_secret: str
     other_api_secret: str
-
-
-def claim_data(
-    ref: str = "INV-1", amount: str = "120.50", email: str = "jeanne.martin@example.fr", **debtor: str
-) -> ClaimData:
-    today = date.today()
-    fields = {
-        "first_name": "Jeanne",
-        "last_name": "Martin",
-        "email": email,
-        "phone": "06 12 34 56 78",
-        "address_line1": "3 rue des Lilas",
-        "postcode": "33000",
-        "city": "Bordeaux",
-        **debtor,
-    }
-    return ClaimData(
-        external_ref=ref,
-        invoice_number=f"F-{ref}",
-        invoice_date=today - timedelta(days=40),
-        due_date=today - timedelta(days=10),
-        amount=amount,
-        currency="EUR",
-        debtor=DebtorData(**fields),
-    )
 
 
 @pytest.fixture
@@ -107,25 +79,30 @@ def smtp_server(settings: object) -> Iterator[SmtpServer]:
         controller.stop()
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    """Test users need a password hash, not a slow one (argon2 stays the production hasher)."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
-def chromium_path() -> str | None:
-    path = os.environ.get("RELANCE_CHROMIUM") or "/usr/bin/chromium"
-    return path if os.path.exists(path) else None
+@pytest.fixture(name="claim_data")
+def claim_data_fixture():
+    """``support.claim_data`` as a fixture."""
+    return claim_data
 
 
-CHROMIUM_ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-]
+@pytest.fixture
+def password() -> str:
+    """The ``world`` users' password."""
+    return PASSWORD
+
+
+@pytest.fixture
+def place(world):
+    """Place one claim for ``world.creditor`` (or ``creditor``), due ``due_days_ago`` days ago."""
+
+    def _place(ref="INV-1", amount="120.50", *, creditor=None, due_days_ago=10, **debtor) -> Placed:
+        data = replace(claim_data(ref, amount, **debtor), due_date=date.today() - timedelta(days=due_days_ago))
+        return claim_place(creditor=creditor or world.creditor, data=data, actor=Actor.system("tests"))
+
+    return _place

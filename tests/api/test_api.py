@@ -157,6 +157,7 @@ def test_key_without_read_scope_cannot_read_cases(world):
     [
         pytest.param({"amount": "0"}, "amount", id="amount-zero"),
         pytest.param({"amount": "12,345"}, "amount", id="amount-decimals"),
+        pytest.param({"amount": "1e30"}, "amount", id="amount-overflow"),
         pytest.param({"currency": "XYZ"}, "currency", id="currency"),
         pytest.param({"debtor_postcode": "330"}, "debtor.postcode", id="postcode"),
         pytest.param({"debtor_email": "jeanne@"}, "debtor.email", id="email"),

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from django.core.management import CommandError, call_command
 from django.db import DatabaseError, connection, transaction
 
+from relance.audit.chain import row_hash
 from relance.audit.models import AuditEvent
 from relance.audit.services import audit_record, audit_verify
 from relance.tenancy.actors import Actor
@@ -16,19 +19,17 @@ ACTOR = Actor.system("tests")
 
 
 def _record(n: int) -> list[AuditEvent]:
-    events = []
     with transaction.atomic():
-        for i in range(n):
-            events.append(
-                audit_record(
-                    actor=ACTOR,
-                    verb="test.happened",
-                    subject_type="test.thing",
-                    subject_id=i,
-                    data={"i": i, "amount": 1250, "note": "élève « ok »"},
-                )
+        return [
+            audit_record(
+                actor=ACTOR,
+                verb="test.happened",
+                subject_type="test.thing",
+                subject_id=i,
+                data={"i": i, "amount": 1250, "note": "élève « ok »"},
             )
-    return events
+            for i in range(n)
+        ]
 
 
 def _disable_append_only_trigger() -> None:
@@ -53,7 +54,7 @@ def test_records_form_a_chain_that_verifies():
     existing = AuditEvent.objects.count()
     events = _record(5)
     assert [e.seq for e in events] == list(range(existing + 1, existing + 6))
-    for previous, current in zip(events, events[1:], strict=False):
+    for previous, current in itertools.pairwise(events):
         assert current.prev_hash == previous.hash
     count, broken = audit_verify()
     assert broken is None
@@ -94,7 +95,7 @@ def test_a_deleted_row_is_detected():
     events = _record(3)
     _disable_append_only_trigger()
     AuditEvent.objects.filter(pk=events[1].pk).delete()
-    count, broken = audit_verify()
+    _, broken = audit_verify()
     assert broken is not None
     assert broken.row_id == events[2].pk
     assert "sequence" in broken.reason
@@ -102,8 +103,6 @@ def test_a_deleted_row_is_detected():
 
 def test_a_rehashed_row_is_still_detected_by_the_next_row():
     """Recomputing the edited row's own hash is not enough: the next row points at the old one."""
-    from relance.audit.chain import row_hash  # noqa: PLC0415 - the attacker's tool, not ours
-
     events = _record(3)
     target = events[1]
     forged_data = {"i": 1, "amount": 1, "note": "forged"}

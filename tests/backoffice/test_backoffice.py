@@ -28,7 +28,9 @@ def _client(user) -> Client:
 @pytest.fixture
 def two_cases(world, place):
     mine = place("INV-1", "120.50").case
-    theirs = place("OTHER-1", "80.00", creditor=world.other_creditor, email="paul.durand@example.fr", last_name="Durand")
+    theirs = place(
+        "OTHER-1", "80.00", creditor=world.other_creditor, email="paul.durand@example.fr", last_name="Durand"
+    )
     return mine, theirs.case
 
 

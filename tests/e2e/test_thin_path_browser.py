@@ -18,10 +18,10 @@ from urllib.parse import urlsplit
 import pytest
 from django.utils import timezone
 
-from conftest import CHROMIUM_ARGS, PASSWORD, chromium_path
 from relance.cases.models import Case
 from relance.comms.services import outbox_dispatch
 from relance.strategies.engine import engine_tick
+from support import CHROMIUM_ARGS, PASSWORD, chromium_path
 
 # Playwright's sync API runs an event loop in the test thread; the ORM calls made by the test
 # itself (engine, outbox, assertions) are still synchronous and safe.

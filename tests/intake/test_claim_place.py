@@ -122,6 +122,7 @@ INVALID = [
     pytest.param({"amount": "-12.00"}, "amount", id="amount-negative"),
     pytest.param({"amount": "12,345"}, "amount", id="amount-too-many-decimals"),
     pytest.param({"amount": "douze"}, "amount", id="amount-not-a-number"),
+    pytest.param({"amount": "1e30"}, "amount", id="amount-too-large"),
     pytest.param({"currency": "XYZ"}, "currency", id="currency-unknown"),
     pytest.param({"due_date": TODAY - timedelta(days=50)}, "due_date", id="due-before-invoice"),
     pytest.param(

@@ -92,7 +92,7 @@ def test_a_posting_with_two_sides_or_a_negative_amount_is_refused():
 
 
 def test_unknown_account_or_wrong_currency_is_refused():
-    cash, payable = _accounts()
+    cash, _ = _accounts()
     before = _counts()
     with pytest.raises(ValidationError, match="Unknown ledger accounts"):
         ledger_post(idempotency_key="k1", code="c", lines=[Line.dr(cash, 5, "EUR"), Line.cr("nope", 5, "EUR")])

@@ -142,7 +142,7 @@ def test_sandbox_payment_records_a_payment(place):
 def test_an_invalid_sandbox_amount_records_nothing(place):
     case = place("INV-1", "120.50").case
     client = _verified_client(case)
-    for amount in ("abc", "-5", "0", "1,001"):
+    for amount in ("abc", "-5", "0", "1,001", "1e30"):
         assert client.post(_path(case, page="pay_sandbox"), {"amount": amount}).status_code == 302
     assert not Payment.objects.exists()
     assert case_outstanding_minor(case=case) == 12050
@@ -154,3 +154,15 @@ def test_pay_without_verification_records_nothing(place):
     assert response.status_code == 302
     assert response.url == _path(case)
     assert not Payment.objects.exists()
+
+
+def test_sandbox_payment_is_refused_in_production(place, settings):
+    case = place("INV-1", "120.50").case
+    client = _verified_client(case)
+    settings.PRODUCTION = True
+
+    client.post(_path(case, page="pay_sandbox"), {"amount": "120,50"})
+
+    assert not Payment.objects.exists()
+    case.refresh_from_db()
+    assert case.status != "paid"

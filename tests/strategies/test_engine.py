@@ -7,6 +7,7 @@ just before sending. FR-COL-16 (L121-7 3° C. conso): the weekly cap counts cont
 
 from __future__ import annotations
 
+import socket
 import threading
 from datetime import datetime, timedelta
 from email.message import Message
@@ -23,6 +24,7 @@ from relance.cases.status import Status
 from relance.comms.models import Action
 from relance.comms.policy import ContactPolicy
 from relance.comms.services import action_queue, outbox_dispatch, outbox_recover
+from relance.compliance import fr
 from relance.strategies.engine import engine_tick
 from relance.tenancy.actors import Actor
 from relance.tenancy.models import Creditor
@@ -123,7 +125,9 @@ def test_action_and_case_change_commit_together_or_not_at_all(place):
 def test_action_queue_refuses_to_run_outside_the_deciding_transaction(place):
     case = place("INV-1", "120.50").case
     with pytest.raises(RuntimeError, match="inside the deciding transaction"):
-        action_queue(case=case, channel="email", template="first_notice", step_key="x", scheduled_at=case.placed_at, actor=ACTOR)
+        action_queue(
+            case=case, channel="email", template="first_notice", step_key="x", scheduled_at=case.placed_at, actor=ACTOR
+        )
     assert not Action.objects.exists()
 
 
@@ -181,6 +185,11 @@ def test_dispatch_sends_html_and_text_through_smtp_with_the_action_id(place, smt
     assert "120,50" in parts["text/plain"]
     assert "120,50" in parts["text/html"]
     assert case.reference in parts["text/plain"]
+    # A Mode B creditor: the collector says it does amicable collection (R124-4 1°, FR-COL-05) and
+    # the letter reproduces L111-8 (FR-COL-07).
+    text = " ".join(parts["text/plain"].split())
+    assert "recouvrement amiable" in text
+    assert all(" ".join(paragraph.split()) in text for paragraph in fr.L111_8_PARAGRAPHS)
     action.refresh_from_db()
     assert action.status == Action.Status.SENT
     assert action.sent_at == now
@@ -257,9 +266,7 @@ def test_the_weekly_cap_counts_contacts_across_creditors(world, place):
 
 
 def test_smtp_failure_marks_the_action_failed_with_the_error(place, settings):
-    from socket import socket  # noqa: PLC0415
-
-    with socket() as sock:  # a port nobody listens on
+    with socket.socket() as sock:  # a port nobody listens on
         sock.bind(("127.0.0.1", 0))
         closed_port = sock.getsockname()[1]
     settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
@@ -327,7 +334,7 @@ def test_concurrent_ticks_never_duplicate_actions(place):
         try:
             barrier.wait()
             reports.append(engine_tick(now=now, batch_size=4))
-        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+        except BaseException as exc:  # reported by the main thread
             errors.append(exc)
         finally:
             connections.close_all()

@@ -193,6 +193,8 @@ TASKS = {
 # How long a debtor's portal link stays valid (FR: short-lived, re-sent with each reminder).
 RELANCE_PORTAL_LINK_MAX_AGE = int(os.environ.get("RELANCE_PORTAL_LINK_MAX_AGE", str(60 * 60 * 24 * 45)))
 RELANCE_PORTAL_MAX_FAILED_VERIFICATIONS = 5
+# The clearly labelled sandbox payment method of the demo; never available in production.
+RELANCE_SANDBOX_PAYMENTS = not PRODUCTION and os.environ.get("RELANCE_SANDBOX_PAYMENTS", "1") == "1"
 RELANCE_ENGINE_BATCH_SIZE = int(os.environ.get("RELANCE_ENGINE_BATCH_SIZE", "500"))
 
 LOGGING = {

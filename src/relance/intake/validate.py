@@ -63,6 +63,10 @@ def _err(field: str, code: str, en: str, fr: str) -> FieldError:
     return FieldError(field, code, f"{en} / {fr}")
 
 
+# Far above any real claim, far below the 64-bit columns that hold amounts and their sums: "1e30"
+# is a field error, not a database overflow.
+MAX_AMOUNT_MINOR = 10**12
+
 # The longest text each field can be stored with (the models' max_length): longer input is a field
 # error here, not a database error on PostgreSQL or a silently accepted value on SQLite (invariant 8).
 _MAX_LENGTHS = {"external_ref": 100, "invoice_number": 100, "description": 300}
@@ -100,7 +104,17 @@ def validate_claim(data: ClaimData, *, today: date) -> tuple[CleanClaim | None, 
     amount: Money | None = None
     try:
         amount = Money.parse(data.amount, data.currency.upper())
-        if amount.minor <= 0:
+        if amount.minor > MAX_AMOUNT_MINOR:
+            errors.append(
+                _err(
+                    "amount",
+                    "amount.too_large",
+                    f"Amount {data.amount} is too large",
+                    f"Montant trop élevé ({data.amount})",
+                )
+            )
+            amount = None
+        elif amount.minor <= 0:
             errors.append(
                 _err(
                     "amount",

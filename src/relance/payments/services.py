@@ -22,6 +22,9 @@ from relance.ledger.services import account_ensure, ledger_post
 from relance.payments.models import Payment
 from relance.tenancy.actors import Actor
 
+# Far above any real payment, far below the 64-bit columns that hold amounts and their sums.
+MAX_PAYMENT_MINOR = 10**12
+
 
 def _trust_account(case: Case) -> str:
     # FR-COL-02: debtors' money lands on the agency's dedicated (trust) account.
@@ -80,6 +83,8 @@ def payment_record(
         return existing
     if amount.minor <= 0:
         raise ValidationError("A payment amount must be positive.", field="amount")
+    if amount.minor > MAX_PAYMENT_MINOR:
+        raise ValidationError("This payment amount is too large.", field="amount")
     if amount.currency != case.currency:
         raise ValidationError(f"This case is in {case.currency}.", field="currency")
     case = Case.objects.select_for_update().select_related("creditor").get(pk=case.pk)

@@ -12,6 +12,7 @@ from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.db import transaction
+from django.db.models import F
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
@@ -74,7 +75,8 @@ def entry(request: HttpRequest, token: str) -> HttpResponse:
                 Case.objects.filter(pk=case.pk).update(portal_failed_attempts=0)
                 audit_record(actor=actor, verb="portal.verified", subject=case)
             else:
-                Case.objects.filter(pk=case.pk).update(portal_failed_attempts=case.portal_failed_attempts + 1)
+                # F(): concurrent wrong guesses each count (no lost update past the lockout).
+                Case.objects.filter(pk=case.pk).update(portal_failed_attempts=F("portal_failed_attempts") + 1)
                 audit_record(actor=actor, verb="portal.verification_failed", subject=case)
         if ok:
             request.session.cycle_key()
@@ -95,6 +97,10 @@ def entry(request: HttpRequest, token: str) -> HttpResponse:
         },
         status=403 if locked else 200,
     )
+
+
+def _sandbox_enabled() -> bool:
+    return bool(settings.RELANCE_SANDBOX_PAYMENTS) and not settings.PRODUCTION
 
 
 def _locale(request: HttpRequest) -> str:
@@ -133,6 +139,7 @@ def case_page(request: HttpRequest, token: str) -> HttpResponse:
             "outstanding_decimal": outstanding.to_decimal(),
             "payments": [(p, Money(p.amount_minor, p.currency).format(locale)) for p in payments],
             "pay_form": SandboxPayForm(initial={"amount": outstanding.to_decimal()}),
+            "sandbox": _sandbox_enabled(),
         },
     )
 
@@ -143,6 +150,9 @@ def pay_sandbox(request: HttpRequest, token: str) -> HttpResponse:
     case = _case_from_token(token)
     if not _verified(request, case):
         return redirect("portal:entry", token=token)
+    if not _sandbox_enabled():
+        # Never in production: a sandbox payment records money that was not received.
+        raise Http404("sandbox payments are disabled")
     form = SandboxPayForm(request.POST)
     if form.is_valid():
         try:
