@@ -9,33 +9,15 @@ from django.http import HttpRequest, HttpResponse
 from ninja import NinjaAPI, Schema, Status
 from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as RequestValidationError
-from ninja.security import APIKeyHeader, HttpBearer
 
+from relance.api.auth import ApiKeyAuth, BearerAuth, require_scope
 from relance.cases.selectors import case_claim_balances, case_get_for_actor
-from relance.core.errors import DomainError, PermissionDeniedError
+from relance.core.errors import DomainError
 from relance.core.money import Money
 from relance.intake.services import claim_place
 from relance.intake.validate import ClaimData, DebtorData
 from relance.tenancy.actors import Actor
 from relance.tenancy.models import ApiKey
-from relance.tenancy.services import api_key_authenticate
-
-
-class ApiKeyAuth(APIKeyHeader):
-    """``X-API-Key: rl_…`` header."""
-
-    param_name = "X-API-Key"
-
-    def authenticate(self, request: HttpRequest, key: str | None) -> ApiKey | None:
-        return api_key_authenticate(key or "")
-
-
-class BearerAuth(HttpBearer):
-    """``Authorization: Bearer rl_…``, the same keys."""
-
-    def authenticate(self, request: HttpRequest, token: str) -> ApiKey | None:
-        return api_key_authenticate(token)
-
 
 api = NinjaAPI(
     title="Relance API",
@@ -112,15 +94,6 @@ def http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
     return response
 
 
-def _key(request: HttpRequest, scope: str) -> ApiKey:
-    key = request.auth  # type: ignore[attr-defined]
-    if not isinstance(key, ApiKey):  # ninja only calls the view after an authenticator returned a key
-        raise PermissionDeniedError("An API key is required.")
-    if scope not in key.scopes:
-        raise PermissionDeniedError(f"This API key lacks the {scope!r} scope.", scope=scope)
-    return key
-
-
 class DebtorIn(Schema):
     kind: str = "person"
     first_name: str = ""
@@ -183,7 +156,7 @@ def _decimal(minor: int, currency: str) -> str:
 @api.post("/claims", response={200: ClaimOut, 201: ClaimOut}, summary="Place a claim")
 def claims_place(request: HttpRequest, payload: ClaimPlaceIn) -> Status[ClaimOut]:
     """Place one claim. Idempotent on `external_ref`: sending it again returns the same claim (200)."""
-    key = _key(request, ApiKey.Scope.INTAKE)
+    key = require_scope(request, ApiKey.Scope.INTAKE)
     data = ClaimData(
         external_ref=payload.external_ref,
         invoice_number=payload.invoice_number,
@@ -213,7 +186,7 @@ def claims_place(request: HttpRequest, payload: ClaimPlaceIn) -> Status[ClaimOut
 
 @api.get("/cases/{case_id}", response=CaseOut, summary="Get a case")
 def cases_get(request: HttpRequest, case_id: int) -> CaseOut:
-    key = _key(request, ApiKey.Scope.READ)
+    key = require_scope(request, ApiKey.Scope.READ)
     case = case_get_for_actor(actor=Actor.for_api_key(key), case_id=case_id)
     balances = case_claim_balances(case=case)
     return CaseOut(
@@ -232,3 +205,8 @@ def cases_get(request: HttpRequest, case_id: int) -> CaseOut:
             for b in balances
         ],
     )
+
+
+from relance.api.imports import router as imports_router  # noqa: E402 - routers need `api` and `_key`
+
+api.add_router("/imports", imports_router)

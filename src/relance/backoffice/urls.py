@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from relance.backoffice import views
+from relance.backoffice import imports, views
 
 app_name = "backoffice"
 urlpatterns = [
@@ -11,4 +11,7 @@ urlpatterns = [
     path("cases/<int:case_id>/", views.case_detail, name="case"),
     path("outbox/", views.outbox, name="outbox"),
     path("outbox/<int:action_id>/", views.message_detail, name="message"),
+    path("imports/", imports.imports, name="imports"),
+    path("imports/<int:import_id>/", imports.import_detail, name="import"),
+    path("imports/<int:import_id>/errors.csv", imports.import_errors, name="import_errors"),
 ]

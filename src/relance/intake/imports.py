@@ -1,0 +1,337 @@
+"""File imports: store the file, then stream it through parsing, validation and bulk placement.
+
+Two modes (ImportBatch.Mode): "valid rows" places every valid row and reports the rest; "all or
+nothing" validates the whole file first and places nothing if any row is wrong. Either way nothing is
+half-written: rows are placed in chunks, each chunk committed together with the batch's progress, so
+a crash leaves whole chunks and ``import_run`` continues from ``rows_done``; re-running a finished
+file changes nothing (invariant 2). Memory stays flat: the file is streamed, never loaded.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import IO, Any
+
+from django.core.files.base import File
+from django.db import connection, transaction
+from django.utils import timezone
+
+from relance.audit.services import audit_record
+from relance.intake import parse
+from relance.intake.models import ImportBatch, ImportIssue
+from relance.intake.placement import claims_place_many
+from relance.intake.validate import CleanClaim, validate_claim
+from relance.strategies.selectors import strategy_default
+from relance.tenancy.actors import Actor
+from relance.tenancy.models import Creditor
+
+log = logging.getLogger("relance.intake")
+
+CHUNK_ROWS = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    rows: int
+    bytes_read: int
+    bytes_total: int
+
+
+class _CountingReader(io.RawIOBase):
+    """A binary file wrapper counting the bytes read, for progress and ETA."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self.raw = raw
+        self.count = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.raw.read(len(buffer))
+        n = len(data)
+        buffer[:n] = data
+        self.count += n
+        return n
+
+
+def import_create(
+    *,
+    creditor: Creditor,
+    content: IO[bytes],
+    filename: str,
+    actor: Actor,
+    mode: str = ImportBatch.Mode.VALID_ROWS,
+    mapping: dict[str, str] | None = None,
+    sheet: str = "",
+) -> ImportBatch:
+    """Store an uploaded file (Django storage, SHA-256 recorded) as a pending import."""
+    if mode not in ImportBatch.Mode.values:
+        raise ValueError(f"unknown import mode {mode!r}")
+    digest = hashlib.sha256()
+    for block in iter(lambda: content.read(1 << 20), b""):
+        digest.update(block)
+    content.seek(0)
+    with transaction.atomic():
+        batch = ImportBatch(creditor=creditor, filename=filename[:255], sha256=digest.hexdigest(), mode=mode)
+        batch.mapping = mapping or {}
+        batch.sheet = sheet
+        batch.file.save(filename[-100:], File(content), save=False)
+        batch.save()
+        audit_record(
+            actor=actor,
+            verb="import.created",
+            subject=batch,
+            data={"creditor": creditor.pk, "filename": filename, "sha256": batch.sha256, "mode": mode},
+        )
+    return batch
+
+
+def _rows(batch: ImportBatch, raw: IO[bytes]) -> Iterator[parse.ParsedRow]:
+    mapping = parse.ColumnMapping.from_dict(batch.mapping) if batch.mapping else None
+    if batch.filename.lower().endswith((".xlsx", ".xlsm")):
+        yield from parse.read_xlsx_rows(raw, sheet=batch.sheet or None, mapping=mapping)
+    else:
+        yield from parse.read_rows(raw, mapping=mapping)
+
+
+def _issue(batch: ImportBatch, error: parse.RowError, kind: str = ImportIssue.Kind.ERROR) -> ImportIssue:
+    return ImportIssue(
+        batch=batch,
+        kind=kind,
+        row=error.row,
+        column=error.column[:100],
+        value=str(error.value)[:2000],
+        code=error.code[:60],
+        message=error.message[:500],
+    )
+
+
+@dataclass
+class _Row:
+    number: int
+    clean: CleanClaim | None
+    errors: list[parse.RowError]
+
+
+def _checked(batch: ImportBatch, raw: IO[bytes], today: Any) -> Iterator[_Row]:
+    """Parsed and validated rows, with duplicate references inside the file reported."""
+    seen: dict[str, int] = {}
+    for parsed in _rows(batch, raw):
+        errors = list(parsed.errors)
+        clean = None
+        if parsed.data is not None and not errors:
+            clean, field_errors = validate_claim(parsed.data, today=today)
+            errors += [
+                parse.RowError(
+                    row=parsed.row,
+                    column=parsed.column_for(e.field),
+                    code=e.code,
+                    message=e.message,
+                    value=parsed.value_for(e.field),
+                )
+                for e in field_errors
+            ]
+            if clean is not None:
+                ref = clean.data.external_ref
+                first = seen.setdefault(ref, parsed.row)
+                if first != parsed.row:
+                    errors.append(
+                        parse.RowError(
+                            row=parsed.row,
+                            column=parsed.column_for("external_ref"),
+                            code="ref.duplicate_in_file",
+                            message=f"Reference {ref} already in row {first} / Référence déjà présente ligne {first}",
+                            value=ref,
+                        )
+                    )
+                    clean = None
+        yield _Row(parsed.row, clean if not errors else None, errors)
+
+
+def import_run(
+    *,
+    batch: ImportBatch,
+    actor: Actor,
+    chunk_rows: int = CHUNK_ROWS,
+    progress: Callable[[Progress], None] | None = None,
+) -> ImportBatch:
+    """Process (or resume) an import. Safe to call again after a crash or on a finished batch."""
+    if batch.status in (ImportBatch.Status.DONE, ImportBatch.Status.REJECTED, ImportBatch.Status.FAILED):
+        return batch
+    today = timezone.localdate()
+    ImportBatch.objects.filter(pk=batch.pk).update(status=ImportBatch.Status.RUNNING, started_at=timezone.now())
+    batch.refresh_from_db()
+    try:
+        with batch.file.open("rb") as raw:
+            size = batch.file.size
+            if (
+                batch.mode == ImportBatch.Mode.ALL_OR_NOTHING
+                and batch.rows_done == 0
+                and _reject_if_invalid(batch, raw, today)
+            ):
+                return batch
+            raw.seek(0)
+            counting = _CountingReader(raw)
+            _place_all(
+                batch=batch,
+                reader=io.BufferedReader(counting, 1 << 16),
+                counting=counting,
+                size=size,
+                today=today,
+                actor=actor,
+                chunk_rows=chunk_rows,
+                progress=progress,
+            )
+    except parse.FileFormatError as exc:
+        _finish(batch, ImportBatch.Status.FAILED, actor, message=str(exc))
+        return batch
+    _finish(batch, ImportBatch.Status.DONE, actor)
+    return batch
+
+
+def _reject_if_invalid(batch: ImportBatch, raw: IO[bytes], today: Any) -> bool:
+    """All-or-nothing, first pass: validate everything; on any error store the issues, place nothing."""
+    issues: list[ImportIssue] = []
+    total = 0
+    for row in _checked(batch, raw, today):
+        total += 1
+        issues += [_issue(batch, e) for e in row.errors]
+        if len(issues) >= 5000:
+            ImportIssue.objects.bulk_create(issues)
+            issues = []
+    if not issues and not ImportIssue.objects.filter(batch=batch).exists():
+        return False
+    ImportIssue.objects.bulk_create(issues)
+    invalid = ImportIssue.objects.filter(batch=batch).values("row").distinct().count()
+    ImportBatch.objects.filter(pk=batch.pk).update(rows_total=total, rows_invalid=invalid)
+    batch.refresh_from_db()
+    _finish(
+        batch, ImportBatch.Status.REJECTED, Actor.system("import"), message=f"{invalid} invalid rows: nothing imported"
+    )
+    return True
+
+
+def _place_all(
+    *,
+    batch: ImportBatch,
+    reader: IO[bytes],
+    counting: _CountingReader,
+    size: int,
+    today: Any,
+    actor: Actor,
+    chunk_rows: int,
+    progress: Callable[[Progress], None] | None,
+) -> None:
+    strategy = strategy_default()
+    skip = batch.rows_done
+    chunk: list[_Row] = []
+    seen_rows = 0
+
+    def flush() -> None:
+        if not chunk:
+            return
+        with transaction.atomic():
+            locked = ImportBatch.objects.select_for_update().get(pk=batch.pk)
+            clean = [r.clean for r in chunk if r.clean is not None]
+            outcomes = claims_place_many(
+                creditor=batch.creditor,
+                items=clean,
+                actor=actor,
+                placed_at=timezone.now(),
+                strategy_key=strategy.key,
+                strategy_version=strategy.version,
+            )
+            issues = [_issue(batch, e) for r in chunk for e in r.errors]
+            counts = {"created": 0, "unchanged": 0, "credited": 0, "review": 0}
+            rows_with_clean = [r for r in chunk if r.clean is not None]
+            for row, outcome in zip(rows_with_clean, outcomes, strict=True):
+                counts[outcome.status] += 1
+                if outcome.status == "review":
+                    issues.append(
+                        ImportIssue(
+                            batch=batch,
+                            kind=ImportIssue.Kind.REVIEW,
+                            row=row.number,
+                            column="amount",
+                            code="claim.change_needs_review",
+                            message=outcome.detail,
+                        )
+                    )
+            ImportIssue.objects.bulk_create(issues)
+            locked.rows_done += len(chunk)
+            locked.rows_total = max(locked.rows_total, locked.rows_done)
+            locked.rows_created += counts["created"]
+            locked.rows_unchanged += counts["unchanged"]
+            locked.rows_credited += counts["credited"]
+            locked.rows_review += counts["review"]
+            locked.rows_invalid += sum(1 for r in chunk if r.errors)
+            locked.save()
+        chunk.clear()
+
+    for row in _checked(batch, reader, today):
+        seen_rows += 1
+        if seen_rows <= skip:
+            continue
+        chunk.append(row)
+        if len(chunk) >= chunk_rows:
+            flush()
+            if progress is not None:
+                progress(Progress(rows=seen_rows, bytes_read=counting.count, bytes_total=size))
+    flush()
+    if progress is not None:
+        progress(Progress(rows=seen_rows, bytes_read=size, bytes_total=size))
+
+
+def _finish(batch: ImportBatch, status: str, actor: Actor, message: str = "") -> None:
+    with transaction.atomic():
+        ImportBatch.objects.filter(pk=batch.pk).update(status=status, finished_at=timezone.now(), message=message[:500])
+        batch.refresh_from_db()
+        audit_record(
+            actor=actor,
+            verb=f"import.{status}",
+            subject=batch,
+            data={
+                "rows": batch.rows_total,
+                "created": batch.rows_created,
+                "unchanged": batch.rows_unchanged,
+                "credited": batch.rows_credited,
+                "review": batch.rows_review,
+                "invalid": batch.rows_invalid,
+                "message": message,
+            },
+        )
+
+
+def import_run_pending(*, batch_id: int | None = None, actor: Actor | None = None) -> ImportBatch | None:
+    """Claim one pending import (that one, or the oldest) and run it; ``None`` when there is none.
+
+    Called by the import task in production and by the embedded engine loop; the claim (pending →
+    running) is atomic, so an import never runs twice at once.
+    """
+    with transaction.atomic():
+        qs = ImportBatch.objects.filter(status=ImportBatch.Status.PENDING).order_by("pk")
+        if batch_id is not None:
+            qs = qs.filter(pk=batch_id)
+        if connection.vendor == "postgresql":
+            qs = qs.select_for_update(skip_locked=True)
+        batch = qs.first()
+        if batch is None:
+            return None
+        ImportBatch.objects.filter(pk=batch.pk).update(status=ImportBatch.Status.RUNNING)
+    return import_run(batch=batch, actor=actor or Actor.system("import"))
+
+
+def import_error_report(*, batch: ImportBatch, out: IO[str]) -> None:
+    """The downloadable CSV: row, column, value, code, message (values made safe for spreadsheets)."""
+    writer = csv.writer(out)
+    writer.writerow(["row", "column", "value", "code", "message"])
+    for issue in batch.issues.order_by("row", "pk").iterator(chunk_size=2000):
+        writer.writerow(
+            [issue.row, issue.column, parse.csv_safe(issue.value), issue.code, parse.csv_safe(issue.message)]
+        )
