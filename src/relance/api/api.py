@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from dataclasses import asdict
 from datetime import date
 from typing import Any
 
-from django.http import HttpRequest, HttpResponse
-from ninja import NinjaAPI, Schema, Status
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from ninja import Body, NinjaAPI, Schema
 from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as RequestValidationError
 
 from relance.api.auth import ApiKeyAuth, BearerAuth, require_scope
+from relance.api.idempotency import idempotency_replay, idempotency_store
 from relance.cases.selectors import case_claim_balances, case_get_for_actor
 from relance.core.errors import DomainError
 from relance.core.money import Money
-from relance.intake.services import claim_place
+from relance.intake.services import claim_place, claims_place_batch
 from relance.intake.validate import ClaimData, DebtorData
 from relance.tenancy.actors import Actor
 from relance.tenancy.models import ApiKey
@@ -43,22 +47,36 @@ def domain_error(request: HttpRequest, exc: DomainError) -> HttpResponse:
 _SOURCES = frozenset({"body", "path", "query", "header", "cookie", "form", "file"})
 
 
-def _field(loc: list[Any] | tuple[Any, ...]) -> str:
-    """``["body", "payload", "debtor", "postcode"]`` -> ``debtor.postcode`` (the client's own names)."""
+def _field(loc: list[Any] | tuple[Any, ...], *, body_is_list: bool = False) -> str | None:
+    """``["body", "payload", "debtor", "postcode"]`` -> ``debtor.postcode`` (the client's own names).
+
+    A body that may be an object or an array (``POST /claims``) is validated against both; the
+    errors of the branch the client did not send are dropped (``None``).
+    """
     parts = list(loc)
     if parts and parts[0] in _SOURCES:
         source = parts.pop(0)
         if source == "body" and parts:
             parts.pop(0)  # the view's parameter name, not part of the client's document
+    if parts and isinstance(parts[0], str) and parts[0].startswith(("function-wrap", "list[", "ClaimPlaceIn")):
+        branch = parts.pop(0)
+        if branch.startswith("list[") != body_is_list:
+            return None
     return ".".join(str(p) for p in parts) or "body"
+
+
+def _body_is_list(request: HttpRequest) -> bool:
+    return request.body.lstrip()[:1] == b"["
 
 
 @api.exception_handler(RequestValidationError)
 def request_invalid(request: HttpRequest, exc: RequestValidationError) -> HttpResponse:
     """Schema errors (missing field, wrong type) as RFC 7807, one entry per field like domain errors."""
+    is_list = _body_is_list(request)
     errors = [
-        {"field": _field(e.get("loc", ())), "code": str(e.get("type", "invalid")), "message": str(e.get("msg", ""))}
+        {"field": field, "code": str(e.get("type", "invalid")), "message": str(e.get("msg", ""))}
         for e in exc.errors
+        if (field := _field(e.get("loc", ()), body_is_list=is_list)) is not None
     ]
     return _problem(
         request,
@@ -131,6 +149,8 @@ class ClaimOut(Schema):
     outstanding: str
     currency: str
     created: bool
+    outcome: str = "created"
+    detail: str = ""
 
 
 class ClaimLineOut(Schema):
@@ -153,11 +173,23 @@ def _decimal(minor: int, currency: str) -> str:
     return str(Money(minor, currency).to_decimal())
 
 
-@api.post("/claims", response={200: ClaimOut, 201: ClaimOut}, summary="Place a claim")
-def claims_place(request: HttpRequest, payload: ClaimPlaceIn) -> Status[ClaimOut]:
-    """Place one claim. Idempotent on `external_ref`: sending it again returns the same claim (200)."""
-    key = require_scope(request, ApiKey.Scope.INTAKE)
-    data = ClaimData(
+class BatchItemOut(Schema):
+    index: int
+    external_ref: str
+    status: str
+    claim_id: int | None = None
+    case_id: int | None = None
+    detail: str = ""
+    errors: list[dict[str, str]] = []
+
+
+class BatchOut(Schema):
+    counts: dict[str, int]
+    results: list[BatchItemOut]
+
+
+def _claim_data(payload: ClaimPlaceIn) -> ClaimData:
+    return ClaimData(
         external_ref=payload.external_ref,
         invoice_number=payload.invoice_number,
         invoice_date=payload.invoice_date,
@@ -165,9 +197,12 @@ def claims_place(request: HttpRequest, payload: ClaimPlaceIn) -> Status[ClaimOut
         amount=payload.amount,
         currency=payload.currency,
         description=payload.description,
-        debtor=DebtorData(**payload.debtor.dict()),
+        debtor=DebtorData(**payload.dict()["debtor"]),
     )
-    placed = claim_place(creditor=key.creditor, data=data, actor=Actor.for_api_key(key))
+
+
+def _place_one(key: ApiKey, payload: ClaimPlaceIn) -> tuple[int, dict[str, Any]]:
+    placed = claim_place(creditor=key.creditor, data=_claim_data(payload), actor=Actor.for_api_key(key))
     claim, case = placed.claim, placed.case
     outstanding = next(b.outstanding_minor for b in case_claim_balances(case=case) if b.claim.pk == claim.pk)
     out = ClaimOut(
@@ -180,8 +215,54 @@ def claims_place(request: HttpRequest, payload: ClaimPlaceIn) -> Status[ClaimOut
         outstanding=_decimal(outstanding, claim.currency),
         currency=claim.currency,
         created=placed.created,
+        outcome=placed.outcome,
+        detail=placed.detail,
     )
-    return Status(201 if placed.created else 200, out)
+    return (201 if placed.created else 200), out.dict()
+
+
+def _place_many(key: ApiKey, payloads: list[ClaimPlaceIn]) -> tuple[int, dict[str, Any]]:
+    items = claims_place_batch(
+        creditor=key.creditor, items=[_claim_data(p) for p in payloads], actor=Actor.for_api_key(key)
+    )
+    counts = Counter(item.status for item in items)
+    out = BatchOut(
+        counts={s: counts.get(s, 0) for s in ("created", "unchanged", "credited", "review", "invalid")},
+        results=[BatchItemOut(**{**asdict(item), "errors": list(item.errors)}) for item in items],
+    )
+    return 200, out.dict()
+
+
+@api.post(
+    "/claims",
+    response={200: ClaimOut | BatchOut, 201: ClaimOut},
+    summary="Place a claim, or a batch of up to 10,000",
+)
+def claims_place(request: HttpRequest, payload: Body[ClaimPlaceIn | list[ClaimPlaceIn]]) -> HttpResponse:
+    """Place one claim (an object) or up to 10,000 (an array).
+
+    Idempotent on `external_ref`: sending a claim again returns the same claim; a lower amount is a
+    credit note, a higher one is flagged for review. Send an `Idempotency-Key` header to make a whole
+    request safe to retry: the same key with the same body returns the first response (header
+    `Idempotent-Replayed: true`); with another body, 409.
+    """
+    key = require_scope(request, ApiKey.Scope.INTAKE)
+    body = request.body
+    idem = request.headers.get("Idempotency-Key", "").strip()
+    if idem:
+        replay = idempotency_replay(creditor=key.creditor, key=idem, body=body)
+        if replay is not None:
+            response = JsonResponse(replay.body, status=replay.status)
+            response["Idempotent-Replayed"] = "true"
+            return response
+    with transaction.atomic():
+        if isinstance(payload, list):
+            status, out = _place_many(key, payload)
+        else:
+            status, out = _place_one(key, payload)
+        if idem:
+            idempotency_store(creditor=key.creditor, key=idem, body=body, status=status, response=out)
+    return JsonResponse(out, status=status, json_dumps_params={"ensure_ascii": False})
 
 
 @api.get("/cases/{case_id}", response=CaseOut, summary="Get a case")

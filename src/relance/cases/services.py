@@ -10,12 +10,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from relance.audit.services import audit_record
-from relance.cases.models import Case, CaseClaim
+from relance.cases.models import Case
 from relance.cases.status import CHASEABLE, TERMINAL, Status, can_transition
-from relance.claims.models import Claim, Debtor
 from relance.core.errors import InvalidTransitionError
 from relance.tenancy.actors import Actor
-from relance.tenancy.models import Creditor
 
 _REF_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud on the phone
 
@@ -23,47 +21,6 @@ _REF_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud on
 def case_reference_new() -> str:
     """A short case reference, unambiguous when read aloud (RL-XXXXXXXX)."""
     return "RL-" + "".join(secrets.choice(_REF_ALPHABET) for _ in range(8))
-
-
-@transaction.atomic
-def case_open_or_get(
-    *,
-    creditor: Creditor,
-    debtor: Debtor,
-    currency: str,
-    placed_at: datetime,
-    strategy_key: str,
-    strategy_version: int,
-    actor: Actor,
-) -> tuple[Case, bool]:
-    """The debtor's open case with this creditor, or a new one (claims are consolidated)."""
-    existing = (
-        Case.objects.select_for_update()
-        .filter(creditor=creditor, debtor=debtor, currency=currency)
-        .exclude(status__in=[s.value for s in TERMINAL])
-        .order_by("pk")
-        .first()
-    )
-    if existing is not None:
-        return existing, False
-    case = Case.objects.create(
-        creditor=creditor,
-        debtor=debtor,
-        currency=currency,
-        reference=case_reference_new(),
-        placed_at=placed_at,
-        next_action_at=placed_at,
-        strategy_key=strategy_key,
-        strategy_version=strategy_version,
-    )
-    audit_record(actor=actor, verb="case.opened", subject=case, data={"reference": case.reference})
-    return case, True
-
-
-@transaction.atomic
-def case_attach_claim(*, case: Case, claim: Claim, actor: Actor) -> None:
-    CaseClaim.objects.create(case=case, claim=claim)
-    audit_record(actor=actor, verb="case.claim_attached", subject=case, data={"claim": claim.pk})
 
 
 @transaction.atomic

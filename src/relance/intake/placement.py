@@ -214,6 +214,7 @@ def _create(
                 },
             )
         )
+        events.append(PendingEvent("case.claim_attached", "cases.case", item_case[i].pk, {"claim": claim.pk}))
     audit_record_many(actor=actor, events=events)
     return [RowOutcome(index, "created", claims[i].pk, item_case[i].pk) for i, (index, _) in enumerate(fresh)]
 

@@ -1,7 +1,7 @@
-"""Placing claims: validate, match the debtor, create the claim, open or extend the case.
+"""Placing one claim (API): validate, then the same bulk path as file imports.
 
-Idempotent (invariant 2): placing the same (creditor, external reference) again returns the
-existing claim and changes nothing.
+Idempotent (invariant 2): placing the same (creditor, external reference) again returns the existing
+claim; a lower amount is a credit note, a higher one is flagged for review (``placement.py``).
 """
 
 from __future__ import annotations
@@ -12,13 +12,11 @@ from datetime import datetime
 from django.db import transaction
 from django.utils import timezone
 
-from relance.audit.services import audit_record
 from relance.cases.models import Case
-from relance.cases.services import case_attach_claim, case_open_or_get
-from relance.claims.models import Claim, Debtor
-from relance.claims.services import claim_create
+from relance.claims.models import Claim
 from relance.core.errors import ValidationError
-from relance.intake.validate import ClaimData, CleanClaim, validate_claim
+from relance.intake.placement import claims_place_many
+from relance.intake.validate import ClaimData, validate_claim
 from relance.strategies.selectors import strategy_default
 from relance.tenancy.actors import Actor
 from relance.tenancy.models import Creditor
@@ -34,71 +32,98 @@ class Placed:
     claim: Claim
     case: Case
     created: bool
-
-
-def debtor_match_or_create(*, creditor: Creditor, clean: CleanClaim, actor: Actor) -> Debtor:
-    """Same person across rows and creditors: by normalised e-mail, then SIREN, else a new debtor."""
-    d = clean.data.debtor
-    agency_debtors = Debtor.objects.filter(agency_id=creditor.agency_id)
-    match, reason = None, ""
-    if clean.email:
-        match, reason = agency_debtors.filter(email__iexact=clean.email).order_by("pk").first(), "email"
-    if match is None and d.siren:
-        match, reason = agency_debtors.filter(siren=d.siren).order_by("pk").first(), "siren"
-    if match is not None:
-        return match
-    debtor = Debtor.objects.create(
-        agency_id=creditor.agency_id,
-        kind=d.kind,
-        first_name=d.first_name.strip(),
-        last_name=d.last_name.strip(),
-        company_name=d.company_name.strip(),
-        siren=d.siren.strip(),
-        email=clean.email,
-        phone=clean.phone,
-        address_line1=d.address_line1.strip(),
-        address_line2=d.address_line2.strip(),
-        postcode=d.postcode.strip(),
-        city=d.city.strip(),
-        country=d.country.upper(),
-        language=d.language or "fr",
-    )
-    audit_record(actor=actor, verb="debtor.created", subject=debtor, data={"match": reason or "new"})
-    return debtor
+    outcome: str = "created"  # created | unchanged | credited | review
+    detail: str = ""
 
 
 @transaction.atomic
 def claim_place(*, creditor: Creditor, data: ClaimData, actor: Actor, placed_at: datetime | None = None) -> Placed:
-    existing = Claim.objects.filter(creditor=creditor, external_ref=data.external_ref).first()
-    if existing is not None:
-        return Placed(claim=existing, case=existing.case_link.case, created=False)
     clean, errors = validate_claim(data, today=timezone.localdate())
     if clean is None:
+        existing = Claim.objects.filter(creditor=creditor, external_ref=data.external_ref).first()
+        if existing is not None:
+            # A re-sent claim that no longer validates (e.g. its date went out of range) changes nothing.
+            return Placed(claim=existing, case=existing.case_link.case, created=False, outcome="unchanged")
         raise ClaimValidationError(
             "; ".join(f"{e.field}: {e.message}" for e in errors),
             errors=[{"field": e.field, "code": e.code, "message": e.message} for e in errors],
         )
-    debtor = debtor_match_or_create(creditor=creditor, clean=clean, actor=actor)
-    claim = claim_create(
-        creditor=creditor,
-        debtor=debtor,
-        external_ref=data.external_ref,
-        invoice_number=data.invoice_number,
-        invoice_date=data.invoice_date,
-        due_date=data.due_date,
-        amount=clean.amount,
-        description=data.description,
-        actor=actor,
-    )
     strategy = strategy_default()
-    case, _ = case_open_or_get(
+    (outcome,) = claims_place_many(
         creditor=creditor,
-        debtor=debtor,
-        currency=clean.amount.currency,
+        items=[clean],
+        actor=actor,
         placed_at=placed_at or timezone.now(),
         strategy_key=strategy.key,
         strategy_version=strategy.version,
-        actor=actor,
     )
-    case_attach_claim(case=case, claim=claim, actor=actor)
-    return Placed(claim=claim, case=case, created=True)
+    return Placed(
+        claim=Claim.objects.get(pk=outcome.claim_id),
+        case=Case.objects.select_related("creditor", "debtor").get(pk=outcome.case_id),
+        created=outcome.status == "created",
+        outcome=outcome.status,
+        detail=outcome.detail,
+    )
+
+
+MAX_BATCH = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class BatchItem:
+    """The outcome of one element of an API batch, in the order it was sent."""
+
+    index: int
+    external_ref: str
+    status: str  # created | unchanged | credited | review | invalid
+    claim_id: int | None = None
+    case_id: int | None = None
+    detail: str = ""
+    errors: tuple[dict[str, str], ...] = ()
+
+
+@transaction.atomic
+def claims_place_batch(*, creditor: Creditor, items: list[ClaimData], actor: Actor) -> list[BatchItem]:
+    """Place up to 10,000 claims at once: valid ones are placed, invalid ones reported by index.
+
+    Duplicated references inside one batch are errors (the first occurrence wins).
+    """
+    if len(items) > MAX_BATCH:
+        raise ValidationError(f"At most {MAX_BATCH} claims per call.", field="body")
+    today = timezone.localdate()
+    results: dict[int, BatchItem] = {}
+    valid = []
+    first_seen: dict[str, int] = {}
+    for index, data in enumerate(items):
+        clean, errors = validate_claim(data, today=today)
+        problems = [{"field": e.field, "code": e.code, "message": e.message} for e in errors]
+        first = first_seen.setdefault(data.external_ref, index)
+        if first != index:
+            problems.append(
+                {
+                    "field": "external_ref",
+                    "code": "ref.duplicate_in_batch",
+                    "message": f"Reference already at index {first} / Référence déjà présente à l'index {first}",
+                }
+            )
+        if clean is None or problems:
+            results[index] = BatchItem(index, data.external_ref, "invalid", errors=tuple(problems))
+        else:
+            valid.append((index, clean))
+    strategy = strategy_default()
+    now = timezone.now()
+    for start in range(0, len(valid), 1000):
+        chunk = valid[start : start + 1000]
+        outcomes = claims_place_many(
+            creditor=creditor,
+            items=[clean for _, clean in chunk],
+            actor=actor,
+            placed_at=now,
+            strategy_key=strategy.key,
+            strategy_version=strategy.version,
+        )
+        for (index, clean), outcome in zip(chunk, outcomes, strict=True):
+            results[index] = BatchItem(
+                index, clean.data.external_ref, outcome.status, outcome.claim_id, outcome.case_id, outcome.detail
+            )
+    return [results[i] for i in range(len(items))]
