@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 SEED ?= 42
 
-.PHONY: run test install install-dev lint typecheck check simulate messages clean
+.PHONY: run test install install-dev lint typecheck check simulate messages bench-intake clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,11 @@ check: lint typecheck
 
 simulate: install
 	$(BIN)/relance simulate --days 30 --seed $(SEED)
+
+## make bench-intake: 1,000,000-row French CSV into a throwaway PostgreSQL, against raw COPY (ROWS=…)
+ROWS ?= 1000000
+bench-intake: install-dev
+	RELANCE_TEST_PGPORT=54341 scripts/with-postgres.sh $(BIN)/python bench/intake.py --rows $(ROWS)
 
 ## make messages: refresh the French catalogue after changing UI text (needs GNU gettext; .mo is committed)
 messages: install-dev

@@ -291,3 +291,7 @@ def cases_get(request: HttpRequest, case_id: int) -> CaseOut:
 from relance.api.imports import router as imports_router  # noqa: E402 - routers need `api` and `_key`
 
 api.add_router("/imports", imports_router)
+
+from relance.api.evidence import router as evidence_router  # noqa: E402
+
+api.add_router("", evidence_router)

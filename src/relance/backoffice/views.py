@@ -10,7 +10,7 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db import transaction
 from django.db.models import Count
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
@@ -18,10 +18,18 @@ from relance.audit.selectors import audit_events_for
 from relance.audit.services import audit_record
 from relance.cases.models import Case
 from relance.cases.selectors import CaseNotFoundError, case_claim_balances, case_get_for_actor, case_list
-from relance.cases.status import Status
+from relance.cases.status import CHASEABLE, Status
+from relance.claims.models import DebtorMatchReview, Evidence
+from relance.claims.selectors import (
+    EvidenceNotFoundError,
+    evidence_get_for_actor,
+    evidence_list_for_case,
+    evidence_missing_for_case,
+)
 from relance.comms.models import Action
 from relance.core.money import Money
 from relance.payments.models import Payment
+from relance.strategies.decide import evidence_missing_reason
 from relance.tenancy.actors import Actor
 from relance.tenancy.models import User
 
@@ -71,6 +79,10 @@ def case_detail(request: HttpRequest, case_id: int) -> HttpResponse:
     events = audit_events_for(subjects={"cases.case": [case.pk], "claims.claim": [b.claim.pk for b in balances]})
     if not actor.is_staff:
         events = events.exclude(verb="case.viewed")
+    # Invariant 5: say why a chaseable case is not chased (the same reason the engine records).
+    missing: tuple[str, ...] = ()
+    if Status(case.status) in CHASEABLE:
+        missing = evidence_missing_for_case(case_id=case.pk, required=case.creditor.required_evidence)
     return render(
         request,
         "backoffice/case.html",
@@ -88,8 +100,42 @@ def case_detail(request: HttpRequest, case_id: int) -> HttpResponse:
                 (p, Money(p.amount_minor, p.currency))
                 for p in Payment.objects.filter(case=case).order_by("received_at")
             ],
+            "evidence": evidence_list_for_case(case=case),
+            "missing_evidence": [Evidence.Kind(k).label for k in missing],
+            "missing_reason": evidence_missing_reason(missing) if missing else "",
         },
     )
+
+
+@login_required
+@require_GET
+def evidence_download(request: HttpRequest, evidence_id: int) -> FileResponse:
+    """A file of evidence, for whoever may see its case; every download is audited (invariant 6)."""
+    actor = _actor(request)
+    try:
+        evidence = evidence_get_for_actor(actor=actor, evidence_id=evidence_id)
+    except EvidenceNotFoundError:
+        raise Http404 from None
+    with transaction.atomic():
+        audit_record(
+            actor=actor,
+            verb="evidence.downloaded",
+            subject=evidence.claim,
+            data={"evidence": evidence.pk, "kind": evidence.kind, "sha256": evidence.sha256},
+        )
+    return evidence_response(evidence)
+
+
+def evidence_response(evidence: Evidence) -> FileResponse:
+    """Always an attachment, with the content type we chose at upload (never sniffed, never inline)."""
+    response = FileResponse(
+        evidence.file.open("rb"),
+        as_attachment=True,
+        filename=evidence.original_filename,
+        content_type=evidence.content_type,
+    )
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
 
 
 @login_required
@@ -118,3 +164,23 @@ def message_detail(request: HttpRequest, action_id: int) -> HttpResponse:
     with transaction.atomic():
         audit_record(actor=actor, verb="message.viewed", subject=action.case, data={"action": action.pk})
     return render(request, "backoffice/message.html", {"action": action})
+
+
+@login_required
+@require_GET
+def debtor_reviews(request: HttpRequest) -> HttpResponse:
+    """Possible duplicate debtors found at intake (agency staff only; never merged automatically)."""
+    actor = _actor(request)
+    if not actor.is_staff or actor.agency_id is None:
+        raise Http404
+    reviews = (
+        DebtorMatchReview.objects.filter(status=DebtorMatchReview.Status.OPEN, debtor__agency_id=actor.agency_id)
+        .select_related("debtor", "candidate")
+        .order_by("-pk")
+    )
+    page = Paginator(reviews, 50).get_page(request.GET.get("page"))
+    with transaction.atomic():
+        audit_record(
+            actor=actor, verb="debtor_reviews.viewed", subject_type="claims.debtor", data={"page": page.number}
+        )
+    return render(request, "backoffice/debtor_reviews.html", {"page": page})

@@ -1,12 +1,15 @@
-"""Debtors and their claims (créances). The data only; intake creates them.
+"""Debtors, their claims (créances) and the evidence behind each claim. The data only; intake creates them.
 
 A claim's outstanding amount is never stored: it is the balance of its ledger account
-(``claim:<id>``), invariant 1.
+(``claim:<id>``), invariant 1. Evidence files are what make a claim due (invariant 5, "evidence
+first"): a creditor's mandate may require kinds of evidence before any of its cases is chased.
 """
 
 from __future__ import annotations
 
 from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from relance.core.models import TimeStampedModel
 from relance.tenancy.models import Agency, Creditor
@@ -77,3 +80,60 @@ class Claim(TimeStampedModel):
     @property
     def ledger_key(self) -> str:
         return f"claim:{self.pk}"
+
+
+class Evidence(models.Model):
+    """A file that proves a claim (invoice PDF, order, proof of delivery, accepted terms…).
+
+    Stored through Django's default storage; ``sha256`` identifies the content, so attaching the same
+    file to the same claim twice is one record (``evidence_unique_content``). Records are never edited.
+    """
+
+    class Kind(models.TextChoices):
+        INVOICE = "invoice", _("Invoice")
+        ORDER = "order", _("Order")
+        DELIVERY_PROOF = "delivery_proof", _("Proof of delivery")
+        TERMS_ACCEPTED = "terms_accepted", _("Accepted terms")
+        CONSENT_LOG = "consent_log", _("Consent log")
+        OTHER = "other", _("Other")
+
+    claim = models.ForeignKey(Claim, on_delete=models.PROTECT, related_name="evidence")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    file = models.FileField(upload_to="evidence/%Y/%m/", max_length=255)
+    original_filename = models.CharField(max_length=255)
+    content_type = models.CharField(max_length=100)
+    size = models.PositiveBigIntegerField()
+    sha256 = models.CharField(max_length=64)
+    uploaded_at = models.DateTimeField(default=timezone.now, db_index=True)
+    uploaded_by = models.CharField(max_length=100, help_text="Actor label, as in the audit trail")
+
+    class Meta:
+        verbose_name_plural = "evidence"
+        constraints = [
+            # The same content attached to the same claim twice is one piece of evidence.
+            models.UniqueConstraint(fields=["claim", "sha256"], name="evidence_unique_content"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.claim_id}/{self.kind}/{self.original_filename}"
+
+
+class DebtorMatchReview(models.Model):
+    """A possible duplicate person found at intake, waiting for a human decision (never auto-merged)."""
+
+    class Status(models.TextChoices):
+        OPEN = "open", _("To review")
+        SAME = "same", _("Same person")
+        DISTINCT = "distinct", _("Different people")
+
+    debtor = models.ForeignKey(Debtor, on_delete=models.CASCADE, related_name="match_reviews")
+    candidate = models.ForeignKey(Debtor, on_delete=models.CASCADE, related_name="+")
+    rule = models.CharField(max_length=30)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["debtor", "candidate"], name="debtor_match_unique_pair")]
+
+    def __str__(self) -> str:
+        return f"{self.debtor_id}~{self.candidate_id} ({self.rule})"

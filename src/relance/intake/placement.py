@@ -13,19 +13,20 @@ For a chunk of clean claims of one creditor, in the caller's transaction:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from django.db import transaction
-from django.db.models import Sum
+from django.db.models import Q, Sum
 from django.db.models.functions import Lower
 
 from relance.audit.services import PendingEvent, audit_record_many
 from relance.cases.models import Case, CaseClaim
 from relance.cases.services import case_reference_new
 from relance.cases.status import TERMINAL
-from relance.claims.models import Claim, Debtor
+from relance.claims.models import Claim, Debtor, DebtorMatchReview
 from relance.claims.services import creditor_claims_account
+from relance.intake.match import DebtorIndex, Match, Person
 from relance.intake.validate import CleanClaim
 from relance.ledger.balance import Line, check_balanced
 from relance.ledger.models import Account, LedgerTransaction, Posting
@@ -147,7 +148,8 @@ def _create(
     strategy_version: int,
 ) -> list[RowOutcome]:
     events: list[PendingEvent] = []
-    debtors = _debtors(creditor, [item for _, item in fresh], events)
+    matched = _debtors(creditor, [item for _, item in fresh], events)
+    debtors = [debtor for debtor, _ in matched]
     # Cases: the debtor's open case with this creditor (consolidation) or a new one.
     case_for: dict[tuple[int, str], Case] = {}
     keys = {(debtors[i].pk, item.amount.currency) for i, (_, item) in enumerate(fresh)}
@@ -211,6 +213,8 @@ def _create(
                     "amount": claim.original_amount_minor,
                     "currency": claim.currency,
                     "case": item_case[i].pk,
+                    "debtor": debtors[i].pk,
+                    "debtor_match": matched[i][1],
                 },
             )
         )
@@ -219,53 +223,101 @@ def _create(
     return [RowOutcome(index, "created", claims[i].pk, item_case[i].pk) for i, (index, _) in enumerate(fresh)]
 
 
-def _debtors(creditor: Creditor, items: list[CleanClaim], events: list[PendingEvent]) -> list[Debtor]:
-    """Match each item's debtor by normalised e-mail, then SIREN, within the agency; else create it."""
-    emails = {item.email.lower() for item in items if item.email}
-    sirens = {item.data.debtor.siren.strip() for item in items if item.data.debtor.siren.strip()}
-    pool = Debtor.objects.filter(agency_id=creditor.agency_id)
-    by_email: dict[str, Debtor] = {}
-    by_siren: dict[str, Debtor] = {}
-    if emails:
-        matches = pool.alias(email_lower=Lower("email")).filter(email_lower__in=emails).order_by("pk")
-        for match in matches:
-            by_email.setdefault(match.email.lower(), match)
-    if sirens:
-        for known in pool.filter(siren__in=sirens).order_by("pk"):
-            by_siren.setdefault(known.siren, known)
-    result: list[Debtor] = []
-    created: list[tuple[Debtor, str]] = []
-    for item in items:
-        d = item.data.debtor
-        siren = d.siren.strip()
-        debtor: Debtor | None = (by_email.get(item.email.lower()) if item.email else None) or (
-            by_siren.get(siren) if siren else None
+def _person(debtor: Debtor) -> Person:
+    return Person(
+        id=debtor.pk,
+        email=debtor.email,
+        siren=debtor.siren,
+        phone=debtor.phone,
+        last_name=debtor.last_name or debtor.company_name,
+        first_name=debtor.first_name,
+        postcode=debtor.postcode,
+    )
+
+
+def _debtors(creditor: Creditor, items: list[CleanClaim], events: list[PendingEvent]) -> list[tuple[Debtor, str]]:
+    """Each item's debtor (matched within the agency, or new) with the rule that decided (``match.py``)."""
+    incoming = [
+        Person(
+            id=0,
+            email=item.email,
+            siren=item.data.debtor.siren.strip(),
+            phone=item.phone,
+            last_name=item.data.debtor.last_name or item.data.debtor.company_name,
+            first_name=item.data.debtor.first_name,
+            postcode=item.data.debtor.postcode,
         )
-        if debtor is None:
-            debtor = Debtor(
-                agency_id=creditor.agency_id,
-                kind=d.kind,
-                first_name=d.first_name.strip(),
-                last_name=d.last_name.strip(),
-                company_name=d.company_name.strip(),
-                siren=siren,
-                email=item.email,
-                phone=item.phone,
-                address_line1=d.address_line1.strip(),
-                address_line2=d.address_line2.strip(),
-                postcode=d.postcode.strip(),
-                city=d.city.strip(),
-                country=d.country.upper(),
-                language=d.language or "fr",
-            )
-            created.append((debtor, "new"))
-            if item.email:
-                by_email[item.email.lower()] = debtor
-            if siren:
-                by_siren[siren] = debtor
-        result.append(debtor)
-    Debtor.objects.bulk_create([debtor for debtor, _ in created])
-    events += [PendingEvent("debtor.created", "claims.debtor", debtor.pk, {"match": why}) for debtor, why in created]
+        for item in items
+    ]
+    index = DebtorIndex()
+    pool = Debtor.objects.filter(agency_id=creditor.agency_id)
+    emails = {p.email.lower() for p in incoming if p.email}
+    sirens = {p.siren for p in incoming if p.siren}
+    phones = {p.phone for p in incoming if p.phone}
+    names = {p.last_name.lower() for p in incoming if p.last_name}
+    postcodes = {p.postcode for p in incoming if p.postcode}
+    known = Q(pk__in=[])
+    if emails:
+        known |= Q(email_lower__in=emails)
+    if sirens:
+        known |= Q(siren__in=sirens)
+    if phones:
+        known |= Q(phone__in=phones)
+    if names and postcodes:
+        known |= Q(last_lower__in=names, postcode__in=postcodes)
+    by_id: dict[int, Debtor] = {}
+    for candidate in pool.alias(email_lower=Lower("email"), last_lower=Lower("last_name")).filter(known).order_by("pk"):
+        by_id[candidate.pk] = candidate
+        index.add(_person(candidate))
+    result: list[tuple[Debtor, str]] = []
+    created: list[tuple[Debtor, Match]] = []
+    for item, person in zip(items, incoming, strict=True):
+        found = index.match(person)
+        if found.debtor_id is not None:
+            result.append((by_id[found.debtor_id], found.rule))
+            continue
+        d = item.data.debtor
+        debtor = Debtor(
+            agency_id=creditor.agency_id,
+            kind=d.kind,
+            first_name=d.first_name.strip(),
+            last_name=d.last_name.strip(),
+            company_name=d.company_name.strip(),
+            siren=person.siren,
+            email=item.email,
+            phone=item.phone,
+            address_line1=d.address_line1.strip(),
+            address_line2=d.address_line2.strip(),
+            postcode=d.postcode.strip(),
+            city=d.city.strip(),
+            country=d.country.upper(),
+            language=d.language or "fr",
+        )
+        # Later rows of this chunk may be the same person: index the new debtor under a temporary id.
+        temporary = -(len(created) + 1)
+        by_id[temporary] = debtor
+        index.add(replace(person, id=temporary))
+        created.append((debtor, found))
+        result.append((debtor, found.rule))
+    if created:
+        Debtor.objects.bulk_create([debtor for debtor, _ in created])
+    DebtorMatchReview.objects.bulk_create(
+        [
+            DebtorMatchReview(debtor=debtor, candidate=by_id[candidate], rule="ambiguous")
+            for debtor, found in created
+            for candidate in found.candidates
+        ],
+        ignore_conflicts=True,
+    )
+    events += [
+        PendingEvent(
+            "debtor.created",
+            "claims.debtor",
+            debtor.pk,
+            {"match": found.rule, **({"review": [by_id[c].pk for c in found.candidates]} if found.candidates else {})},
+        )
+        for debtor, found in created
+    ]
     return result
 
 

@@ -13,7 +13,8 @@ from django.conf import settings
 from django.contrib import messages
 from django.db import transaction
 from django.db.models import F
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -23,6 +24,7 @@ from relance.audit.services import audit_record
 from relance.cases.links import portal_token_read
 from relance.cases.models import Case
 from relance.cases.selectors import case_claim_balances, case_get_for_actor
+from relance.claims.selectors import EvidenceNotFoundError, evidence_get_for_actor, evidence_list_for_case
 from relance.core.errors import DomainError
 from relance.core.money import Money, MoneyError
 from relance.payments.models import Payment
@@ -138,10 +140,39 @@ def case_page(request: HttpRequest, token: str) -> HttpResponse:
             "outstanding_minor": outstanding.minor,
             "outstanding_decimal": outstanding.to_decimal(),
             "payments": [(p, Money(p.amount_minor, p.currency).format(locale)) for p in payments],
+            "evidence": evidence_list_for_case(case=case),
             "pay_form": SandboxPayForm(initial={"amount": outstanding.to_decimal()}),
             "sandbox": _sandbox_enabled(),
         },
     )
+
+
+@require_http_methods(["GET"])
+def evidence_download(request: HttpRequest, token: str, evidence_id: int) -> HttpResponseBase:
+    """A file of evidence of the debtor's own case, only after verification; audited."""
+    case = _case_from_token(token)
+    if not _verified(request, case):
+        return redirect("portal:entry", token=token)
+    actor = Actor.for_debtor(case_id=case.pk)
+    try:
+        evidence = evidence_get_for_actor(actor=actor, evidence_id=evidence_id)
+    except EvidenceNotFoundError:
+        raise Http404("no such document") from None
+    with transaction.atomic():
+        audit_record(
+            actor=actor,
+            verb="evidence.downloaded",
+            subject=evidence.claim,
+            data={"evidence": evidence.pk, "kind": evidence.kind, "sha256": evidence.sha256},
+        )
+    response = FileResponse(
+        evidence.file.open("rb"),
+        as_attachment=True,
+        filename=evidence.original_filename,
+        content_type=evidence.content_type,
+    )
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
 
 
 @require_POST

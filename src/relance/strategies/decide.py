@@ -26,6 +26,8 @@ class CaseSnapshot:
     channels: frozenset[str] = frozenset({"email"})
     recent_contacts: tuple[datetime, ...] = ()
     promise_date: date | None = None
+    # Invariant 5, "evidence first": kinds the creditor's mandate requires that some claim still lacks.
+    missing_evidence: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +49,11 @@ class Outcome:
     notes: tuple[str, ...] = field(default_factory=tuple)
 
 
+def evidence_missing_reason(missing: tuple[str, ...]) -> str:
+    """``evidence missing: invoice, delivery_proof``: the engine's reason, also shown on the case page."""
+    return "evidence missing: " + ", ".join(missing)
+
+
 def step_due_at(step: Step, placed_at: datetime) -> datetime:
     return placed_at + timedelta(days=step.after_days)
 
@@ -66,6 +73,11 @@ def decide(case: CaseSnapshot, strategy: StrategyDoc, policy: ContactPolicy, now
         return Outcome(reason=f"case is {status.value}")
     if case.outstanding_minor <= 0:
         return Outcome(transition=Status.PAID, reason="nothing outstanding")
+    if case.missing_evidence:
+        # Invariant 5: not chased at all without the evidence the mandate requires. The case waits
+        # (no next action); attaching the evidence re-arms it (claims.services.evidence_attach).
+        reason = evidence_missing_reason(case.missing_evidence)
+        return Outcome(transition=transition, reason=reason, notes=(*notes, reason))
     if case.step_index >= len(strategy.steps):
         return Outcome(transition=transition, reason="strategy finished", notes=tuple(notes))
     step = strategy.steps[case.step_index]

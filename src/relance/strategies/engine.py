@@ -21,6 +21,7 @@ from relance.cases.models import Case
 from relance.cases.selectors import case_outstanding_minor
 from relance.cases.services import case_transition
 from relance.cases.status import Status
+from relance.claims.selectors import evidence_missing_for_case
 from relance.comms.policy import ContactPolicy
 from relance.comms.services import action_queue, debtor_recent_contacts
 from relance.strategies.decide import CaseSnapshot, Outcome, decide
@@ -67,6 +68,7 @@ def snapshot(case: Case, now: datetime) -> CaseSnapshot:
         channels=frozenset(channels),
         recent_contacts=tuple(debtor_recent_contacts(debtor_id=debtor.pk, now=now)),
         promise_date=case.promise_date,
+        missing_evidence=evidence_missing_for_case(case_id=case.pk, required=case.creditor.required_evidence),
     )
 
 
@@ -88,7 +90,7 @@ def engine_tick(
         with transaction.atomic():
             qs = (
                 Case.objects.filter(status__in=DUE_STATUSES, next_action_at__lte=now, pk__gt=last_id)
-                .select_related("debtor")
+                .select_related("debtor", "creditor")
                 .order_by("pk")
             )
             if connection.vendor == "postgresql":

@@ -10,6 +10,7 @@ import hashlib
 import secrets
 
 from django.contrib.auth.models import AbstractUser
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
@@ -32,6 +33,16 @@ class Agency(TimeStampedModel):
 
     def __str__(self) -> str:
         return self.legal_name
+
+
+def validate_evidence_kinds(value: object) -> None:
+    """A list of known evidence kinds (the kinds live with the evidence, in the claims app)."""
+    from relance.claims.models import Evidence  # noqa: PLC0415 - claims depends on tenancy, not the reverse
+
+    if not isinstance(value, list) or not all(isinstance(k, str) and k in Evidence.Kind.values for k in value):
+        raise ValidationError(
+            _("Choose evidence kinds among: %(kinds)s."), params={"kinds": ", ".join(Evidence.Kind.values)}
+        )
 
 
 class Creditor(TimeStampedModel):
@@ -60,6 +71,9 @@ class Creditor(TimeStampedModel):
     support_email = models.EmailField(blank=True)
     # Claims of one debtor are grouped into one open case, or each claim gets its own case.
     consolidate_cases = models.BooleanField(default=True)
+    # Invariant 5, "evidence first": kinds of evidence (``claims.Evidence.Kind``) every claim of a case
+    # must have before the case is chased, e.g. ["invoice", "delivery_proof"]. Empty: nothing required.
+    required_evidence = models.JSONField(default=list, blank=True, validators=[validate_evidence_kinds])
 
     class Meta:
         ordering = ["legal_name"]
