@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from typing import Any
 
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
@@ -11,12 +12,14 @@ from ninja import File, Form, Router, Schema, Status
 from ninja.files import UploadedFile
 
 from relance.api.auth import require_scope
+from relance.audit.services import audit_record
 from relance.core.errors import NotFoundError, ValidationError
+from relance.intake import parse
 from relance.intake.imports import import_create, import_error_report
 from relance.intake.models import ImportBatch
 from relance.intake.tasks import import_run_task
 from relance.tenancy.actors import Actor
-from relance.tenancy.models import ApiKey
+from relance.tenancy.models import ApiKey, Creditor
 
 router = Router(tags=["imports"])
 
@@ -70,6 +73,51 @@ def _batch(request: HttpRequest, import_id: int) -> ImportBatch:
     if batch is None:
         raise ImportNotFoundError(import_id=import_id)  # same answer for absent and not yours
     return batch
+
+
+class MappingIn(Schema):
+    preset: str = ""
+    columns: dict[str, str] = {}
+
+
+class MappingOut(Schema):
+    mapping: dict[str, Any]
+    presets: list[str]
+    fields: list[str]
+
+
+def _mapping_out(creditor: Creditor) -> MappingOut:
+    return MappingOut(mapping=creditor.import_mapping or {}, presets=sorted(parse.PRESETS), fields=list(parse.FIELDS))
+
+
+@router.get("/mapping", response=MappingOut, summary="The saved column mapping for file imports")
+def mapping_get(request: HttpRequest) -> MappingOut:
+    """Empty means: recognise the file (Relance template or a shop preset) from its header."""
+    return _mapping_out(require_scope(request, ApiKey.Scope.READ).creditor)
+
+
+@router.put("/mapping", response=MappingOut, summary="Save the column mapping for file imports")
+def mapping_put(request: HttpRequest, payload: MappingIn) -> MappingOut:
+    """Either a preset (`{"preset": "shopify"}`) or your columns (`{"columns": {"N° commande": "external_ref"}}`).
+
+    Send `{}` to go back to automatic recognition.
+    """
+    key = require_scope(request, ApiKey.Scope.INTAKE)
+    if payload.preset and payload.preset not in parse.PRESETS:
+        raise ValidationError(f"Unknown preset; one of {', '.join(sorted(parse.PRESETS))}.", field="preset")
+    stored: dict[str, Any] = {"preset": payload.preset} if payload.preset else {}
+    if payload.columns:
+        try:
+            parse.ColumnMapping.from_dict({"columns": payload.columns})
+        except ValueError as exc:
+            raise ValidationError(str(exc), field="columns") from None
+        stored = {"columns": payload.columns}
+    with transaction.atomic():
+        creditor = Creditor.objects.select_for_update().get(pk=key.creditor_id)
+        creditor.import_mapping = stored
+        creditor.save(update_fields=["import_mapping", "updated_at"])
+        audit_record(actor=Actor.for_api_key(key), verb="creditor.import_mapping_saved", subject=creditor, data=stored)
+    return _mapping_out(creditor)
 
 
 @router.post("", response={202: ImportOut}, summary="Upload a file of claims (CSV or XLSX)")

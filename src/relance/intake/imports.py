@@ -79,7 +79,7 @@ def import_create(
     content.seek(0)
     with transaction.atomic():
         batch = ImportBatch(creditor=creditor, filename=filename[:255], sha256=digest.hexdigest(), mode=mode)
-        batch.mapping = mapping or {}
+        batch.mapping = mapping if mapping is not None else dict(creditor.import_mapping or {})
         batch.sheet = sheet
         batch.file.save(filename[-100:], File(content), save=False)
         batch.save()

@@ -71,6 +71,8 @@ class Creditor(TimeStampedModel):
     support_email = models.EmailField(blank=True)
     # Claims of one debtor are grouped into one open case, or each claim gets its own case.
     consolidate_cases = models.BooleanField(default=True)
+    # The creditor's saved column mapping for file imports ({"preset": "shopify"} or {"columns": {...}}).
+    import_mapping = models.JSONField(default=dict, blank=True)
     # Invariant 5, "evidence first": kinds of evidence (``claims.Evidence.Kind``) every claim of a case
     # must have before the case is chased, e.g. ["invoice", "delivery_proof"]. Empty: nothing required.
     required_evidence = models.JSONField(default=list, blank=True, validators=[validate_evidence_kinds])

@@ -12,6 +12,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from relance.intake.imports import Progress, import_create, import_error_report, import_run
 from relance.intake.models import ImportBatch
+from relance.intake.parse import PRESETS
 from relance.tenancy.actors import Actor
 from relance.tenancy.models import Creditor
 
@@ -42,6 +43,11 @@ class Command(BaseCommand):
         parser.add_argument("--creditor", help="creditor slug")
         parser.add_argument("--mode", choices=ImportBatch.Mode.values, default=ImportBatch.Mode.VALID_ROWS)
         parser.add_argument("--sheet", default="", help="XLSX sheet name (default: the first)")
+        parser.add_argument(
+            "--preset",
+            choices=sorted(PRESETS),
+            help="column layout (default: the creditor's saved mapping, else recognised from the header)",
+        )
         parser.add_argument("--resume", type=int, help="continue an interrupted import by its id")
         parser.add_argument("--errors", help="write the error report (CSV) to this path")
         parser.add_argument("--chunk", type=int, default=1000, help="rows per transaction")
@@ -71,6 +77,7 @@ class Command(BaseCommand):
                     actor=actor,
                     mode=options["mode"],
                     sheet=options["sheet"],
+                    mapping={"preset": options["preset"]} if options["preset"] else None,
                 )
         self.stderr.write(f"import {batch.pk}: {batch.filename} ({batch.get_mode_display()})")
         batch = import_run(batch=batch, actor=actor, chunk_rows=options["chunk"], progress=_Bar())
