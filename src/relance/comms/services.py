@@ -14,8 +14,6 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from django.conf import settings
-from django.core.mail import EmailMultiAlternatives, get_connection
 from django.core.mail.backends.base import BaseEmailBackend
 from django.db import connection, transaction
 from django.utils import timezone
@@ -24,9 +22,9 @@ from relance.audit.services import audit_record
 from relance.cases.models import Case
 from relance.cases.status import CHASEABLE, Status
 from relance.claims.models import Debtor
+from relance.comms.channels import SendContext, sender_for
 from relance.comms.models import Action
 from relance.comms.policy import ContactPolicy, check_contact
-from relance.comms.render import render_message
 from relance.tenancy.actors import Actor
 
 log = logging.getLogger("relance.comms")
@@ -89,14 +87,10 @@ def _claim_batch(now: datetime, limit: int) -> list[int]:
 def _block_reason(action: Action, debtor: Debtor, case: Case) -> str:
     if Status(case.status) not in CHASEABLE:
         return f"case is {case.status}"
-    if action.channel == Action.Channel.EMAIL:
-        if not debtor.email:
-            return "debtor has no e-mail address"
-        if debtor.email_opt_out:
-            return "debtor opted out of e-mail"
-        if debtor.email_bounced:
-            return "debtor's e-mail address bounced"
-    return ""
+    sender = sender_for(action.channel)
+    if sender is None:
+        return f"no dispatcher for channel {action.channel}"
+    return sender.blocked(action, debtor)
 
 
 def outbox_dispatch(
@@ -115,7 +109,7 @@ def outbox_dispatch(
     ids = _claim_batch(now, limit)
     if not ids:
         return report
-    conn = email_connection or get_connection()
+    context = SendContext(now=now, resources={"email_connection": email_connection} if email_connection else {})
     for action in (
         Action.objects.filter(pk__in=ids).select_related("case__creditor__agency", "case__debtor").order_by("pk")
     ):
@@ -139,8 +133,11 @@ def outbox_dispatch(
                 )
                 report.deferred += 1
             continue
+        sender = sender_for(action.channel)
+        if sender is None:  # checked by _block_reason; kept for type narrowing
+            continue
         try:
-            _send(action, conn, now)
+            sent = sender.send(action, context)
         except Exception as exc:
             log.warning("action %s failed: %s", action.pk, exc)
             _finish(action, Action.Status.FAILED, reason=str(exc)[:300], actor=actor)
@@ -151,48 +148,22 @@ def outbox_dispatch(
                 status=Action.Status.SENT,
                 sent_at=now,
                 attempts=action.attempts + 1,
-                to_address=action.to_address,
-                subject=action.subject,
-                body_text=action.body_text,
-                body_html=action.body_html,
-                content_hash=action.content_hash,
-                provider_message_id=action.provider_message_id,
+                to_address=sent.to_address,
+                subject=sent.subject,
+                body_text=sent.body_text,
+                body_html=sent.body_html,
+                content_hash=sent.content_hash,
+                provider_message_id=sent.provider_message_id,
             )
             Case.objects.filter(pk=case.pk).update(last_contact_at=now)
             audit_record(
                 actor=actor,
                 verb="action.sent",
                 subject=case,
-                data={"action": action.pk, "channel": action.channel, "hash": action.content_hash},
+                data={"action": action.pk, "channel": action.channel, "hash": sent.content_hash},
             )
         report.sent[action.channel] += 1
     return report
-
-
-def _send(action: Action, conn: BaseEmailBackend, now: datetime) -> None:
-    if action.channel != Action.Channel.EMAIL:
-        # SMS, letters and call tasks get their dispatchers with the channels issue.
-        raise NotImplementedError(f"no dispatcher for channel {action.channel} yet")
-    rendered = render_message(case=action.case, channel="email", template=action.template)
-    creditor = action.case.creditor
-    message_id = f"<action-{action.pk}@{settings.DEFAULT_FROM_EMAIL.split('@')[-1]}>"
-    msg = EmailMultiAlternatives(
-        subject=rendered.subject,
-        body=rendered.text,
-        from_email=settings.DEFAULT_FROM_EMAIL,
-        to=[action.case.debtor.email],
-        reply_to=[creditor.support_email] if creditor.support_email else None,
-        headers={"Message-ID": message_id, "X-Relance-Action": str(action.pk)},
-        connection=conn,
-    )
-    msg.attach_alternative(rendered.html, "text/html")
-    msg.send()
-    action.to_address = action.case.debtor.email
-    action.subject = rendered.subject
-    action.body_text = rendered.text
-    action.body_html = rendered.html
-    action.content_hash = rendered.content_hash
-    action.provider_message_id = message_id
 
 
 def _finish(action: Action, status: str, *, reason: str, actor: Actor) -> None:
