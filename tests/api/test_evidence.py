@@ -91,21 +91,22 @@ def test_the_intake_scope_is_required(world, place):
 
 
 @pytest.mark.parametrize(
-    ("name", "kind", "content", "field", "code"),
+    ("upload", "expected"),
     [
-        ("invoice.pdf", "selfie", PDF, "kind", "evidence.unknown_kind"),
-        ("invoice.pdf", "invoice", b"GIF89a", "file", "evidence.type_not_allowed"),
-        ("invoice.html", "invoice", b"<script>alert(1)</script>", "file", "evidence.type_not_allowed"),
-        ("invoice.pdf", "invoice", b"", "file", "evidence.empty"),
+        (("invoice.pdf", "selfie", PDF), ("kind", "evidence.unknown_kind")),
+        (("invoice.pdf", "invoice", b"GIF89a"), ("file", "evidence.type_not_allowed")),
+        (("invoice.html", "invoice", b"<script>alert(1)</script>"), ("file", "evidence.type_not_allowed")),
+        (("invoice.pdf", "invoice", b""), ("file", "evidence.empty")),
     ],
 )
-def test_bad_files_are_refused_with_the_field_named(world, place, name, kind, content, field, code):
+def test_bad_files_are_refused_with_the_field_named(world, place, upload, expected):
+    name, kind, content = upload
     place("ORDER-1")
     response = _post(world.api_secret, "ORDER-1", content, name, kind)
     assert response.status_code == 422
     assert response["Content-Type"] == PROBLEM
     problem = response.json()
-    assert (problem["code"], problem["field"]) == (code, field)
+    assert (problem["field"], problem["code"]) == expected
     assert not Evidence.objects.exists()
 
 

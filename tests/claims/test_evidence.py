@@ -128,20 +128,21 @@ def test_a_file_of_exactly_25_mb_is_accepted(place):
 
 
 @pytest.mark.parametrize(
-    ("filename", "kind", "content", "error"),
+    ("upload", "error"),
     [
-        ("invoice.pdf", "invoice", PNG, EvidenceTypeError),  # the content says PNG
-        ("invoice.png", "invoice", PDF, EvidenceTypeError),
-        ("invoice.jpg", "invoice", PDF, EvidenceTypeError),
-        ("invoice.exe", "invoice", b"MZ\x90\x00", EvidenceTypeError),
-        ("invoice", "invoice", PDF, EvidenceTypeError),
-        ("invoice.txt", "invoice", b"an invoice in plain text", EvidenceTypeError),  # documents only
-        ("order.csv", "order", b"ref;qty\n1;\x00\n", EvidenceTypeError),  # not text
-        ("invoice.pdf", "invoice", b"", EvidenceEmptyError),
-        ("invoice.pdf", "receipt", PDF, EvidenceKindError),
+        (("invoice.pdf", "invoice", PNG), EvidenceTypeError),  # the content says PNG
+        (("invoice.png", "invoice", PDF), EvidenceTypeError),
+        (("invoice.jpg", "invoice", PDF), EvidenceTypeError),
+        (("invoice.exe", "invoice", b"MZ\x90\x00"), EvidenceTypeError),
+        (("invoice", "invoice", PDF), EvidenceTypeError),
+        (("invoice.txt", "invoice", b"an invoice in plain text"), EvidenceTypeError),  # documents only
+        (("order.csv", "order", b"ref;qty\n1;\x00\n"), EvidenceTypeError),  # not text
+        (("invoice.pdf", "invoice", b""), EvidenceEmptyError),
+        (("invoice.pdf", "receipt", PDF), EvidenceKindError),
     ],
 )
-def test_files_that_are_not_what_they_claim_are_refused(place, media_root, filename, kind, content, error):
+def test_files_that_are_not_what_they_claim_are_refused(place, media_root, upload, error):
+    filename, kind, content = upload
     with pytest.raises(error) as caught:
         _attach(place("INV-1").claim, content, filename=filename, kind=kind)
     assert caught.value.fields["field"] == ("kind" if error is EvidenceKindError else "file")

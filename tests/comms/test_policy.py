@@ -316,6 +316,7 @@ def test_property_following_retries_reaches_an_allowed_instant(
         pytest.fail("retry_at never led to an allowed instant")
     # What is allowed respects the window, the cap and the gap.
     assert _inside_window(channel, tz, at)
+    at = at.astimezone(UTC)  # durations are absolute: a DST change inside the week must not shift them
     in_week = [t for t in contacts if at - timedelta(days=7) < t <= at]
     assert len(in_week) < policy.max_contacts_per_7_days
     assert all(at - t >= policy.min_gap for t in in_week)
@@ -331,3 +332,12 @@ def test_property_allowed_exactly_inside_the_local_window(now: datetime, channel
         assert _inside_window(channel, tz, verdict.retry_at)
         # retry_at is a window opening: one minute earlier is still closed.
         assert not _inside_window(channel, tz, verdict.retry_at - timedelta(minutes=1))
+
+
+def test_the_rolling_week_is_seven_real_days_across_a_daylight_saving_change() -> None:
+    # Found by Hypothesis: three contacts on Monday 21 October 2024 at 08:00 Paris (CEST); France
+    # leaves summer time on Sunday 27. A week later at 08:00 CET, 7 x 24 h have passed plus one hour:
+    # the cap is free again (computing "now - 7 days" in wall-clock time kept it closed forever).
+    monday = datetime(2024, 10, 21, 6, 0, 0, 1, tzinfo=UTC)
+    next_monday_8am = datetime(2024, 10, 28, 8, 0, tzinfo=PARIS)
+    assert check("email", next_monday_8am, contacts=(monday, monday, monday)).allowed

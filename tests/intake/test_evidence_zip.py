@@ -189,7 +189,10 @@ def test_the_bytes_unpacked_from_one_zip_are_capped(world, place, monkeypatch):
     ("files", "expected"),
     [
         ({"f1.pdf": PDF}, [(0, "", "manifest.missing")]),
-        ({"manifest.csv": b"ref;type;file\nINV-1;invoice;f1.pdf\n"}, [(1, "external_ref, kind, filename", "manifest.columns")]),
+        (
+            {"manifest.csv": b"ref;type;file\nINV-1;invoice;f1.pdf\n"},
+            [(1, "external_ref, kind, filename", "manifest.columns")],
+        ),
         ({"manifest.csv": b""}, [(1, "external_ref, kind, filename", "manifest.columns")]),
     ],
 )
@@ -213,7 +216,9 @@ def test_a_cp1252_manifest_is_read(world, place):
 
 def test_the_import_is_audited_with_its_counts(world, place):
     place("INV-1")
-    _import(world, {"manifest.csv": b"external_ref;kind;filename\nINV-1;invoice;f.pdf\nX;invoice;f.pdf\n", "f.pdf": PDF})
+    _import(
+        world, {"manifest.csv": b"external_ref;kind;filename\nINV-1;invoice;f.pdf\nX;invoice;f.pdf\n", "f.pdf": PDF}
+    )
     (event,) = AuditEvent.objects.filter(verb="evidence.zip_imported")
     assert event.data == {"rows": 2, "attached": 1, "unchanged": 0, "errors": 1}
     assert AuditEvent.objects.filter(verb="evidence.attached").count() == 1

@@ -9,6 +9,7 @@ from typing import Any
 
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http.request import RawPostDataException
 from ninja import Body, NinjaAPI, Schema
 from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as RequestValidationError
@@ -66,7 +67,12 @@ def _field(loc: list[Any] | tuple[Any, ...], *, body_is_list: bool = False) -> s
 
 
 def _body_is_list(request: HttpRequest) -> bool:
-    return request.body.lstrip()[:1] == b"["
+    if not request.content_type.startswith("application/json"):
+        return False  # multipart uploads: the body was streamed and cannot be read again
+    try:
+        return request.body.lstrip()[:1] == b"["
+    except RawPostDataException:
+        return False
 
 
 @api.exception_handler(RequestValidationError)

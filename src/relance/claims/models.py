@@ -39,6 +39,13 @@ class Debtor(TimeStampedModel):
     timezone = models.CharField(max_length=40, default="Europe/Paris")
     email_opt_out = models.BooleanField(default=False)
     email_bounced = models.BooleanField(default=False)
+    # Set when the debtor answers STOP to an SMS (L121-7 3° C. conso: no unwanted solicitations).
+    sms_opt_out = models.BooleanField(default=False)
+    # A letter came back undelivered ("N'habite pas à l'adresse indiquée", NPAI): no more letters to
+    # this address until it is corrected (comms.letters.letter_returned sets it, audited).
+    address_invalid = models.BooleanField(default=False)
+    address_invalid_at = models.DateTimeField(null=True, blank=True)
+    address_invalid_reason = models.CharField(max_length=200, blank=True)
 
     def __str__(self) -> str:
         return self.display_name

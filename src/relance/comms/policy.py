@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import holidays
@@ -79,6 +79,10 @@ def check_contact(
 
     ``recent_contacts`` are the debtor's contacts already sent or queued, across all creditors.
     """
+    # Durations (7 days, the minimum gap) are absolute: compute in UTC, never in wall-clock time,
+    # or a daylight-saving change in the week shifts them by an hour.
+    now = now.astimezone(UTC)
+    recent_contacts = [t.astimezone(UTC) for t in recent_contacts]
     tz = ZoneInfo(debtor_timezone)
     windows = policy.windows.get(channel)
     if not windows:

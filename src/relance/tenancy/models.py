@@ -76,6 +76,9 @@ class Creditor(TimeStampedModel):
     # Invariant 5, "evidence first": kinds of evidence (``claims.Evidence.Kind``) every claim of a case
     # must have before the case is chased, e.g. ["invoice", "delivery_proof"]. Empty: nothing required.
     required_evidence = models.JSONField(default=list, blank=True, validators=[validate_evidence_kinds])
+    # Letters to this creditor's debtors go out as registered mail (lettre recommandée); the flag is
+    # copied into the daily print manifest for the printing house.
+    registered_letters = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["legal_name"]
