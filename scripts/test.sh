@@ -17,6 +17,13 @@ if ! command -v chromium >/dev/null; then
 fi
 export RELANCE_CHROMIUM=${RELANCE_CHROMIUM:-$(command -v chromium)}
 
+# --- Pango and fonts (WeasyPrint renders the letters; fonts come from Debian, never downloaded) ---
+if ! dpkg -s libpangoft2-1.0-0 >/dev/null 2>&1 || ! dpkg -s fonts-dejavu-core >/dev/null 2>&1; then
+  echo "test.sh: installing Debian's Pango and DejaVu fonts"
+  as_root apt-get update -q >/dev/null
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core >/dev/null
+fi
+
 export RELANCE_VAR_DIR=$(mktemp -d /tmp/relance-var.XXXXXX)
 export SECRET_KEY=test-only-not-secret
 trap 'rm -rf "$RELANCE_VAR_DIR"' EXIT

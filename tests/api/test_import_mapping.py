@@ -13,8 +13,7 @@ from relance.intake.imports import import_run_pending
 
 @pytest.fixture
 def api(world):
-    client = Client(HTTP_X_API_KEY=world.api_secret)
-    return client
+    return Client(HTTP_X_API_KEY=world.api_secret)
 
 
 @pytest.mark.django_db
@@ -33,9 +32,10 @@ def test_an_unknown_field_or_preset_is_refused_naming_the_field(api, world) -> N
     bad = api.put("/api/v1/imports/mapping", {"columns": {"N°": "amount_ttc"}}, content_type="application/json")
     assert bad.status_code == 422
     assert bad.json()["field"] == "columns"
-    assert api.put("/api/v1/imports/mapping", {"preset": "magento"}, content_type="application/json").json()[
-        "field"
-    ] == "preset"
+    assert (
+        api.put("/api/v1/imports/mapping", {"preset": "magento"}, content_type="application/json").json()["field"]
+        == "preset"
+    )
     world.creditor.refresh_from_db()
     assert world.creditor.import_mapping == {}
 

@@ -6,12 +6,14 @@ import os
 import subprocess
 import sys
 
-PROBE = "import django; django.setup(); from django.conf import settings; print(settings.DATABASES['default']['ENGINE'])"
+PROBE = (
+    "import django; django.setup(); from django.conf import settings; print(settings.DATABASES['default']['ENGINE'])"
+)
 
 
 def run_with(env: dict[str, str], tmp_path) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "DATABASE_URL", "RELANCE_ENV"}}
-    return subprocess.run(
+    return subprocess.run(  # noqa: S603 - our own interpreter and a constant program
         [sys.executable, "-c", PROBE],
         env={**clean, "DJANGO_SETTINGS_MODULE": "relance.config.settings", "RELANCE_VAR_DIR": str(tmp_path), **env},
         capture_output=True,

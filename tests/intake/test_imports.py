@@ -22,16 +22,19 @@ from typing import Any
 
 import pytest
 from django.db.models import Sum
+from openpyxl import Workbook
 
 from relance.audit.models import AuditEvent
 from relance.cases.models import Case, CaseClaim
 from relance.cases.selectors import case_outstanding_minor
 from relance.claims.models import Claim, Debtor
+from relance.core.money import Money
 from relance.intake import imports
 from relance.intake.imports import import_create, import_error_report, import_run
 from relance.intake.models import ImportBatch, ImportIssue
 from relance.ledger.models import LedgerTransaction, Posting
 from relance.ledger.services import account_balance
+from relance.payments.services import payment_record
 from relance.tenancy.actors import Actor
 
 pytestmark = pytest.mark.django_db
@@ -154,8 +157,7 @@ def balances() -> dict[str, int]:
 def state() -> dict[str, Any]:
     """What an import may change: rows per table and every account's balance."""
     result: dict[str, Any] = {
-        model.__name__: model.objects.count()
-        for model in (Claim, Debtor, Case, CaseClaim, Posting, LedgerTransaction)
+        model.__name__: model.objects.count() for model in (Claim, Debtor, Case, CaseClaim, Posting, LedgerTransaction)
     }
     result["balances"] = balances()
     result["ledger_sum"] = sum(result["balances"].values())
@@ -255,7 +257,11 @@ def test_the_corpus_french_bom_file_imports_every_row(run, world):
         "F-005": 123450,
     }
     company = Claim.objects.get(external_ref="F-004").debtor
-    assert (company.kind, company.company_name, company.siren) == ("company", "Société Générale d'Équipement", "123456789")
+    assert (company.kind, company.company_name, company.siren) == (
+        "company",
+        "Société Générale d'Équipement",
+        "123456789",
+    )
     assert Claim.objects.get(external_ref="F-005").debtor.country == "BE"
 
 
@@ -312,13 +318,6 @@ def test_the_error_report_has_its_header_and_neutralises_formulas(run):
     assert batch.issues.get(row=4).value == "-12,50"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: import_error_report (intake/imports.py, last line) passes value and message through "
-    "csv_safe but not column: a header like '=Nom' still maps to a field (normalize_header drops "
-    "punctuation) and reaches the report as a live formula; parse.write_error_report neutralises "
-    "every text cell",
-)
 def test_the_error_report_neutralises_the_creditors_column_names_too(run):
     content = french_csv([line("C-1", "10,00", **{**person(1), "E-mail": "pas-un-email"})]).replace(
         b";E-mail;", b";=E-mail;", 1
@@ -337,7 +336,7 @@ def test_the_error_report_neutralises_the_creditors_column_names_too(run):
 
 
 def test_importing_the_same_file_twice_is_the_same_state_as_once(run):
-    content = french_csv(FRENCH_ROWS + [line("FR-9", "45,00", **person(9))])
+    content = french_csv([*FRENCH_ROWS, line("FR-9", "45,00", **person(9))])
     first = run(content)
     once = state()
     domain_events = AuditEvent.objects.exclude(verb__startswith="import.").count()
@@ -382,7 +381,7 @@ def test_a_lower_amount_in_a_later_file_is_a_credit_note(run, world):
     assert_ledger_balanced()
     event = AuditEvent.objects.get(verb="claim.credit_note")
     assert (event.subject_type, event.subject_id) == ("claims.claim", str(claim.pk))
-    assert event.data == {"from": 10000, "to": 8000, "reduction": 2000}
+    assert event.data == {"from": 10000, "to": 8000, "reduction": 2000, "refundable": 0}
     assert not later.issues.exists()
 
     # The credited amount is now the claim's face amount: the same file again changes nothing.
@@ -471,7 +470,7 @@ def test_a_duplicate_reference_inside_one_file_first_wins_and_the_second_is_repo
     assert claims_of(world.creditor) == {"D-1": 1000, "D-2": 2000}
     assert Claim.objects.get(external_ref="D-1").debtor.last_name == "Martin"
     assert issues(batch) == [(4, "Référence", "D-1", "ref.duplicate_in_file")]
-    assert "2" in batch.issues.get().message  # names the first row
+    assert "row 2" in batch.issues.get().message  # names the first row
     assert (batch.rows_created, batch.rows_invalid) == (2, 1)
 
 
@@ -650,15 +649,19 @@ def test_a_crash_between_chunks_keeps_whole_chunks_and_resuming_finishes_the_fil
     resumed.refresh_from_db()
     assert resumed.status == ImportBatch.Status.DONE
     uninterrupted = run(content, creditor=world.other_creditor, chunk_rows=3)
-    assert counts(resumed) == counts(uninterrupted) == {
-        "total": 11,
-        "done": 11,
-        "created": 8,
-        "unchanged": 0,
-        "credited": 0,
-        "review": 0,
-        "invalid": 3,
-    }
+    assert (
+        counts(resumed)
+        == counts(uninterrupted)
+        == {
+            "total": 11,
+            "done": 11,
+            "created": 8,
+            "unchanged": 0,
+            "credited": 0,
+            "review": 0,
+            "invalid": 3,
+        }
+    )
     assert issues(resumed) == issues(uninterrupted)
     assert placement_summary(world.creditor) == placement_summary(world.other_creditor)
     assert claims_of(world.creditor) == claims_of(world.other_creditor)
@@ -686,9 +689,7 @@ def test_a_crash_between_chunks_keeps_whole_chunks_and_resuming_finishes_the_fil
 
 
 def xlsx(rows: list[dict[str, str]]) -> bytes:
-    """The French rows as an Excel workbook (first sheet), amounts as numbers like Excel stores them."""
-    from openpyxl import Workbook  # noqa: PLC0415 - only this test writes workbooks
-
+    """The French rows as an Excel workbook (first sheet), every cell as text."""
     book = Workbook()
     sheet = book.active
     assert sheet is not None
@@ -700,13 +701,6 @@ def xlsx(rows: list[dict[str, str]]) -> bytes:
     return out.getvalue()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: import_run hands _place_all an io.BufferedReader over _CountingReader "
-    "(intake/imports.py, `reader=io.BufferedReader(counting, 1 << 16)`), which is not seekable; "
-    "openpyxl needs to seek to the zip's central directory, so every XLSX import ends FAILED "
-    "'Not a readable XLSX file: File is not a zip file'",
-)
 def test_an_xlsx_file_imports_through_the_same_pipeline(run, world):
     rows = [line("X-1", "1 234,50"), line("X-2", "douze", **person(2)), line("X-3", "12,50", **person(3))]
 
@@ -715,3 +709,26 @@ def test_an_xlsx_file_imports_through_the_same_pipeline(run, world):
     assert batch.status == ImportBatch.Status.DONE, batch.message
     assert claims_of(world.creditor) == {"X-1": 123450, "X-3": 1250}
     assert issues(batch) == [(3, "Montant", "douze", "amount.not_a_number")]
+
+
+def test_a_credit_note_below_what_was_already_paid_makes_the_excess_refundable(run, world):
+    """Paid 80 of 100, then the creditor credits the invoice down to 50: 30 goes back to the debtor.
+
+    The claim never goes below zero; the creditor is owed 50, not 80 (issue 3 item 3, issue 5).
+    """
+    run(french_csv([line("P-1", "100,00")]))
+    claim = Claim.objects.get(external_ref="P-1")
+    case = claim.case_link.case
+    payment_record(
+        case=case, amount=Money(8000, "EUR"), method="transfer", external_ref="bank-1", actor=Actor.system("tests")
+    )
+
+    later = run(french_csv([line("P-1", "50,00")]))
+
+    assert later.rows_credited == 1
+    assert account_balance(key=claim.ledger_key) == 0
+    assert account_balance(key=f"overpayment:case:{case.pk}") == -3000  # a credit balance: owed to the debtor
+    assert account_balance(key=f"creditor:{world.creditor.pk}:payable:EUR") == -5000
+    assert_ledger_balanced()
+    again = run(french_csv([line("P-1", "50,00")]))
+    assert (again.rows_credited, again.rows_unchanged) == (0, 1)

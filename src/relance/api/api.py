@@ -67,7 +67,7 @@ def _field(loc: list[Any] | tuple[Any, ...], *, body_is_list: bool = False) -> s
 
 
 def _body_is_list(request: HttpRequest) -> bool:
-    if not request.content_type.startswith("application/json"):
+    if not (request.content_type or "").startswith("application/json"):
         return False  # multipart uploads: the body was streamed and cannot be read again
     try:
         return request.body.lstrip()[:1] == b"["

@@ -240,3 +240,19 @@ def _case_rearm_if_evidence_complete(*, claim: Claim, actor: Actor) -> bool:
     case.save(update_fields=["next_action_at", "updated_at"])
     audit_record(actor=actor, verb="case.evidence_complete", subject=case, data={"claim": claim.pk})
     return True
+
+
+def creditor_payable_account(creditor: Creditor, currency: str) -> str:
+    """What the agency owes the creditor (collected money not yet remitted)."""
+    key = f"creditor:{creditor.pk}:payable:{currency}"
+    account_ensure(key=key, name=f"Due to {creditor.legal_name}", kind=Account.Kind.LIABILITY, currency=currency)
+    return key
+
+
+def case_overpayment_account(*, case_id: int, case_reference: str, currency: str) -> str:
+    """Money a debtor paid beyond what is owed: refundable, never kept (issue 5)."""
+    key = f"overpayment:case:{case_id}"
+    account_ensure(
+        key=key, name=f"Refundable to debtor of {case_reference}", kind=Account.Kind.LIABILITY, currency=currency
+    )
+    return key

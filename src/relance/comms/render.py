@@ -1,6 +1,7 @@
 """Rendering a message for one case: the words, the amounts and the portal link.
 
-Templates live in ``comms/templates/comms/<channel>/<template>.<lang>.(subject|txt|html)``.
+Templates live in ``comms/templates/comms/<channel>/<template>.<lang>.(subject|txt|html)``; SMS
+templates are a ``.txt`` alone.
 Mode B messages carry the R124-4 mentions (FR-COL-05..07); every rendered text is checked against
 the forbidden wording of FR-COL-15/17 before it can leave.
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import Any
 
 from django.template.loader import render_to_string
 from django.utils import translation
@@ -20,6 +22,9 @@ from relance.compliance import fr
 from relance.core.errors import ValidationError
 from relance.core.money import Money
 from relance.tenancy.models import Creditor
+
+# Channels whose messages are a text alone (no subject, no HTML part): only ``<template>.<lang>.txt``.
+TEXT_ONLY_CHANNELS = frozenset({"sms"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,13 +42,18 @@ def _language(case: Case) -> str:
     return "en" if case.debtor.language.startswith("en") else "fr"
 
 
-def render_message(*, case: Case, channel: str, template: str) -> Rendered:
-    lang = _language(case)
+def message_language(case: Case) -> str:
+    """The language a case's messages are written in ("fr" or "en")."""
+    return _language(case)
+
+
+def message_context(*, case: Case, lang: str) -> dict[str, Any]:
+    """The variables every channel's templates share (documented in docs/strategies.md)."""
     locale = "en_GB" if lang == "en" else "fr_FR"
     balances = case_claim_balances(case=case)
     outstanding = Money(sum(b.outstanding_minor for b in balances), case.currency)
     creditor = case.creditor
-    context = {
+    return {
         "case": case,
         "debtor": case.debtor,
         "creditor": creditor,
@@ -65,11 +75,18 @@ def render_message(*, case: Case, channel: str, template: str) -> Rendered:
         "l111_8": fr.L111_8_PARAGRAPHS,
         "amicable_statement": fr.AMICABLE_COLLECTION_STATEMENT,
     }
+
+
+def render_message(*, case: Case, channel: str, template: str, extra: dict[str, Any] | None = None) -> Rendered:
+    """Render one message; ``extra`` adds channel-specific variables to the shared context."""
+    lang = _language(case)
+    context = {**message_context(case=case, lang=lang), **(extra or {})}
     base = f"comms/{channel}/{template}.{lang}"
+    text_only = channel in TEXT_ONLY_CHANNELS
     with translation.override(lang):
-        subject = " ".join(render_to_string(f"{base}.subject", context).split())
+        subject = "" if text_only else " ".join(render_to_string(f"{base}.subject", context).split())
         text = render_to_string(f"{base}.txt", context).strip() + "\n"
-        html = render_to_string(f"{base}.html", context)
+        html = "" if text_only else render_to_string(f"{base}.html", context)
     # The L111-8 paragraphs are mandated verbatim (FR-COL-07) and may name what the rest may not.
     own_words = text
     for paragraph in fr.L111_8_PARAGRAPHS:

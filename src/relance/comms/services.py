@@ -29,6 +29,9 @@ from relance.tenancy.actors import Actor
 
 log = logging.getLogger("relance.comms")
 
+# Statuses only a provider's receipt sets after a send (delivered, or failed/bounced downstream).
+RECEIPT_STATUSES = (Action.Status.DELIVERED, Action.Status.FAILED, Action.Status.BOUNCED)
+
 
 def debtor_recent_contacts(*, debtor_id: int, now: datetime, exclude_action_id: int | None = None) -> list[datetime]:
     """Times of the debtor's contacts in the last 7 days, across creditors (sent or still queued)."""
@@ -144,23 +147,26 @@ def outbox_dispatch(
             report.failed += 1
             continue
         with transaction.atomic():
-            Action.objects.filter(pk=action.pk).update(
-                status=Action.Status.SENT,
-                sent_at=now,
-                attempts=action.attempts + 1,
-                to_address=sent.to_address,
-                subject=sent.subject,
-                body_text=sent.body_text,
-                body_html=sent.body_html,
-                content_hash=sent.content_hash,
-                provider_message_id=sent.provider_message_id,
-            )
+            what_left = {
+                "sent_at": now,
+                "attempts": action.attempts + 1,
+                "to_address": sent.to_address,
+                "subject": sent.subject,
+                "body_text": sent.body_text,
+                "body_html": sent.body_html,
+                "content_hash": sent.content_hash,
+                "provider_message_id": sent.provider_message_id,
+            }
+            mine = Action.objects.filter(pk=action.pk)
+            # A provider's delivery receipt can beat this write (SMS webhooks): keep its verdict then.
+            if not mine.exclude(status__in=RECEIPT_STATUSES).update(status=Action.Status.SENT, **what_left):
+                mine.update(**what_left)
             Case.objects.filter(pk=case.pk).update(last_contact_at=now)
             audit_record(
                 actor=actor,
                 verb="action.sent",
                 subject=case,
-                data={"action": action.pk, "channel": action.channel, "hash": sent.content_hash},
+                data={"action": action.pk, "channel": action.channel, "hash": sent.content_hash, **sent.meta},
             )
         report.sent[action.channel] += 1
     return report
@@ -183,3 +189,71 @@ def outbox_recover(*, now: datetime | None = None, stale_after: timedelta = time
     return Action.objects.filter(status=Action.Status.SENDING, updated_at__lt=now - stale_after).update(
         status=Action.Status.QUEUED, status_reason="recovered after dispatcher crash"
     )
+
+
+# Provider delivery statuses that settle an SMS action; anything else (queued, sent…) changes nothing.
+SMS_RECEIPT_STATUSES = {
+    "delivered": Action.Status.DELIVERED,
+    "undelivered": Action.Status.FAILED,
+    "failed": Action.Status.FAILED,
+}
+
+
+def sms_opt_out_record(*, phone: str, provider: str, message: str, actor: Actor) -> int:
+    """An inbound STOP: every debtor with this number gets no more SMS (audited); how many changed.
+
+    L121-7 3° C. conso (FR-COL-16): contacting someone who asked us to stop is an unwanted
+    solicitation. Queued SMS actions are then blocked by the dispatcher's last check.
+    """
+    if not phone:
+        return 0
+    with transaction.atomic():
+        debtors = list(Debtor.objects.select_for_update().filter(phone=phone, sms_opt_out=False).order_by("pk"))
+        for debtor in debtors:
+            Debtor.objects.filter(pk=debtor.pk).update(sms_opt_out=True, updated_at=timezone.now())
+            audit_record(
+                actor=actor,
+                verb="debtor.sms_opt_out",
+                subject=debtor,
+                data={"provider": provider, "message": message[:40]},
+            )
+    return len(debtors)
+
+
+def sms_receipt_record(
+    *, action_id: int, provider: str, provider_message_id: str, status: str, error_code: str, actor: Actor
+) -> bool:
+    """A delivery receipt: the SMS action becomes delivered or failed, once (a replay changes nothing)."""
+    target = SMS_RECEIPT_STATUSES.get(status)
+    if target is None:
+        return False
+    with transaction.atomic():
+        action = (
+            Action.objects.select_for_update()
+            .select_related("case")
+            .filter(pk=action_id, channel=Action.Channel.SMS)
+            .first()
+        )
+        if action is None:
+            return False
+        if provider_message_id and action.provider_message_id not in ("", provider_message_id):
+            return False  # a receipt for another message than the one this action sent
+        if action.status not in (Action.Status.SENDING, Action.Status.SENT):
+            return False  # already settled (or never sent): receipts are idempotent
+        reason = "" if target == Action.Status.DELIVERED else f"{provider}: {status}"
+        if reason and error_code:
+            reason += f" (error {error_code})"
+        Action.objects.filter(pk=action.pk).update(status=target, status_reason=reason)
+        audit_record(
+            actor=actor,
+            verb=f"action.{target}",
+            subject=action.case,
+            data={
+                "action": action.pk,
+                "channel": action.channel,
+                "provider": provider,
+                "status": status,
+                "error_code": error_code,
+            },
+        )
+    return True

@@ -183,6 +183,44 @@ EMAIL_BACKEND = os.environ.get(
 EMAIL_FILE_PATH = VAR_DIR / "mail"
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "relance@localhost")
 
+# SMS: written as JSON lines under var/sms by default; Twilio or OVHcloud when SMS_PROVIDER says so.
+# Secrets come from the environment only (no defaults); a chosen provider without them refuses to start.
+SMS_PROVIDER = os.environ.get("SMS_PROVIDER", "file")
+SMS_FILE_PATH = VAR_DIR / "sms"
+TWILIO_ACCOUNT_SID = os.environ.get("TWILIO_ACCOUNT_SID", "")
+TWILIO_AUTH_TOKEN = os.environ.get("TWILIO_AUTH_TOKEN", "")
+TWILIO_FROM_NUMBER = os.environ.get("TWILIO_FROM_NUMBER", "")
+TWILIO_MESSAGING_SERVICE_SID = os.environ.get("TWILIO_MESSAGING_SERVICE_SID", "")
+OVH_ENDPOINT = os.environ.get("OVH_ENDPOINT", "https://eu.api.ovh.com/1.0").rstrip("/")
+OVH_APPLICATION_KEY = os.environ.get("OVH_APPLICATION_KEY", "")
+OVH_APPLICATION_SECRET = os.environ.get("OVH_APPLICATION_SECRET", "")
+OVH_CONSUMER_KEY = os.environ.get("OVH_CONSUMER_KEY", "")
+OVH_SMS_SERVICE_NAME = os.environ.get("OVH_SMS_SERVICE_NAME", "")
+OVH_SMS_SENDER = os.environ.get("OVH_SMS_SENDER", "")
+# Our SMS templates carry their own STOP line; "0" lets OVHcloud append its "STOP au 36xxx" clause too.
+OVH_SMS_NO_STOP_CLAUSE = os.environ.get("OVH_SMS_NO_STOP_CLAUSE", "1") == "1"
+# OVHcloud does not sign its callbacks: the inbound URL carries this secret (?token=...).
+OVH_SMS_WEBHOOK_TOKEN = os.environ.get("OVH_SMS_WEBHOOK_TOKEN", "")
+# What one SMS segment costs with each provider, in minor units of SMS_PRICE_CURRENCY (your contract).
+SMS_PRICE_CURRENCY = os.environ.get("SMS_PRICE_CURRENCY", "EUR")
+SMS_SEGMENT_PRICE_MINOR = {
+    "twilio": int(os.environ.get("TWILIO_SMS_SEGMENT_PRICE_MINOR", "0")),
+    "ovh": int(os.environ.get("OVH_SMS_SEGMENT_PRICE_MINOR", "0")),
+    "file": 0,
+}
+_SMS_REQUIRED = {
+    "file": [],
+    "twilio": ["TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN"],
+    "ovh": ["OVH_APPLICATION_KEY", "OVH_APPLICATION_SECRET", "OVH_CONSUMER_KEY", "OVH_SMS_SERVICE_NAME"],
+}
+if SMS_PROVIDER not in _SMS_REQUIRED:
+    raise ImproperlyConfigured(f"SMS_PROVIDER must be one of {', '.join(_SMS_REQUIRED)}, not {SMS_PROVIDER!r}.")
+_sms_missing = [name for name in _SMS_REQUIRED[SMS_PROVIDER] if not os.environ.get(name)]
+if SMS_PROVIDER == "twilio" and not (TWILIO_FROM_NUMBER or TWILIO_MESSAGING_SERVICE_SID):
+    _sms_missing.append("TWILIO_FROM_NUMBER or TWILIO_MESSAGING_SERVICE_SID")
+if _sms_missing:
+    raise ImproperlyConfigured(f"SMS_PROVIDER={SMS_PROVIDER} needs {', '.join(_sms_missing)}.")
+
 # Tasks: Django's task API (django-tasks backport); the database backend needs no extra service.
 TASKS = {
     "default": {
@@ -192,6 +230,8 @@ TASKS = {
 
 # How long a debtor's portal link stays valid (FR: short-lived, re-sent with each reminder).
 RELANCE_PORTAL_LINK_MAX_AGE = int(os.environ.get("RELANCE_PORTAL_LINK_MAX_AGE", str(60 * 60 * 24 * 45)))
+# A batch of 10,000 claims is ~15 MB of JSON (POST /api/v1/claims); files go through uploads instead.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 20 * 1024 * 1024
 RELANCE_PORTAL_MAX_FAILED_VERIFICATIONS = 5
 # The clearly labelled sandbox payment method of the demo; never available in production.
 RELANCE_SANDBOX_PAYMENTS = not PRODUCTION and os.environ.get("RELANCE_SANDBOX_PAYMENTS", "1") == "1"

@@ -16,4 +16,5 @@ urlpatterns = [
     path("bo/", include("relance.backoffice.urls")),
     path("p/", include("relance.portal.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
+    path("hooks/", include("relance.comms.webhook_urls")),
 ]

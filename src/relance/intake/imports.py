@@ -15,6 +15,7 @@ import io
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import IO, Any
 
 from django.core.files.base import File
@@ -58,6 +59,18 @@ class _CountingReader(io.RawIOBase):
         buffer[:n] = data
         self.count += n
         return n
+
+    # XLSX files are ZIP archives: openpyxl seeks, so the wrapper passes seeking through.
+    def seekable(self) -> bool:
+        return self.raw.seekable()
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        position = self.raw.seek(offset, whence)
+        self.count = position
+        return position
+
+    def tell(self) -> int:
+        return self.raw.tell()
 
 
 def import_create(
@@ -308,6 +321,13 @@ def _finish(batch: ImportBatch, status: str, actor: Actor, message: str = "") ->
         )
 
 
+def import_recover(*, stale_after: timedelta = timedelta(minutes=10)) -> int:
+    """Give interrupted imports (a crashed worker left them ``running``) back to the queue; they resume."""
+    return ImportBatch.objects.filter(
+        status=ImportBatch.Status.RUNNING, updated_at__lt=timezone.now() - stale_after
+    ).update(status=ImportBatch.Status.PENDING, message="resumed after an interruption")
+
+
 def import_run_pending(*, batch_id: int | None = None, actor: Actor | None = None) -> ImportBatch | None:
     """Claim one pending import (that one, or the oldest) and run it; ``None`` when there is none.
 
@@ -333,5 +353,11 @@ def import_error_report(*, batch: ImportBatch, out: IO[str]) -> None:
     writer.writerow(["row", "column", "value", "code", "message"])
     for issue in batch.issues.order_by("row", "pk").iterator(chunk_size=2000):
         writer.writerow(
-            [issue.row, issue.column, parse.csv_safe(issue.value), issue.code, parse.csv_safe(issue.message)]
+            [
+                issue.row,
+                parse.csv_safe(issue.column),
+                parse.csv_safe(issue.value),
+                issue.code,
+                parse.csv_safe(issue.message),
+            ]
         )

@@ -25,12 +25,12 @@ from relance.cases.models import Case, CaseClaim
 from relance.cases.services import case_reference_new
 from relance.cases.status import TERMINAL
 from relance.claims.models import Claim, Debtor, DebtorMatchReview
-from relance.claims.services import creditor_claims_account
+from relance.claims.services import case_overpayment_account, creditor_claims_account, creditor_payable_account
 from relance.intake.match import DebtorIndex, Match, Person
 from relance.intake.validate import CleanClaim
 from relance.ledger.balance import Line, check_balanced
 from relance.ledger.models import Account, LedgerTransaction, Posting
-from relance.ledger.services import ledger_post
+from relance.ledger.services import account_balance, ledger_post
 from relance.tenancy.actors import Actor
 from relance.tenancy.models import Creditor
 
@@ -117,21 +117,38 @@ def _compare(index: int, item: CleanClaim, claim: Claim, face: int, actor: Actor
             index, "review", claim.pk, case_id, f"amount increased from {face} to {new.minor} (minor units)"
         )
     reduction = face - new.minor
+    cur = claim.currency
     # A lower amount is a credit note from the creditor: Dr creditor claims / Cr claim (never edited).
+    # What the debtor already paid beyond the new amount becomes refundable to them, taken from what
+    # the creditor is owed — the claim never goes below zero.
+    # The full reduction is credited to the claim (so its face amount stays readable from the ledger);
+    # an excess over the outstanding is moved straight back out, into the debtor's refundable balance.
+    claims_contra = creditor_claims_account(claim.creditor, cur)
+    refund = max(reduction - max(account_balance(key=claim.ledger_key), 0), 0)
+    lines = [Line.dr(claims_contra, reduction, cur), Line.cr(claim.ledger_key, reduction, cur)]
+    if refund:
+        case = claim.case_link.case
+        overpaid = case_overpayment_account(case_id=case.pk, case_reference=case.reference, currency=cur)
+        lines += [
+            Line.dr(claim.ledger_key, refund, cur),
+            Line.cr(overpaid, refund, cur),
+            Line.dr(creditor_payable_account(claim.creditor, cur), refund, cur),
+            Line.cr(claims_contra, refund, cur),
+        ]
     ledger_post(
         idempotency_key=f"{CREDIT_NOTE}:{claim.pk}:{new.minor}",
         code=CREDIT_NOTE,
-        lines=[
-            Line.dr(creditor_claims_account(claim.creditor, claim.currency), reduction, claim.currency),
-            Line.cr(claim.ledger_key, reduction, claim.currency),
-        ],
+        lines=lines,
         memo=f"Credit note on {claim.external_ref}: {face} -> {new.minor}",
     )
     audit_record_many(
         actor=actor,
         events=[
             PendingEvent(
-                "claim.credit_note", "claims.claim", claim.pk, {"from": face, "to": new.minor, "reduction": reduction}
+                "claim.credit_note",
+                "claims.claim",
+                claim.pk,
+                {"from": face, "to": new.minor, "reduction": reduction, "refundable": refund},
             )
         ],
     )

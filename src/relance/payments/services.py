@@ -12,7 +12,7 @@ from relance.cases.models import Case
 from relance.cases.selectors import case_claim_balances
 from relance.cases.services import case_transition
 from relance.cases.status import Status, can_transition
-from relance.claims.services import creditor_claims_account
+from relance.claims.services import case_overpayment_account, creditor_claims_account, creditor_payable_account
 from relance.core.errors import ConflictError, ValidationError
 from relance.core.money import Money
 from relance.ledger.allocate import allocate
@@ -34,19 +34,11 @@ def _trust_account(case: Case) -> str:
 
 
 def _payable_account(case: Case) -> str:
-    key = f"creditor:{case.creditor_id}:payable:{case.currency}"
-    account_ensure(
-        key=key, name=f"Due to {case.creditor.legal_name}", kind=Account.Kind.LIABILITY, currency=case.currency
-    )
-    return key
+    return creditor_payable_account(case.creditor, case.currency)
 
 
 def _overpayment_account(case: Case) -> str:
-    key = f"overpayment:case:{case.pk}"
-    account_ensure(
-        key=key, name=f"Refundable to debtor of {case.reference}", kind=Account.Kind.LIABILITY, currency=case.currency
-    )
-    return key
+    return case_overpayment_account(case_id=case.pk, case_reference=case.reference, currency=case.currency)
 
 
 @transaction.atomic

@@ -57,7 +57,9 @@ def snapshot(case: Case, now: datetime) -> CaseSnapshot:
     if debtor.email and not debtor.email_opt_out and not debtor.email_bounced:
         channels.add("email")
     if debtor.phone:
-        channels |= {"sms", "call"}
+        channels.add("call")
+        if not debtor.sms_opt_out:  # they answered STOP: the step is skipped, not queued and blocked
+            channels.add("sms")
     return CaseSnapshot(
         case_id=case.pk,
         status=Status(case.status),

@@ -13,6 +13,7 @@ from django.contrib.auth.models import AbstractUser
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils.translation import gettext_lazy as _
+from schwifty import IBAN
 
 from relance.core.models import TimeStampedModel
 
@@ -33,6 +34,15 @@ class Agency(TimeStampedModel):
 
     def __str__(self) -> str:
         return self.legal_name
+
+    def clean(self) -> None:
+        super().clean()
+        # The portal prints this account and encodes it in the EPC QR code: refuse a mistyped one.
+        if self.trust_iban:
+            try:
+                IBAN(self.trust_iban)
+            except ValueError:  # schwifty's errors are ValueErrors
+                raise ValidationError({"trust_iban": _("Enter a valid IBAN.")}) from None
 
 
 def validate_evidence_kinds(value: object) -> None:

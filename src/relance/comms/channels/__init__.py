@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from relance.comms.channels.base import ChannelSender, SendContext, Sent
 from relance.comms.channels.email import EmailSender
+from relance.comms.channels.letter import LetterSender
+from relance.comms.channels.sms import SmsSender
 
 _SENDERS: dict[str, ChannelSender] = {}
 
@@ -22,5 +24,7 @@ def sender_for(channel: str) -> ChannelSender | None:
 
 
 register("email", EmailSender())
+register("sms", SmsSender())
+register("letter", LetterSender())
 
 __all__ = ["ChannelSender", "SendContext", "Sent", "register", "sender_for"]

@@ -20,6 +20,8 @@ class Sent:
     body_html: str
     content_hash: str
     provider_message_id: str
+    # Facts worth keeping in the audit row (e.g. SMS encoding, segments and cost); never secrets.
+    meta: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

@@ -19,7 +19,7 @@ from django.db import close_old_connections
 from relance.cases.links import portal_url
 from relance.cases.models import Case
 from relance.comms.services import outbox_dispatch, outbox_recover
-from relance.intake.imports import import_run_pending
+from relance.intake.imports import import_recover, import_run_pending
 from relance.strategies.engine import engine_tick
 from relance.tenancy.models import User
 
@@ -31,6 +31,7 @@ def engine_loop(stop: threading.Event, interval: float) -> None:
     while not stop.is_set():
         try:
             close_old_connections()
+            import_recover()
             while import_run_pending() is not None:
                 pass
             report = engine_tick()

@@ -1,4 +1,4 @@
-"""``relance scheduler``: enqueue the engine and dispatcher tasks every few seconds (production).
+"""``relance scheduler``: enqueue the engine, dispatcher and import-recovery tasks (production).
 
 Run exactly one scheduler; run as many ``relance db_worker`` processes as the load needs.
 """
@@ -11,6 +11,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
+from relance.intake.imports import import_recover
+from relance.intake.models import ImportBatch
+from relance.intake.tasks import import_run_task
 from relance.strategies.tasks import engine_tick_task, outbox_dispatch_task
 
 
@@ -24,4 +27,10 @@ class Command(BaseCommand):
         while True:
             engine_tick_task.enqueue()
             outbox_dispatch_task.enqueue()
+            # Interrupted imports resume; uploads enqueue their own task when they are created.
+            if import_recover():
+                for batch_id in ImportBatch.objects.filter(status=ImportBatch.Status.PENDING).values_list(
+                    "pk", flat=True
+                ):
+                    import_run_task.enqueue(batch_id)
             time.sleep(options["interval"])
