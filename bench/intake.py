@@ -20,7 +20,7 @@ from pathlib import Path
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gen_claims import HEADER, generate  # noqa: E402
+from gen_claims import HEADER, generate
 
 ROOT = Path(__file__).resolve().parent.parent
 RELANCE = str(ROOT / ".venv" / "bin" / "relance")
@@ -32,9 +32,13 @@ def copy_baseline(pg_url: str, path: Path) -> float:
         conn.execute("DROP TABLE IF EXISTS bench_raw")
         conn.execute(f"CREATE UNLOGGED TABLE bench_raw ({columns})")
         started = time.perf_counter()
-        with conn.cursor() as cur, cur.copy(
-            "COPY bench_raw FROM STDIN WITH (FORMAT csv, DELIMITER ';', HEADER true, ENCODING 'WIN1252')"
-        ) as copy, path.open("rb") as src:
+        with (
+            conn.cursor() as cur,
+            cur.copy(
+                "COPY bench_raw FROM STDIN WITH (FORMAT csv, DELIMITER ';', HEADER true, ENCODING 'WIN1252')"
+            ) as copy,
+            path.open("rb") as src,
+        ):
             while block := src.read(1 << 20):
                 copy.write(block)
         elapsed = time.perf_counter() - started
@@ -59,7 +63,8 @@ def main() -> None:
         started = time.perf_counter()
         generate(path, args.rows)
         size_mb = path.stat().st_size / 1e6
-        print(f"generated {args.rows:,} rows ({size_mb:,.0f} MB, French Excel CSV) in {time.perf_counter() - started:.1f}s")
+        took = time.perf_counter() - started
+        print(f"generated {args.rows:,} rows ({size_mb:,.0f} MB, French Excel CSV) in {took:.1f}s")
 
         copy_seconds = copy_baseline(pg_url, path)
         copy_rate = args.rows / copy_seconds
@@ -70,7 +75,8 @@ def main() -> None:
             "shell",
             "-c",
             "from relance.tenancy.models import Agency, Creditor; "
-            "Creditor.objects.create(agency=Agency.objects.create(legal_name='Bench'), slug='bench', legal_name='Bench SAS')",
+            "Creditor.objects.create(agency=Agency.objects.create(legal_name='Bench'), "
+            "slug='bench', legal_name='Bench SAS')",
             env=env,
         )
         started = time.perf_counter()

@@ -6,8 +6,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from relance.claims.keys import fold
 from relance.claims.models import Debtor, DebtorMatchReview
-from relance.intake.match import DebtorIndex, Match, Person, fold
+from relance.intake.match import DebtorIndex, Match, Person
 
 
 def index_of(*people: Person) -> DebtorIndex:

@@ -7,10 +7,13 @@ first"): a creditor's mandate may require kinds of evidence before any of its ca
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from relance.claims.keys import email_key, name_key
 from relance.core.models import TimeStampedModel
 from relance.tenancy.models import Agency, Creditor
 
@@ -29,7 +32,11 @@ class Debtor(TimeStampedModel):
     company_name = models.CharField(max_length=200, blank=True)
     siren = models.CharField(max_length=9, blank=True)
     email = models.EmailField(blank=True, db_index=True)
-    phone = models.CharField(max_length=20, blank=True, help_text="E.164")
+    phone = models.CharField(max_length=20, blank=True, db_index=True, help_text="E.164")
+    # Normalised matching keys (intake.match): indexed so that matching a chunk of rows reads only the
+    # debtors that share a key, never a whole city of namesakes.
+    email_key = models.CharField(max_length=254, blank=True, db_index=True)
+    name_key = models.CharField(max_length=260, blank=True, db_index=True)
     address_line1 = models.CharField(max_length=200, blank=True)
     address_line2 = models.CharField(max_length=200, blank=True)
     postcode = models.CharField(max_length=12, blank=True)
@@ -46,6 +53,14 @@ class Debtor(TimeStampedModel):
     address_invalid = models.BooleanField(default=False)
     address_invalid_at = models.DateTimeField(null=True, blank=True)
     address_invalid_reason = models.CharField(max_length=200, blank=True)
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        # Bulk intake sets the keys itself (bulk_create skips save()); every other path gets them here.
+        self.email_key = email_key(self.email)
+        self.name_key = name_key(
+            last_name=self.last_name or self.company_name, first_name=self.first_name, postcode=self.postcode
+        )
+        super().save(*args, **kwargs)
 
     def __str__(self) -> str:
         return self.display_name

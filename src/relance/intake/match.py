@@ -10,15 +10,10 @@ a review list for a person to decide — never merged automatically.
 
 from __future__ import annotations
 
-import unicodedata
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-
-def fold(text: str) -> str:
-    """Case-, accent- and space-insensitive form of a name."""
-    plain = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
-    return " ".join(plain.casefold().replace("-", " ").split())
+from relance.claims.keys import email_key, fold, name_key
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,13 +29,12 @@ class Person:
     postcode: str = ""
 
     def keys(self) -> dict[str, str]:
-        last, first = fold(self.last_name), fold(self.first_name)
-        postcode = "".join(self.postcode.split()).upper()
+        last = fold(self.last_name)
         return {
-            "email": self.email.strip().lower(),
+            "email": email_key(self.email),
             "siren": self.siren.strip(),
             "phone_name": f"{self.phone}|{last}" if self.phone and last else "",
-            "name_postcode": f"{last}|{first}|{postcode}" if last and postcode else "",
+            "name_postcode": name_key(last_name=self.last_name, first_name=self.first_name, postcode=self.postcode),
         }
 
 

@@ -18,7 +18,6 @@ from datetime import datetime
 
 from django.db import transaction
 from django.db.models import Q, Sum
-from django.db.models.functions import Lower
 
 from relance.audit.services import PendingEvent, audit_record_many
 from relance.cases.models import Case, CaseClaim
@@ -267,28 +266,25 @@ def _debtors(creditor: Creditor, items: list[CleanClaim], events: list[PendingEv
         for item in items
     ]
     index = DebtorIndex()
-    pool = Debtor.objects.filter(agency_id=creditor.agency_id)
-    emails = {p.email.lower() for p in incoming if p.email}
-    sirens = {p.siren for p in incoming if p.siren}
+    keys = [p.keys() for p in incoming]
+    wanted = {name: {k[name] for k in keys if k[name]} for name in ("email", "siren", "name_postcode")}
     phones = {p.phone for p in incoming if p.phone}
-    names = {p.last_name.lower() for p in incoming if p.last_name}
-    postcodes = {p.postcode for p in incoming if p.postcode}
     known = Q(pk__in=[])
-    if emails:
-        known |= Q(email_lower__in=emails)
-    if sirens:
-        known |= Q(siren__in=sirens)
+    if wanted["email"]:
+        known |= Q(email_key__in=wanted["email"])
+    if wanted["siren"]:
+        known |= Q(siren__in=wanted["siren"])
     if phones:
         known |= Q(phone__in=phones)
-    if names and postcodes:
-        known |= Q(last_lower__in=names, postcode__in=postcodes)
+    if wanted["name_postcode"]:
+        known |= Q(name_key__in=wanted["name_postcode"])
     by_id: dict[int, Debtor] = {}
-    for candidate in pool.alias(email_lower=Lower("email"), last_lower=Lower("last_name")).filter(known).order_by("pk"):
+    for candidate in Debtor.objects.filter(known, agency_id=creditor.agency_id).order_by("pk"):
         by_id[candidate.pk] = candidate
         index.add(_person(candidate))
     result: list[tuple[Debtor, str]] = []
     created: list[tuple[Debtor, Match]] = []
-    for item, person in zip(items, incoming, strict=True):
+    for item, person, keys_of in zip(items, incoming, keys, strict=True):
         found = index.match(person)
         if found.debtor_id is not None:
             result.append((by_id[found.debtor_id], found.rule))
@@ -309,6 +305,8 @@ def _debtors(creditor: Creditor, items: list[CleanClaim], events: list[PendingEv
             city=d.city.strip(),
             country=d.country.upper(),
             language=d.language or "fr",
+            email_key=keys_of["email"],
+            name_key=keys_of["name_postcode"],
         )
         # Later rows of this chunk may be the same person: index the new debtor under a temporary id.
         temporary = -(len(created) + 1)

@@ -40,3 +40,54 @@ class Payment(TimeStampedModel):
 
     def __str__(self) -> str:
         return f"{self.amount_minor} {self.currency} {self.method} for {self.case_id}"
+
+
+class UnmatchedBankEntry(TimeStampedModel):
+    """A credit on the trust account that no case could be matched to: the queue a human works through.
+
+    Filled by ``payments.bank.camt053_import`` (DOMAIN-RULES PAY-06, step 5: the manual queue). One row
+    per bank entry (``entry_key`` is the same idempotency key a matched entry's payment would carry),
+    so importing a statement again adds nothing. Resolved by recording the payment against a case
+    (``matched``, with its payment) or by setting it aside (``ignored``, e.g. a refund to make).
+    """
+
+    class Status(models.TextChoices):
+        OPEN = "open", _("To match")
+        MATCHED = "matched", _("Matched")
+        IGNORED = "ignored", _("Ignored")
+
+    class Reason(models.TextChoices):
+        NO_MATCH = "no_match", _("No case found")
+        AMBIGUOUS = "ambiguous", _("Several cases could match")
+        REJECTED = "rejected", _("The matched case refused the payment")
+
+    agency = models.ForeignKey("tenancy.Agency", on_delete=models.PROTECT, related_name="unmatched_bank_entries")
+    statement_id = models.CharField(max_length=140)
+    account_iban = models.CharField(max_length=34)
+    entry_key = models.CharField(max_length=120, unique=True)
+    entry_ref = models.CharField(max_length=140, blank=True)
+    amount_minor = models.BigIntegerField()
+    currency = models.CharField(max_length=3)
+    booking_date = models.DateField(null=True, blank=True)
+    value_date = models.DateField(null=True, blank=True)
+    debtor_name = models.CharField(max_length=140, blank=True)
+    debtor_iban = models.CharField(max_length=34, blank=True)
+    structured_ref = models.CharField(max_length=35, blank=True)
+    remittance_text = models.TextField(blank=True)
+    reason = models.CharField(max_length=20, choices=Reason.choices, default=Reason.NO_MATCH)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN, db_index=True)
+    payment = models.OneToOneField(Payment, on_delete=models.PROTECT, null=True, blank=True, related_name="bank_entry")
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(name="bank_entry_amount_positive", condition=models.Q(amount_minor__gt=0)),
+            # A matched entry names its payment; an open or ignored one has none.
+            models.CheckConstraint(
+                name="bank_entry_matched_has_payment",
+                condition=models.Q(status="matched", payment__isnull=False)
+                | models.Q(~models.Q(status="matched"), payment__isnull=True),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.entry_key} {self.amount_minor} {self.currency} ({self.status})"

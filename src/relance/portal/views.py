@@ -29,6 +29,7 @@ from relance.core.errors import DomainError
 from relance.core.money import Money, MoneyError
 from relance.payments.models import Payment
 from relance.payments.services import payment_record
+from relance.payments.transfer import transfer_details
 from relance.tenancy.actors import Actor
 
 _SESSION_KEY = "portal_cases"
@@ -119,6 +120,11 @@ def case_page(request: HttpRequest, token: str) -> HttpResponse:
     balances = case_claim_balances(case=case)
     outstanding = Money(sum(b.outstanding_minor for b in balances), case.currency)
     payments = Payment.objects.filter(case=case).order_by("-received_at")
+    agency = case.creditor.agency
+    # FR-COL-02: the agency's trust account, and only when its IBAN is valid; RF reference of the case.
+    transfer = transfer_details(
+        holder=agency.legal_name, iban=agency.trust_iban, amount=outstanding, case_reference=case.reference
+    )
     return render(
         request,
         "portal/case.html",
@@ -126,7 +132,7 @@ def case_page(request: HttpRequest, token: str) -> HttpResponse:
             "token": token,
             "case": case,
             "creditor": case.creditor,
-            "agency": case.creditor.agency,
+            "agency": agency,
             "claims": [
                 {
                     "claim": b.claim,
@@ -143,6 +149,9 @@ def case_page(request: HttpRequest, token: str) -> HttpResponse:
             "evidence": evidence_list_for_case(case=case),
             "pay_form": SandboxPayForm(initial={"amount": outstanding.to_decimal()}),
             "sandbox": _sandbox_enabled(),
+            "transfer": transfer,
+            "transfer_amount": transfer.amount.format(locale) if transfer else "",
+            "transfer_qr": transfer.qr_svg_data_uri() if transfer else "",
         },
     )
 
