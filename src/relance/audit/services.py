@@ -31,37 +31,10 @@ def audit_record(
     subject_id: str | int = "",
     data: dict[str, Any] | None = None,
 ) -> AuditEvent:
-    if not transaction.get_connection().in_atomic_block:
-        raise RuntimeError("audit_record must be called inside the transaction it records")
     if subject is not None:
         subject_type = subject._meta.label_lower
         subject_id = subject.pk
-    _lock_head()
-    last = AuditEvent.objects.order_by("-seq").values_list("seq", "hash").first()
-    seq, prev_hash = (last[0] + 1, last[1]) if last else (1, GENESIS)
-    occurred_at = timezone.now()
-    payload = canonical(data or {})
-    event = AuditEvent(
-        seq=seq,
-        occurred_at=occurred_at,
-        actor=actor.label,
-        verb=verb,
-        subject_type=subject_type,
-        subject_id=str(subject_id),
-        data=payload,
-        prev_hash=prev_hash,
-    )
-    event.hash = row_hash(
-        seq=seq,
-        occurred_at=occurred_at,
-        actor=event.actor,
-        verb=verb,
-        subject_type=subject_type,
-        subject_id=event.subject_id,
-        data=payload,
-        prev_hash=prev_hash,
-    )
-    event.save(force_insert=True)
+    (event,) = _append(actor=actor, events=[PendingEvent(verb, subject_type, subject_id, data or {})])
     return event
 
 
@@ -77,10 +50,15 @@ class PendingEvent:
 
 def audit_record_many(*, actor: Actor, events: Sequence[PendingEvent]) -> int:
     """Append many events at once (bulk intake): same chain, same lock, one INSERT per 1,000 rows."""
+    return len(_append(actor=actor, events=events))
+
+
+def _append(*, actor: Actor, events: Sequence[PendingEvent]) -> list[AuditEvent]:
+    """Chain ``events`` after the current head, under the head lock, inside the caller's transaction."""
     if not transaction.get_connection().in_atomic_block:
-        raise RuntimeError("audit_record_many must be called inside the transaction it records")
+        raise RuntimeError("audit events must be recorded inside the transaction they record")
     if not events:
-        return 0
+        return []
     _lock_head()
     last = AuditEvent.objects.order_by("-seq").values_list("seq", "hash").first()
     seq, prev_hash = (last[0], last[1]) if last else (0, GENESIS)
@@ -113,8 +91,7 @@ def audit_record_many(*, actor: Actor, events: Sequence[PendingEvent]) -> int:
             )
         )
         prev_hash = digest
-    AuditEvent.objects.bulk_create(rows, batch_size=1000)
-    return len(rows)
+    return AuditEvent.objects.bulk_create(rows, batch_size=1000)
 
 
 def _lock_head() -> None:
