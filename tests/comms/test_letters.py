@@ -297,6 +297,26 @@ def test_postal_return_flags_the_address_and_blocks_the_next_letter(letters, pla
     assert not again.provider_message_id
 
 
+def test_after_a_postal_return_the_engine_skips_the_next_letter_step_with_its_reason(letters, place):
+    """NPAI: the strategy moves on instead of queuing letters that can only be blocked."""
+    now = _weekday_noon()
+    case = place("INV-1", "120.50").case
+    _send(now)
+    letter_returned(action=Action.objects.get(case=case), reason="NPAI", actor=ACTOR)
+
+    later = now + timedelta(days=10)
+    while later.weekday() >= 5:
+        later += timedelta(days=1)
+    engine_tick(now=later)
+
+    assert Action.objects.filter(case=case).count() == 1  # no second letter queued
+    case.refresh_from_db()
+    assert case.step == 2  # the reminder letter step was passed
+    skipped = AuditEvent.objects.filter(verb="engine.deferred", subject_id=str(case.pk)).order_by("-seq").first()
+    assert skipped is not None
+    assert "reminder_letter skipped: no letter address" in skipped.data["reason"]
+
+
 def test_incomplete_address_blocks_the_letter(letters, place):
     now = _weekday_noon()
     case = place("INV-1", "120.50").case

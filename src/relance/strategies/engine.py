@@ -53,7 +53,8 @@ class TickReport:
 
 def snapshot(case: Case, now: datetime) -> CaseSnapshot:
     debtor = case.debtor
-    channels = {"letter"} if debtor.address_line1 else set()
+    # A returned letter (NPAI) means the address is wrong: the letter step is skipped, with its reason.
+    channels = {"letter"} if debtor.address_line1 and not debtor.address_invalid else set()
     if debtor.email and not debtor.email_opt_out and not debtor.email_bounced:
         channels.add("email")
     if debtor.phone:
