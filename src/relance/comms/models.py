@@ -64,3 +64,32 @@ class Action(TimeStampedModel):
 
     def __str__(self) -> str:
         return f"{self.channel}:{self.template} for {self.case_id} ({self.status})"
+
+
+class CallTask(TimeStampedModel):
+    """A phone call an agent should make: one per ``call`` action, in the agents' queue (issue 4).
+
+    Priority orders the queue (highest first): the amount at stake in euros, doubled when the case is
+    in its last weeks; the back office claims a task for one agent at a time.
+    """
+
+    class Status(models.TextChoices):
+        OPEN = "open", _("To call")
+        CLAIMED = "claimed", _("Being called")
+        DONE = "done", _("Done")
+
+    action = models.OneToOneField(Action, on_delete=models.CASCADE, related_name="call_task")
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="call_tasks")
+    priority = models.IntegerField(default=0, db_index=True)
+    due_at = models.DateTimeField(db_index=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN, db_index=True)
+    assignee = models.ForeignKey(
+        "tenancy.User", on_delete=models.SET_NULL, null=True, blank=True, related_name="call_tasks"
+    )
+    outcome = models.CharField(max_length=60, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["status", "-priority", "due_at"])]
+
+    def __str__(self) -> str:
+        return f"call {self.case_id} ({self.status})"

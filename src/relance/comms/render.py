@@ -24,7 +24,7 @@ from relance.core.money import Money
 from relance.tenancy.models import Creditor
 
 # Channels whose messages are a text alone (no subject, no HTML part): only ``<template>.<lang>.txt``.
-TEXT_ONLY_CHANNELS = frozenset({"sms"})
+TEXT_ONLY_CHANNELS = frozenset({"sms", "call"})
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,7 @@ adding a module with a ``ChannelSender`` and one ``register`` line below.
 from __future__ import annotations
 
 from relance.comms.channels.base import ChannelSender, SendContext, Sent
+from relance.comms.channels.call import CallSender
 from relance.comms.channels.email import EmailSender
 from relance.comms.channels.letter import LetterSender
 from relance.comms.channels.sms import SmsSender
@@ -26,5 +27,6 @@ def sender_for(channel: str) -> ChannelSender | None:
 register("email", EmailSender())
 register("sms", SmsSender())
 register("letter", LetterSender())
+register("call", CallSender())
 
 __all__ = ["ChannelSender", "SendContext", "Sent", "register", "sender_for"]
