@@ -58,3 +58,24 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--disable-dev-shm-usage",
 ]
+
+
+def api_claim_payload(ref: str = "ORDER-1001", amount: str = "89.90") -> dict[str, object]:
+    """A valid ``POST /api/v1/claims`` body (invoice 40 days old, due 10 days ago)."""
+    today = date.today()
+    return {
+        "external_ref": ref,
+        "invoice_number": f"F-{ref}",
+        "invoice_date": str(today - timedelta(days=40)),
+        "due_date": str(today - timedelta(days=10)),
+        "amount": amount,
+        "currency": "EUR",
+        "debtor": {
+            "first_name": "Jeanne",
+            "last_name": "Martin",
+            "email": "jeanne.martin@example.fr",
+            "postcode": "33000",
+            "address_line1": "3 rue des Lilas",
+            "city": "Bordeaux",
+        },
+    }

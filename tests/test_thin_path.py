@@ -15,23 +15,9 @@ from relance.comms.models import Action
 from relance.comms.services import outbox_dispatch
 from relance.ledger.models import LedgerTransaction
 from relance.strategies.engine import engine_tick
+from support import api_claim_payload
 
-PAYLOAD = {
-    "external_ref": "ORDER-1001",
-    "invoice_number": "F2026-1001",
-    "invoice_date": "2026-09-01",
-    "due_date": "2026-09-15",
-    "amount": "89.90",
-    "currency": "EUR",
-    "debtor": {
-        "first_name": "Jeanne",
-        "last_name": "Martin",
-        "email": "jeanne.martin@example.fr",
-        "postcode": "33000",
-        "address_line1": "3 rue des Lilas",
-        "city": "Bordeaux",
-    },
-}
+PAYLOAD = api_claim_payload("ORDER-1001")
 
 
 def weekday_noon():

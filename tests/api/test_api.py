@@ -20,26 +20,12 @@ from relance.claims.models import Claim, Debtor
 from relance.ledger.models import LedgerTransaction
 from relance.tenancy.actors import Actor
 from relance.tenancy.services import api_key_create
+from support import api_claim_payload
 
 pytestmark = pytest.mark.django_db
 
 TODAY = date.today()
-PAYLOAD = {
-    "external_ref": "ORDER-1001",
-    "invoice_number": "F2026-1001",
-    "invoice_date": str(TODAY - timedelta(days=40)),
-    "due_date": str(TODAY - timedelta(days=10)),
-    "amount": "89.90",
-    "currency": "EUR",
-    "debtor": {
-        "first_name": "Jeanne",
-        "last_name": "Martin",
-        "email": "jeanne.martin@example.fr",
-        "postcode": "33000",
-        "address_line1": "3 rue des Lilas",
-        "city": "Bordeaux",
-    },
-}
+PAYLOAD = api_claim_payload("ORDER-1001")
 PROBLEM = "application/problem+json"
 
 
@@ -218,7 +204,7 @@ def test_get_own_case(world):
     assert case["reference"] == placed["case_reference"]
     assert (case["status"], case["currency"], case["outstanding"]) == ("new", "EUR", "89.90")
     assert case["claims"] == [
-        {"invoice_number": "F2026-1001", "external_ref": "ORDER-1001", "amount": "89.90", "outstanding": "89.90"}
+        {"invoice_number": "F-ORDER-1001", "external_ref": "ORDER-1001", "amount": "89.90", "outstanding": "89.90"}
     ]
 
 

@@ -21,7 +21,7 @@ from django.utils import timezone
 from relance.cases.models import Case
 from relance.comms.services import outbox_dispatch
 from relance.strategies.engine import engine_tick
-from support import CHROMIUM_ARGS, PASSWORD, chromium_path
+from support import CHROMIUM_ARGS, PASSWORD, api_claim_payload, chromium_path
 
 # Playwright's sync API runs an event loop in the test thread; the ORM calls made by the test
 # itself (engine, outbox, assertions) are still synchronous and safe.
@@ -37,22 +37,7 @@ pytestmark = [
     ),
 ]
 
-PAYLOAD = {
-    "external_ref": "ORDER-2001",
-    "invoice_number": "F2026-2001",
-    "invoice_date": "2026-09-01",
-    "due_date": "2026-09-15",
-    "amount": "89.90",
-    "currency": "EUR",
-    "debtor": {
-        "first_name": "Jeanne",
-        "last_name": "Martin",
-        "email": "jeanne.martin@example.fr",
-        "postcode": "33000",
-        "address_line1": "3 rue des Lilas",
-        "city": "Bordeaux",
-    },
-}
+PAYLOAD = api_claim_payload("ORDER-2001")
 TIMEOUT_MS = 15_000
 
 
