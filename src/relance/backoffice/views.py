@@ -16,7 +16,10 @@ from django.views.decorators.http import require_GET
 
 from relance.audit.selectors import audit_events_for
 from relance.audit.services import audit_record
+from relance.backoffice.case_forms import case_forms
+from relance.cases.handling import ACTING_ROLES
 from relance.cases.models import Case
+from relance.cases.queues import work_items_for_case
 from relance.cases.selectors import CaseNotFoundError, case_claim_balances, case_get_for_actor, case_list
 from relance.cases.status import CHASEABLE, Status
 from relance.claims.models import DebtorMatchReview, Evidence
@@ -32,6 +35,17 @@ from relance.payments.models import Payment
 from relance.strategies.decide import evidence_missing_reason
 from relance.tenancy.actors import Actor
 from relance.tenancy.models import User
+
+# Timeline entries a creditor never sees: staff reads, staff notes, the agents' own work.
+STAFF_ONLY_VERBS = (
+    "case.viewed",
+    "case.note",
+    "message.viewed",
+    "work_item.opened",
+    "work_item.claimed",
+    "work_item.released",
+    "work_item.closed",
+)
 
 
 def _actor(request: HttpRequest) -> Actor:
@@ -78,7 +92,7 @@ def case_detail(request: HttpRequest, case_id: int) -> HttpResponse:
     balances = case_claim_balances(case=case)
     events = audit_events_for(subjects={"cases.case": [case.pk], "claims.claim": [b.claim.pk for b in balances]})
     if not actor.is_staff:
-        events = events.exclude(verb="case.viewed")
+        events = events.exclude(verb__in=STAFF_ONLY_VERBS)
     # Invariant 5: say why a chaseable case is not chased (the same reason the engine records).
     missing: tuple[str, ...] = ()
     if Status(case.status) in CHASEABLE:
@@ -103,6 +117,9 @@ def case_detail(request: HttpRequest, case_id: int) -> HttpResponse:
             "evidence": evidence_list_for_case(case=case),
             "missing_evidence": [Evidence.Kind(k).label for k in missing],
             "missing_reason": evidence_missing_reason(missing) if missing else "",
+            "can_act": actor.kind == "staff" and actor.role in ACTING_ROLES,
+            "forms": case_forms() if actor.kind == "staff" else {},
+            "work_items": work_items_for_case(case=case) if actor.kind == "staff" else [],
         },
     )
 

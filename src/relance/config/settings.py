@@ -214,6 +214,10 @@ SMS_SEGMENT_PRICE_MINOR = {
 CHANNEL_UNIT_COST_MINOR = {"email": 0, "sms": 7, "letter": 150, "call": 200} | json.loads(
     os.environ.get("RELANCE_CHANNEL_UNIT_COST_MINOR", "{}")
 )
+# Share of the outstanding amount each role may waive without a supervisor (docs/agents.md).
+DISCOUNT_AUTHORITY_PERCENT = {"agent": 10, "supervisor": 30, "agency_admin": 100} | json.loads(
+    os.environ.get("RELANCE_DISCOUNT_AUTHORITY_PERCENT", "{}")
+)
 # Peer quartiles on a creditor's dashboard need at least this many creditors, so none can be recognised.
 DASHBOARD_PEER_MINIMUM = int(os.environ.get("RELANCE_DASHBOARD_PEER_MINIMUM", "5"))
 _SMS_REQUIRED = {
