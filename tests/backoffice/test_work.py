@@ -119,3 +119,50 @@ def test_an_unmatched_bank_entry_is_matched_by_hand_from_its_queue(world, place)
     assert item.status == "done" and entry.status == "matched"
     assert Payment.objects.get(case=case).amount_minor == entry.amount_minor
     assert timezone.now() - item.done_at < timedelta(minutes=1)
+
+
+def test_cases_are_searched_by_reference_name_or_e_mail_within_the_users_scope(world, place):
+    mine = place("INV-77", "10.00", email="Jeanne.Martin@Example.fr", last_name="Martin").case
+    theirs = place("OTH-77", "10.00", creditor=world.other_creditor, email="x@example.fr", last_name="Martinez").case
+    agent = _client(world.agent)
+
+    def refs(client, **params) -> set[str]:
+        html = client.get("/bo/", params).content.decode()
+        return {c.reference for c in (mine, theirs) if c.reference in html}
+
+    assert refs(agent, q="martin") == {mine.reference, theirs.reference}
+    assert refs(agent, q="jeanne.martin@example.FR") == {mine.reference}
+    assert refs(agent, q=mine.reference.lower()) == {mine.reference}
+    assert refs(agent, q="OTH-77") == {theirs.reference}
+    assert refs(agent, q="martin", creditor=world.other_creditor.pk) == {theirs.reference}
+    assert refs(_client(world.creditor_user), q="martin") == {mine.reference}  # never another creditor's
+    assert refs(_client(world.creditor_user), q="OTH-77") == set()
+    assert refs(agent, q="' OR 1=1 --") == set()
+    bad = agent.get("/bo/", {"placed_from": "31/02/2026"}).content.decode()
+    assert 'class="error"' in bad
+    from relance.audit.models import AuditEvent
+
+    assert AuditEvent.objects.filter(verb="cases.searched", data__query="martin").exists()
+
+
+def test_a_creditor_admin_recalls_a_case_and_chasing_stops(world, place):
+    case = place().case
+    viewer = User.objects.create_user(
+        username="viewer",
+        password=PASSWORD,
+        role=User.Role.CREDITOR_VIEWER,
+        agency=world.agency,
+        creditor=world.creditor,
+    )
+    refused = _client(viewer).post(f"/bo/cases/{case.pk}/recall/", {"recall-reason": "x"}, follow=True)
+    assert "Only the creditor" in refused.content.decode()
+    assert (
+        _client(world.other_creditor_user).post(f"/bo/cases/{case.pk}/recall/", {"recall-reason": "x"}).status_code
+        == 404
+    )
+    admin = _client(world.creditor_user)
+    assert 'id="recall"' in admin.get(f"/bo/cases/{case.pk}/").content.decode()
+    admin.post(f"/bo/cases/{case.pk}/recall/", {"recall-reason": "client a payé en boutique"})
+    case.refresh_from_db()
+    assert case.status == "returned" and case.next_action_at is None
+    assert 'id="recall"' not in admin.get(f"/bo/cases/{case.pk}/").content.decode()

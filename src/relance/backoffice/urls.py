@@ -10,6 +10,7 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("cases/<int:case_id>/", views.case_detail, name="case"),
     path("cases/<int:case_id>/act/<slug:verb>/", work.case_act, name="case_act"),
+    path("cases/<int:case_id>/recall/", work.case_recall_view, name="case_recall"),
     path("queues/", work.queues, name="queues"),
     path("queues/<slug:kind>/", work.queue, name="queue"),
     path("queues/<slug:kind>/next/", work.queue_next, name="queue_next"),

@@ -25,6 +25,7 @@ from relance.cases.handling import (
     case_discount_grant,
     case_hold,
     case_note_add,
+    case_recall,
     case_resume,
     case_return_to_creditor,
     case_write_off,
@@ -270,4 +271,26 @@ def case_act(request: HttpRequest, case_id: int, verb: str) -> HttpResponse:
         _fail(request, error)
         return back
     messages.success(request, _("Done."))
+    return back
+
+
+@login_required
+@require_POST
+def case_recall_view(request: HttpRequest, case_id: int) -> HttpResponse:
+    """A creditor admin takes a case back (the creditor portal's "recall")."""
+    actor = _actor(request)
+    try:
+        case = case_get_for_actor(actor=actor, case_id=case_id)
+    except CaseNotFoundError:
+        raise Http404 from None
+    back = HttpResponseRedirect(reverse("backoffice:case", args=[case.pk]))
+    form = ReasonForm(request.POST, prefix="recall")
+    if not form.is_valid():
+        return _form_errors(request, form, back)
+    try:
+        case_recall(case=case, reason=form.cleaned_data["reason"], actor=actor)
+    except DomainError as error:
+        _fail(request, error)
+        return back
+    messages.success(request, _("The case is back with you: we no longer contact the debtor."))
     return back

@@ -222,3 +222,16 @@ def case_discount_decide(*, item_id: int, approve: bool, actor: Actor, note: str
     )
     assert closed is not None  # noqa: S101 - locked and open above
     return closed
+
+
+@transaction.atomic
+def case_recall(*, case: Case, reason: str, actor: Actor) -> Case:
+    """The creditor takes its case back: chasing stops for good; open work on it is cancelled."""
+    if actor.kind != "creditor" or actor.role != User.Role.CREDITOR_ADMIN or actor.creditor_id != case.creditor_id:
+        raise PermissionDeniedError("Only the creditor's admin recalls its cases.")
+    reason = _clean(reason, field="reason", limit=300)
+    case = Case.objects.select_for_update().get(pk=case.pk)
+    case_transition(case=case, to=Status.RETURNED, actor=actor, reason="recalled by the creditor", data={"why": reason})
+    for item in WorkItem.objects.filter(case=case, status=WorkItem.Status.OPEN):
+        work_item_close(actor=actor, kind=item.kind, source=item.source, outcome="case recalled", cancelled=True)
+    return case
