@@ -9,17 +9,19 @@ from django.utils import timezone
 
 from relance.audit.services import audit_record
 from relance.cases.models import Case
-from relance.cases.selectors import case_claim_balances
+from relance.cases.selectors import ClaimBalance, case_claim_balances
 from relance.cases.services import case_transition
 from relance.cases.status import Status, can_transition
 from relance.claims.services import case_overpayment_account, creditor_claims_account, creditor_payable_account
 from relance.core.errors import ConflictError, ValidationError
 from relance.core.money import Money
-from relance.ledger.allocate import allocate
+from relance.ledger.allocate import Allocation, allocate
 from relance.ledger.balance import Line
 from relance.ledger.models import Account
 from relance.ledger.services import account_ensure, ledger_post
-from relance.payments.models import Payment
+from relance.payments.models import CreditorNotification, Payment
+from relance.payments.notify import creditor_notify
+from relance.payments.receipts import receipt_deliver_on_commit, receipt_issue
 from relance.tenancy.actors import Actor
 
 # Far above any real payment, far below the 64-bit columns that hold amounts and their sums.
@@ -127,4 +129,40 @@ def payment_record(
     )
     if outstanding == 0 and can_transition(Status(case.status), Status.PAID):
         case_transition(case=case, to=Status.PAID, actor=actor, reason="paid in full", now=received_at)
+    _receipt_and_notice(
+        payment=payment, balances=balances, allocations=allocations, remainder=remainder, outstanding=outstanding
+    )
     return payment
+
+
+def _receipt_and_notice(
+    *, payment: Payment, balances: list[ClaimBalance], allocations: list[Allocation], remainder: int, outstanding: int
+) -> None:
+    """FR-COL-13: a receipt for every payment; FR-COL-12: the creditor is told of every payment."""
+    case = payment.case
+    receipt = receipt_issue(
+        payment_id=payment.pk,
+        received_at=payment.received_at,
+        balances=balances,
+        allocations=allocations,
+        overpayment_minor=remainder,
+        remaining_minor=outstanding,
+    )
+    amount = Money(payment.amount_minor, payment.currency)
+    creditor_notify(
+        case=case,
+        kind=CreditorNotification.Kind.PAYMENT_RECEIVED
+        if outstanding == 0
+        else CreditorNotification.Kind.PAYMENT_PARTIAL,
+        message=f"{case.reference}: {amount.format('en_GB')} received ({payment.method}); "
+        f"left to pay {Money(outstanding, payment.currency).format('en_GB')}",
+        data={
+            "payment": payment.pk,
+            "amount": payment.amount_minor,
+            "method": payment.method,
+            "outstanding": outstanding,
+            "receipt": receipt.number,
+        },
+    )
+    if payment.method != Payment.Method.SIMULATED:
+        receipt_deliver_on_commit(receipt.pk)
