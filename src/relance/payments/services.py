@@ -94,10 +94,20 @@ def payment_record(
     balances = case_claim_balances(case=case)
     allocations, remainder = allocate(amount.minor, [(b.claim.ledger_key, b.outstanding_minor) for b in balances])
     cur = amount.currency
-    lines = [Line.dr(_trust_account(case), amount.minor, cur)]
-    lines += [Line.cr(a.key, a.amount, cur) for a in allocations]
     allocated = amount.minor - remainder
-    if allocated:
+    if method == Payment.Method.CREDITOR_REPORTED:
+        # Paid to the creditor directly: no money reached the trust account; the claim is settled
+        # against the creditor's claims under management, and nothing becomes payable to it.
+        if remainder:
+            raise ValidationError("A payment made to the creditor cannot exceed what is owed.", field="amount")
+        lines = [Line.dr(creditor_claims_account(case.creditor, cur), allocated, cur)]
+        lines += [Line.cr(a.key, a.amount, cur) for a in allocations]
+        code = "payment.creditor_reported"
+    else:
+        lines = [Line.dr(_trust_account(case), amount.minor, cur)]
+        lines += [Line.cr(a.key, a.amount, cur) for a in allocations]
+        code = "payment.received"
+    if allocated and method != Payment.Method.CREDITOR_REPORTED:
         lines += [
             Line.dr(creditor_claims_account(case.creditor, cur), allocated, cur),
             Line.cr(_payable_account(case), allocated, cur),
@@ -106,7 +116,7 @@ def payment_record(
         lines.append(Line.cr(_overpayment_account(case), remainder, cur))
     payment.ledger_transaction = ledger_post(
         idempotency_key=f"payment:{payment.pk}",
-        code="payment.received",
+        code=code,
         lines=lines,
         memo=f"{method} {external_ref}",
         occurred_at=received_at,
@@ -149,6 +159,8 @@ def _receipt_and_notice(
         remaining_minor=outstanding,
     )
     amount = Money(payment.amount_minor, payment.currency)
+    if payment.method == Payment.Method.CREDITOR_REPORTED:
+        return  # the creditor told us; the debtor's receipt comes from the creditor who was paid
     creditor_notify(
         case=case,
         kind=CreditorNotification.Kind.PAYMENT_RECEIVED
