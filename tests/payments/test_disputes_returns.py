@@ -14,6 +14,7 @@ from django.core import mail
 
 from relance.cases.selectors import case_outstanding_minor
 from relance.comms.services import outbox_dispatch
+from relance.core.errors import DomainError
 from relance.core.money import Money
 from relance.ledger.models import LedgerTransaction
 from relance.payments.direct import payment_creditor_reported
@@ -77,7 +78,7 @@ def test_a_dispute_stops_chasing_and_asks_the_creditor_for_evidence(place):
 def test_a_second_dispute_while_one_is_open_is_refused(place):
     case = place("INV-1", "120.50").case
     open_dispute(case)
-    with pytest.raises(Exception) as exc:
+    with pytest.raises(DomainError) as exc:
         open_dispute(case, reason="other")
     assert getattr(exc.value, "status", 0) == 409
     assert Dispute.objects.count() == 1
@@ -93,7 +94,7 @@ def test_a_second_dispute_while_one_is_open_is_refused(place):
 )
 def test_bad_dispute_files_are_refused_and_nothing_is_written(place, name, content, message):
     case = place("INV-1", "120.50").case
-    with pytest.raises(Exception) as exc:
+    with pytest.raises(DomainError) as exc:
         open_dispute(case, files=[("ok.pdf", io.BytesIO(PDF)), (name, io.BytesIO(content))])
     assert message in str(exc.value)
     assert exc.value.fields["field"] == "files"
@@ -128,7 +129,7 @@ def test_uphold_in_part_reduces_the_claim_and_chasing_resumes_for_the_rest(place
 def test_a_reduction_above_the_outstanding_is_refused(place, world):
     case = place("INV-1", "120.50").case
     dispute = open_dispute(case)
-    with pytest.raises(Exception) as exc:
+    with pytest.raises(DomainError) as exc:
         dispute_uphold(dispute=dispute, reduce_minor=12051, note="", actor=creditor_actor(world))
     assert exc.value.fields["field"] == "amount"
     dispute.refresh_from_db()
@@ -140,7 +141,7 @@ def test_reject_needs_evidence_then_sends_it_to_the_debtor_and_resumes(
 ):
     case = place("INV-1", "120.50").case
     dispute = open_dispute(case)
-    with pytest.raises(Exception) as exc:
+    with pytest.raises(DomainError) as exc:
         dispute_reject(dispute=dispute, note="Delivered", files=[], actor=creditor_actor(world))
     assert exc.value.fields["field"] == "files"
     with django_capture_on_commit_callbacks(execute=True):
@@ -165,11 +166,11 @@ def test_reject_needs_evidence_then_sends_it_to_the_debtor_and_resumes(
 def test_another_creditor_and_a_viewer_cannot_answer(place, world):
     case = place("INV-1", "120.50").case
     dispute = open_dispute(case)
-    with pytest.raises(Exception) as exc:
+    with pytest.raises(DomainError) as exc:
         dispute_uphold(dispute=dispute, reduce_minor=None, note="", actor=Actor.for_user(world.other_creditor_user))
     assert getattr(exc.value, "status", 0) == 403
     viewer = Actor(kind="creditor", id="9", role="creditor_viewer", creditor_id=world.creditor.pk)
-    with pytest.raises(Exception):
+    with pytest.raises(DomainError):
         dispute_uphold(dispute=dispute, reduce_minor=None, note="", actor=viewer)
     dispute.refresh_from_db()
     assert dispute.status == "open"
@@ -242,7 +243,7 @@ def test_a_direct_payment_settles_the_claim_without_touching_the_trust_account(p
         actor=creditor_actor(world),
     )
     assert again.pk == payment.pk
-    with pytest.raises(Exception) as exc:
+    with pytest.raises(DomainError) as exc:
         payment_creditor_reported(
             case_id=case.pk,
             amount=Money.parse("100.01", "EUR"),
@@ -251,7 +252,7 @@ def test_a_direct_payment_settles_the_claim_without_touching_the_trust_account(p
             actor=creditor_actor(world),
         )
     assert exc.value.fields["field"] == "amount"
-    with pytest.raises(Exception) as exc:
+    with pytest.raises(DomainError) as exc:
         payment_creditor_reported(
             case_id=case.pk,
             amount=Money.parse("1", "EUR"),

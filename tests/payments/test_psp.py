@@ -20,6 +20,7 @@ import pytest
 from django.test import Client
 
 from relance.cases.selectors import case_outstanding_minor
+from relance.core.errors import DomainError
 from relance.core.money import Money
 from relance.ledger.models import LedgerTransaction
 from relance.ledger.services import account_balance
@@ -312,7 +313,7 @@ def test_checkout_start_refuses_more_than_owed_and_records_the_page(place):
         "locale": "fr",
         "actor": Actor.for_debtor(case_id=case.pk),
     }
-    with pytest.raises(Exception) as exc:
+    with pytest.raises(DomainError) as exc:
         card_checkout_start(amount=Money.parse("120.51", "EUR"), **kwargs)
     assert getattr(exc.value, "code", "") == "payment.amount"
     checkout = card_checkout_start(amount=Money.parse("50", "EUR"), **kwargs)
@@ -393,6 +394,6 @@ def test_events_for_a_case_in_another_currency_are_kept_not_applied(place):
 def test_psp_adapter_needs_its_keys(settings):
     settings.RELANCE_CARD_PSP = "stripe"
     settings.STRIPE_SECRET_KEY = ""
-    with pytest.raises(Exception) as exc:
+    with pytest.raises(DomainError) as exc:
         psp_adapter()
     assert getattr(exc.value, "code", "") == "psp.not_configured"
