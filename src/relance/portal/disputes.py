@@ -103,7 +103,8 @@ def goods_return(request: HttpRequest, token: str) -> HttpResponseBase:
     if policy is None or not claims:
         raise Http404("returns are not offered for this case")
     form = ReturnForm(request.POST or None)
-    form.fields["claim"].choices = [(c.pk, f"{c.invoice_number} — {c.description or c.external_ref}") for c in claims]
+    claim_field: forms.TypedChoiceField = form.fields["claim"]  # type: ignore[assignment]
+    claim_field.choices = [(c.pk, f"{c.invoice_number} — {c.description or c.external_ref}") for c in claims]
     if request.method == "POST" and form.is_valid():
         try:
             return_request(

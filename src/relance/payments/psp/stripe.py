@@ -164,7 +164,12 @@ def stripe_event(event: dict[str, Any]) -> PspEvent:
     kind = str(event.get("type", ""))
     obj = (event.get("data") or {}).get("object") or {}
     occurred = datetime.fromtimestamp(int(event.get("created") or 0), tz=UTC)
-    common = {"provider": "stripe", "event_id": str(event.get("id", "")), "occurred_at": occurred, "raw_type": kind}
+    common: dict[str, Any] = {
+        "provider": "stripe",
+        "event_id": str(event.get("id", "")),
+        "occurred_at": occurred,
+        "raw_type": kind,
+    }
     currency = str(obj.get("currency", "")).upper()
     if kind in _PAID_EVENTS and obj.get("payment_status") == "paid":
         return PspEvent(
