@@ -6,12 +6,14 @@ from __future__ import annotations
 from typing import Any
 
 from django import template
+from django.db.models import Sum
 from django.http import HttpRequest
 
 from relance.cases.models import Case
 from relance.cases.selectors import case_outstanding_minor
 from relance.comms.models import Action
 from relance.core.money import Money
+from relance.ledger.models import Posting
 from relance.payments.models import Dispute, Payment, Receipt, ReturnRequest
 from relance.payments.psp import card_payments_enabled
 from relance.payments.returns import returnable_claims
@@ -26,6 +28,14 @@ def portal_case_more(context: dict[str, Any], case: Case, token: str) -> dict[st
     request: HttpRequest | None = context.get("request")
     locale = "en_GB" if request is not None and (request.LANGUAGE_CODE or "fr").startswith("en") else "fr_FR"
     outstanding = case_outstanding_minor(case=case)
+    claims = list(case.claims.all())
+    principal = sum(c.original_amount_minor for c in claims)
+    # Credit notes (disputes upheld, returns, lower amounts sent by the creditor) are not payments.
+    credited = Posting.objects.filter(
+        transaction__code="claim.credit_note", account__key__in=[c.ledger_key for c in claims]
+    ).aggregate(c=Sum("credit"), d=Sum("debit"))
+    credited_minor = (credited["c"] or 0) - (credited["d"] or 0)
+    money = lambda minor: Money(minor, case.currency).format(locale)  # noqa: E731
     receipts = Receipt.objects.filter(payment__case=case).select_related("payment").order_by("-issued_at")
     payments = Payment.objects.filter(case=case).prefetch_related("reversals").order_by("-received_at")
     disputes = Dispute.objects.filter(case=case).prefetch_related("files").order_by("-created_at")
@@ -41,5 +51,13 @@ def portal_case_more(context: dict[str, Any], case: Case, token: str) -> dict[st
         "reversals": [
             (rv, Money(rv.amount_minor, rv.currency).format(locale)) for p in payments for rv in p.reversals.all()
         ],
+        "split": {
+            "principal": money(principal),
+            "interest": money(0),
+            "other": money(0),
+            "credited": money(credited_minor) if credited_minor else "",
+            "paid": money(principal - credited_minor - outstanding),
+            "left": money(outstanding),
+        },
         "history": Action.objects.filter(case=case, status__in=SENT).order_by("-sent_at")[:50],
     }
