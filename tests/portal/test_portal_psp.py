@@ -206,3 +206,28 @@ def test_contact_details_and_opt_outs_are_saved_and_audited(place):
     event = AuditEvent.objects.filter(verb="debtor.contact_updated").get()
     assert "phone" in json.dumps(event.data)
     assert "+33698765432" not in json.dumps(event.data)  # names of fields, not the values
+
+
+def test_receipts_not_yet_e_mailed_are_sent_by_the_sweep_once(place):
+    from datetime import timedelta
+
+    from django.core import mail
+    from django.utils import timezone
+
+    from relance.payments.receipts import receipts_deliver_pending
+
+    case = place("INV-1", "120.50").case
+    payment_record(
+        case=case,
+        amount=Money.parse("120.50", "EUR"),
+        method=Payment.Method.TRANSFER,
+        external_ref="bank-1",
+        actor=Actor.system("tests"),
+    )
+    assert receipts_deliver_pending() == 0  # too recent: the after-commit e-mail has its chance first
+    Receipt.objects.update(issued_at=timezone.now() - timedelta(hours=1))
+    assert receipts_deliver_pending() == 1
+    assert receipts_deliver_pending() == 0
+    (message,) = mail.outbox
+    assert message.attachments[0][0].startswith("Q-")
+    assert message.attachments[0][2] == "application/pdf"

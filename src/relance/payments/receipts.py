@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.files.base import ContentFile
@@ -157,3 +157,28 @@ def receipt_deliver_on_commit(receipt_id: int) -> None:
             log.exception("receipt %s could not be e-mailed", receipt_id)
 
     transaction.on_commit(deliver)
+
+
+def receipts_deliver_pending(*, limit: int = 100, older_than: timedelta = timedelta(minutes=10)) -> int:
+    """E-mail receipts whose e-mail after commit did not go (SMTP down, crash): the scheduler's sweep.
+
+    Only receipts older than ``older_than`` (the after-commit send had its chance), of payments made
+    to us (not simulated, not reported by the creditor), for debtors with a working address.
+    """
+    from relance.payments.models import Payment  # noqa: PLC0415 - models import this module's neighbours
+
+    due = (
+        Receipt.objects.filter(emailed_at=None, issued_at__lt=timezone.now() - older_than)
+        .exclude(payment__method__in=[Payment.Method.SIMULATED, Payment.Method.CREDITOR_REPORTED])
+        .exclude(payment__case__debtor__email="")
+        .filter(payment__case__debtor__email_bounced=False)
+        .order_by("pk")
+        .values_list("pk", flat=True)[:limit]
+    )
+    sent = 0
+    for receipt_id in list(due):
+        try:
+            sent += receipt_deliver(receipt_id)
+        except Exception:
+            log.exception("receipt %s could not be e-mailed", receipt_id)
+    return sent
