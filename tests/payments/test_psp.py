@@ -18,6 +18,8 @@ from urllib.parse import parse_qs
 import httpx
 import pytest
 from django.test import Client
+from hypothesis import given
+from hypothesis import strategies as st
 
 from relance.cases.selectors import case_outstanding_minor
 from relance.core.errors import DomainError
@@ -397,3 +399,53 @@ def test_psp_adapter_needs_its_keys(settings):
     with pytest.raises(DomainError) as exc:
         psp_adapter()
     assert getattr(exc.value, "code", "") == "psp.not_configured"
+
+
+# --- Properties ------------------------------------------------------------------------------------------
+
+
+@given(
+    overpayment=st.integers(min_value=0, max_value=10**9),
+    claims=st.lists(st.integers(min_value=0, max_value=10**9), max_size=6),
+    data=st.data(),
+)
+def test_reversal_split_takes_exactly_the_amount_and_never_more_than_held(overpayment, claims, data):
+    held = overpayment + sum(claims)
+    keyed = [(f"claim:{i}", amount) for i, amount in enumerate(claims)]
+    if held == 0:
+        return
+    amount = data.draw(st.integers(min_value=1, max_value=held))
+    split = reversal_split(amount, overpayment=overpayment, claims=keyed)
+    assert sum(t.amount for t in split) == amount
+    limits = {"overpayment": overpayment, **dict(keyed)}
+    assert all(0 < t.amount <= limits[t.key] for t in split)
+
+
+@given(header=st.text(max_size=200), payload=st.binary(max_size=200))
+def test_any_stripe_signature_header_is_answered_without_crashing(header, payload):
+    assert stripe_signature_valid(secret=WHSEC, payload=payload, header=header, now=datetime.now(UTC)) is False
+
+
+@pytest.mark.django_db
+def test_an_expired_checkout_is_closed_and_books_nothing(place, settings):
+    _stripe_settings(settings)
+    case = place("INV-1", "120.50").case
+    from relance.payments.models import PspCheckout
+
+    PspCheckout.objects.create(
+        case=case,
+        provider="stripe",
+        session_id="cs_test_x",
+        amount_minor=12050,
+        currency="EUR",
+        checkout_url="https://x",
+    )
+    event = {
+        "id": "evt_expired",
+        "type": "checkout.session.expired",
+        "created": int(time.time()),
+        "data": {"object": {"id": "cs_test_x", "object": "checkout.session", "payment_status": "unpaid"}},
+    }
+    assert _post_stripe(event).content == b"applied"
+    assert PspCheckout.objects.get().status == "failed"
+    assert not Payment.objects.exists()

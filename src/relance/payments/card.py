@@ -187,6 +187,13 @@ def _dispatch(event: PspEvent, row: PspWebhookEvent, actor: Actor) -> str:
         return _apply_success(event, row, actor)
     if event.kind in ("payment.refunded", "payment.chargeback"):
         return _apply_reversal(event, row, actor)
+    if event.kind == "payment.failed":
+        # The page closed unpaid: nothing to book; the debtor can open a new one.
+        PspCheckout.objects.filter(
+            provider=event.provider, session_id=event.session_id, status=PspCheckout.Status.OPEN
+        ).update(status=PspCheckout.Status.FAILED, updated_at=timezone.now())
+        row.status = PspWebhookEvent.Status.APPLIED
+        return "applied"
     row.status, row.note = PspWebhookEvent.Status.IGNORED, event.raw_type[:300]
     return "ignored"
 

@@ -156,6 +156,17 @@ def mollie_events(payment: dict[str, Any], *, now: datetime) -> list[PspEvent]:
                 **common,
             )
         )
+    if status in ("failed", "canceled", "expired"):
+        events.append(
+            PspEvent(
+                event_id=f"{payment_id}:{status}",
+                kind="payment.failed",
+                amount=None,
+                occurred_at=now,
+                session_id=payment_id,
+                **common,
+            )
+        )
     refunded = _amount(payment.get("amountRefunded"))
     if paid and refunded is not None and refunded.minor > 0:
         events.append(

@@ -15,7 +15,8 @@ docs.stripe.com/webhooks#verify-manually, stripe-python ``WebhookSignature``):
   ``{"id": "evt_…", "type", "created", "data": {"object": {…}}}``.
 
 Events used: ``checkout.session.completed`` (and ``…async_payment_succeeded``) with
-``payment_status == "paid"``; ``charge.refunded`` (``amount_refunded`` is the cumulative refunded
+``payment_status == "paid"``; ``checkout.session.expired`` / ``…async_payment_failed`` (the page is
+closed unpaid); ``charge.refunded`` (``amount_refunded`` is the cumulative refunded
 amount); ``charge.dispute.created`` (a chargeback: the disputed amount is taken back from us at once;
 a charge can be disputed only once).
 """
@@ -179,6 +180,15 @@ def stripe_event(event: dict[str, Any]) -> PspEvent:
             case_id=_case_id(obj),
             session_id=str(obj.get("id", "")),
             payload={"session": obj.get("id"), "payment_intent": _ref(obj.get("payment_intent"))},
+            **common,
+        )
+    if kind in ("checkout.session.expired", "checkout.session.async_payment_failed"):
+        return PspEvent(
+            kind="payment.failed",
+            payment_ref=_ref(obj.get("payment_intent")),
+            amount=None,
+            case_id=_case_id(obj),
+            session_id=str(obj.get("id", "")),
             **common,
         )
     if kind == "charge.refunded":
