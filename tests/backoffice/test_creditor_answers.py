@@ -159,3 +159,15 @@ def test_return_policy_page_and_confirming_receipt_of_the_goods(place, world):
     case.refresh_from_db()
     assert case.status == "closed"
     assert case_outstanding_minor(case=case) == 0
+
+
+def test_psp_events_page_is_for_agency_staff_only(world):
+    from relance.payments.models import PspWebhookEvent
+
+    PspWebhookEvent.objects.create(
+        provider="stripe", event_id="evt_x", kind="payment.succeeded", status="ignored", note="no case"
+    )
+    page = logged(world.agent).get("/bo/payments/psp-events/?status=ignored")
+    assert page.status_code == 200
+    assert b"evt_x" in page.content
+    assert logged(world.creditor_user).get("/bo/payments/psp-events/").status_code == 404

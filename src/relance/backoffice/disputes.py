@@ -28,7 +28,14 @@ from relance.core.errors import DomainError
 from relance.core.money import Money, MoneyError
 from relance.payments.direct import payment_creditor_reported
 from relance.payments.disputes import dispute_reject, dispute_uphold
-from relance.payments.models import CreditorNotification, Dispute, DisputeFile, ReturnPolicy, ReturnRequest
+from relance.payments.models import (
+    CreditorNotification,
+    Dispute,
+    DisputeFile,
+    PspWebhookEvent,
+    ReturnPolicy,
+    ReturnRequest,
+)
 from relance.payments.returns import return_confirm_received, return_refuse
 from relance.tenancy.actors import Actor
 
@@ -200,3 +207,22 @@ def return_policy(request: HttpRequest) -> HttpResponse:
         messages.success(request, _("Saved."))
         return redirect("backoffice:return_policy")
     return render(request, "backoffice/return_policy.html", {"form": form})
+
+
+@login_required
+@require_GET
+def psp_events(request: HttpRequest) -> HttpResponse:
+    """PSP webhook events for the agency's operators: what was ignored or still waits for its payment."""
+    actor = _actor(request)
+    if not actor.is_staff:
+        raise Http404
+    status = request.GET.get("status") or ""
+    qs = PspWebhookEvent.objects.order_by("-received_at", "-pk")
+    if status in PspWebhookEvent.Status.values:
+        qs = qs.filter(status=status)
+    page = Paginator(qs, 50).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "backoffice/psp_events.html",
+        {"page": page, "status": status, "statuses": PspWebhookEvent.Status.choices},
+    )

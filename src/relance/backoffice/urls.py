@@ -22,4 +22,5 @@ urlpatterns = [
     path("dispute-files/<int:file_id>/", disputes.dispute_file, name="dispute_file"),
     path("notifications/", disputes.notifications, name="notifications"),
     path("settings/returns/", disputes.return_policy, name="return_policy"),
+    path("payments/psp-events/", disputes.psp_events, name="psp_events"),
 ]
