@@ -231,3 +231,15 @@ def test_receipts_not_yet_e_mailed_are_sent_by_the_sweep_once(place):
     (message,) = mail.outbox
     assert message.attachments[0][0].startswith("Q-")
     assert message.attachments[0][2] == "application/pdf"
+
+
+def test_with_card_payment_on_the_page_does_not_say_online_payment_is_closed(place, settings):
+    settings.RELANCE_SANDBOX_PAYMENTS = False
+    settings.RELANCE_CARD_PSP = "mollie"
+    settings.MOLLIE_API_KEY = "test_key"
+    case = place("INV-1", "120.50").case  # the test agency has no trust IBAN: no transfer card either
+    page = verified(case).get(url(case, "case")).content
+    assert b'id="pay-card-link"' in page
+    assert b'id="pay"' not in page  # the "online payment is not open yet" card
+    settings.MOLLIE_API_KEY = ""
+    assert b'id="pay"' in verified(case).get(url(case, "case")).content

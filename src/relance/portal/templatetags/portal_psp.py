@@ -61,3 +61,9 @@ def portal_case_more(context: dict[str, Any], case: Case, token: str) -> dict[st
         },
         "history": Action.objects.filter(case=case, status__in=SENT).order_by("-sent_at")[:50],
     }
+
+
+@register.simple_tag
+def card_payments_on() -> bool:
+    """Whether the portal offers card payment (a PSP chosen and its keys set)."""
+    return card_payments_enabled()
