@@ -449,3 +449,20 @@ def test_an_expired_checkout_is_closed_and_books_nothing(place, settings):
     assert _post_stripe(event).content == b"applied"
     assert PspCheckout.objects.get().status == "failed"
     assert not Payment.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_won_chargeback_brings_the_money_back_as_a_new_payment(place, settings):
+    _stripe_settings(settings)
+    case = place("INV-1", "120.50").case
+    _post_stripe(_event_for(case, "stripe_event_checkout_completed.json"))
+    _post_stripe(_event_for(case, "stripe_event_dispute_created.json"))
+    assert case_outstanding_minor(case=case) == 12050
+    won = _event_for(case, "stripe_event_dispute_created.json", status="won")
+    won["id"], won["type"] = "evt_reinstated_1", "charge.dispute.funds_reinstated"
+    assert _post_stripe(won).content == b"applied"
+    assert _post_stripe(won).content == b"duplicate"
+    assert case_outstanding_minor(case=case) == 0
+    assert Payment.objects.filter(case=case, method="card").count() == 2
+    case.refresh_from_db()
+    assert case.status == "paid"

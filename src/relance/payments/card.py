@@ -161,6 +161,27 @@ def _apply_reversal(event: PspEvent, row: PspWebhookEvent, actor: Actor) -> str:
     return "applied"
 
 
+def _apply_reinstated(event: PspEvent, row: PspWebhookEvent, actor: Actor) -> str:
+    """A chargeback the merchant won: the money is back, booked as a new payment of the same case."""
+    original = Payment.objects.filter(
+        method=Payment.Method.CARD, external_ref=_external_ref(event.provider, event.payment_ref)
+    ).first()
+    if original is None or event.amount is None:
+        row.status, row.note = PspWebhookEvent.Status.IGNORED, "no payment for this reinstatement"
+        return "ignored"
+    dispute_ref = event.payload.get("dispute", "")
+    payment = payment_record(
+        case=original.case,
+        amount=event.amount,
+        method=Payment.Method.CARD,
+        external_ref=f"{_external_ref(event.provider, event.payment_ref)}:reinstated:{dispute_ref}",
+        actor=actor,
+        received_at=event.occurred_at,
+    )
+    row.status, row.note = PspWebhookEvent.Status.APPLIED, f"payment {payment.pk}"
+    return "applied"
+
+
 def _apply_one(event: PspEvent, actor: Actor) -> str:
     """Store and apply one event in its own transaction; the unique row makes it happen once."""
     try:
@@ -187,6 +208,8 @@ def _dispatch(event: PspEvent, row: PspWebhookEvent, actor: Actor) -> str:
         return _apply_success(event, row, actor)
     if event.kind in ("payment.refunded", "payment.chargeback"):
         return _apply_reversal(event, row, actor)
+    if event.kind == "payment.reinstated":
+        return _apply_reinstated(event, row, actor)
     if event.kind == "payment.failed":
         # The page closed unpaid: nothing to book; the debtor can open a new one.
         PspCheckout.objects.filter(

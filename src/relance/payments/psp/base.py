@@ -19,7 +19,9 @@ from relance.core.money import Money
 
 TIMEOUT = httpx.Timeout(20.0, connect=5.0)
 
-EventKind = Literal["payment.succeeded", "payment.failed", "payment.refunded", "payment.chargeback", "ignored"]
+EventKind = Literal[
+    "payment.succeeded", "payment.failed", "payment.refunded", "payment.chargeback", "payment.reinstated", "ignored"
+]
 
 
 class PspError(DomainError):

@@ -18,7 +18,8 @@ Events used: ``checkout.session.completed`` (and ``…async_payment_succeeded``)
 ``payment_status == "paid"``; ``checkout.session.expired`` / ``…async_payment_failed`` (the page is
 closed unpaid); ``charge.refunded`` (``amount_refunded`` is the cumulative refunded
 amount); ``charge.dispute.created`` (a chargeback: the disputed amount is taken back from us at once;
-a charge can be disputed only once).
+a charge can be disputed only once); ``charge.dispute.funds_reinstated`` (the dispute was won: the
+money comes back, recorded as a new card payment of the case).
 """
 
 from __future__ import annotations
@@ -207,6 +208,16 @@ def stripe_event(event: dict[str, Any]) -> PspEvent:
             amount=Money(int(obj.get("amount") or 0), currency),
             case_id=_case_id(obj),
             payload={"dispute": obj.get("id"), "charge": _ref(obj.get("charge")), "reason": obj.get("reason")},
+            **common,
+        )
+    if kind == "charge.dispute.funds_reinstated":
+        # The merchant won the dispute: the charged-back money comes back to us.
+        return PspEvent(
+            kind="payment.reinstated",
+            payment_ref=_ref(obj.get("payment_intent")),
+            amount=Money(int(obj.get("amount") or 0), currency),
+            case_id=_case_id(obj),
+            payload={"dispute": obj.get("id"), "status": obj.get("status")},
             **common,
         )
     return PspEvent(kind="ignored", payment_ref="", amount=None, payload={"type": kind}, **common)
