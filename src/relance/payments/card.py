@@ -56,9 +56,12 @@ def card_checkout_start(
     outstanding = case_outstanding_minor(case=case)
     if amount.currency != case.currency:
         raise CardAmountError(f"This case is in {case.currency}.", field="amount")
-    if amount.minor < 100 or amount.minor > outstanding:
+    # At least 1.00 (card fees), unless less than that is left: the last cents can be paid too.
+    minimum = min(100, outstanding)
+    if amount.minor <= 0 or amount.minor < minimum or amount.minor > outstanding:
         raise CardAmountError(
-            f"Enter an amount between 1.00 and {Money(outstanding, case.currency).to_decimal()}.",
+            f"Enter an amount between {Money(minimum, case.currency).to_decimal()}"
+            f" and {Money(outstanding, case.currency).to_decimal()}.",
             field="amount",
             outstanding=outstanding,
         )

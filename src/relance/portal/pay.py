@@ -69,7 +69,7 @@ def card_pay(request: HttpRequest, token: str) -> HttpResponseBase:
                     "amount",
                     _("Enter an amount between %(min)s and %(max)s.")
                     % {
-                        "min": Money(100, case.currency).format(_locale(request)),
+                        "min": Money(min(100, outstanding.minor), case.currency).format(_locale(request)),
                         "max": outstanding.format(_locale(request)),
                     },
                 )
