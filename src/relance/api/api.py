@@ -301,3 +301,7 @@ api.add_router("/imports", imports_router)
 from relance.api.evidence import router as evidence_router  # noqa: E402
 
 api.add_router("", evidence_router)
+
+from relance.api.payments import router as payments_router  # noqa: E402
+
+api.add_router("", payments_router)

@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from relance.backoffice import dashboards, imports, views, work
+from relance.backoffice import dashboards, disputes, imports, views, work
 
 app_name = "backoffice"
 urlpatterns = [
@@ -26,4 +26,11 @@ urlpatterns = [
     path("imports/", imports.imports, name="imports"),
     path("imports/<int:import_id>/", imports.import_detail, name="import"),
     path("imports/<int:import_id>/errors.csv", imports.import_errors, name="import_errors"),
+    path("cases/<int:case_id>/disputes/<int:dispute_id>/answer/", disputes.dispute_answer, name="dispute_answer"),
+    path("cases/<int:case_id>/returns/<int:return_id>/", disputes.return_decide, name="return_decide"),
+    path("cases/<int:case_id>/payments/direct/", disputes.payment_report, name="payment_report"),
+    path("dispute-files/<int:file_id>/", disputes.dispute_file, name="dispute_file"),
+    path("notifications/", disputes.notifications, name="notifications"),
+    path("settings/returns/", disputes.return_policy, name="return_policy"),
+    path("payments/psp-events/", disputes.psp_events, name="psp_events"),
 ]

@@ -248,6 +248,14 @@ RELANCE_PORTAL_MAX_FAILED_VERIFICATIONS = 5
 # The clearly labelled sandbox payment method of the demo; never available in production.
 RELANCE_SANDBOX_PAYMENTS = not PRODUCTION and os.environ.get("RELANCE_SANDBOX_PAYMENTS", "1") == "1"
 RELANCE_ENGINE_BATCH_SIZE = int(os.environ.get("RELANCE_ENGINE_BATCH_SIZE", "500"))
+# Card payments through a PSP (docs/payments.md): "stripe", "mollie" or "" (none). Keys from the
+# environment only; without its key a provider stays off and the portal does not offer card payment.
+RELANCE_CARD_PSP = os.environ.get("RELANCE_CARD_PSP", "")
+STRIPE_SECRET_KEY = os.environ.get("STRIPE_SECRET_KEY", "")
+STRIPE_WEBHOOK_SECRET = os.environ.get("STRIPE_WEBHOOK_SECRET", "")
+STRIPE_API_BASE = os.environ.get("STRIPE_API_BASE", "https://api.stripe.com")
+MOLLIE_API_KEY = os.environ.get("MOLLIE_API_KEY", "")
+MOLLIE_API_BASE = os.environ.get("MOLLIE_API_BASE", "https://api.mollie.com")
 
 LOGGING = {
     "version": 1,

@@ -17,4 +17,5 @@ urlpatterns = [
     path("p/", include("relance.portal.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("hooks/", include("relance.comms.webhook_urls")),
+    path("hooks/psp/", include("relance.payments.webhook_urls")),
 ]

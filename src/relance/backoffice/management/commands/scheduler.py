@@ -14,6 +14,7 @@ from django.core.management.base import BaseCommand
 from relance.intake.imports import import_recover
 from relance.intake.models import ImportBatch
 from relance.intake.tasks import import_run_task
+from relance.payments.tasks import receipts_deliver_pending_task
 from relance.strategies.tasks import engine_tick_task, outbox_dispatch_task
 
 
@@ -27,6 +28,7 @@ class Command(BaseCommand):
         while True:
             engine_tick_task.enqueue()
             outbox_dispatch_task.enqueue()
+            receipts_deliver_pending_task.enqueue()  # FR-COL-13: receipts whose e-mail did not go
             # Interrupted imports resume; uploads enqueue their own task when they are created.
             if import_recover():
                 for batch_id in ImportBatch.objects.filter(status=ImportBatch.Status.PENDING).values_list(
