@@ -12,6 +12,7 @@ from datetime import date, timedelta
 import pytest
 from django.core import mail
 
+from relance.cases.models import WorkItem
 from relance.cases.selectors import case_outstanding_minor
 from relance.comms.services import outbox_dispatch
 from relance.core.errors import DomainError
@@ -70,6 +71,10 @@ def test_a_dispute_stops_chasing_and_asks_the_creditor_for_evidence(place):
     assert (f.side, f.content_type, f.size) == ("debtor", "image/png", len(PNG))
     assert len(f.sha256) == 64
     assert CreditorNotification.objects.filter(case=case, kind="dispute.opened").count() == 1
+    # Agents follow up with the creditor from the disputes queue if no answer comes within a week.
+    item = WorkItem.objects.get(kind=WorkItem.Kind.DISPUTE, source=f"dispute:{dispute.pk}")
+    assert (item.case, item.status, item.amount_minor) == (case, "open", 12050)
+    assert item.due_at > dispute.created_at + timedelta(days=6)
     # The engine decides nothing for a disputed case, whatever the time.
     far = case.placed_at + timedelta(days=60)
     assert engine_tick(now=far).cases == 0
@@ -111,6 +116,7 @@ def test_uphold_cancels_the_claim_by_a_credit_note_and_closes_the_case(place, wo
     )
     assert dispute.status == "upheld"
     assert dispute.credited_minor == 12050
+    assert WorkItem.objects.get(source=f"dispute:{dispute.pk}").status == "done"  # nothing left to chase
     assert case_outstanding_minor(case=case) == 0
     assert LedgerTransaction.objects.filter(code="claim.credit_note").count() == 1
     case.refresh_from_db()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import IO
 
 from django.conf import settings
@@ -25,7 +26,8 @@ from django.utils import timezone, translation
 
 from relance.audit.services import audit_record
 from relance.cases.links import portal_url
-from relance.cases.models import Case
+from relance.cases.models import Case, WorkItem
+from relance.cases.queues import work_item_close, work_item_open
 from relance.cases.selectors import case_outstanding_minor
 from relance.cases.services import case_dispute, case_transition
 from relance.cases.status import Status
@@ -40,6 +42,8 @@ from relance.tenancy.actors import Actor
 log = logging.getLogger("relance.payments")
 
 MAX_STATEMENT = 4000
+# When agents chase the creditor for an answer (the disputes queue).
+DISPUTE_FOLLOW_UP = timedelta(days=7)
 # Who may answer a dispute for the creditor: its administrators and the agency's working staff.
 ANSWERING_ROLES = frozenset({"creditor_admin", "agency_admin", "supervisor", "agent", "system"})
 
@@ -103,6 +107,18 @@ def dispute_open(
                 subject=case,
                 data={"dispute": dispute.pk, "reason": reason, "files": [f.sha256 for f in stored]},
             )
+            # Agents follow up with the creditor if no answer comes within a week (issue 6 queue).
+            work_item_open(
+                kind=WorkItem.Kind.DISPUTE,
+                source=f"dispute:{dispute.pk}",
+                agency_id=case.creditor.agency_id,
+                case=case,
+                title=f"Dispute ({reason}) — {case.reference}",
+                amount_minor=case_outstanding_minor(case=case),
+                due_at=timezone.now() + DISPUTE_FOLLOW_UP,
+                data={"dispute": dispute.pk, "reason": reason},
+                actor=actor,
+            )
             creditor_notify(
                 case=case,
                 kind=CreditorNotification.Kind.DISPUTE_OPENED,
@@ -145,6 +161,7 @@ def dispute_uphold(*, dispute: Dispute, reduce_minor: int | None, note: str, act
         key=f"dispute:{dispute.pk}",
         actor=actor,
     )
+    work_item_close(actor=actor, kind=WorkItem.Kind.DISPUTE, source=f"dispute:{dispute.pk}", outcome="upheld")
     dispute.status = Dispute.Status.UPHELD
     dispute.credited_minor = credited
     dispute.answer_note = note.strip()[:MAX_STATEMENT]
@@ -178,6 +195,7 @@ def dispute_reject(*, dispute: Dispute, note: str, files: Sequence[tuple[str, IO
             dispute = _answerable(dispute, actor)
             case = Case.objects.select_for_update().select_related("creditor").get(pk=dispute.case_id)
             _attach(dispute, DisputeFile.Side.CREDITOR, stored, actor)
+            work_item_close(actor=actor, kind=WorkItem.Kind.DISPUTE, source=f"dispute:{dispute.pk}", outcome="rejected")
             dispute.status = Dispute.Status.REJECTED
             dispute.answer_note = note.strip()[:MAX_STATEMENT]
             dispute.answered_at = timezone.now()
