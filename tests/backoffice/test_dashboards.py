@@ -194,3 +194,32 @@ def test_exported_text_cannot_run_as_a_spreadsheet_formula():
     assert _cell("-2+3") == "'-2+3"
     assert _cell(Decimal("-2.50")) == Decimal("-2.50")
     assert _cell(None) == ""
+
+
+def test_disputes_are_counted_by_reason_and_answer(world, place, settings, tmp_path):
+    import io as _io
+
+    from relance.payments.disputes import dispute_open, dispute_uphold
+
+    settings.MEDIA_ROOT = tmp_path
+    cases = [place(f"INV-Z{n}", "30.00", email=f"z{n}@example.fr", last_name=f"Zed{n}").case for n in range(3)]
+    disputes = [
+        dispute_open(
+            case=case,
+            reason=reason,
+            statement="Pas reçu",
+            files=[("note.pdf", _io.BytesIO(b"%PDF-1.4\n%%EOF\n"))],
+            actor=Actor.for_debtor(case_id=case.pk),
+        )
+        for case, reason in zip(cases, ["not_received", "not_received", "defective"], strict=True)
+    ]
+    dispute_uphold(dispute=disputes[0], reduce_minor=None, note="perdu", actor=Actor.for_user(world.creditor_user))
+    table = metrics.disputes(metrics.Scope(world.agency.pk, world.creditor.pk))
+    by_reason = {row[0]: row[1:] for row in table.rows}
+    assert len(table.rows) == 7  # every reason, even those never given
+    not_received, defective = table.rows[0][1:], table.rows[2][1:]
+    assert not_received == [2, Decimal("66.7"), 1, 1, 0]
+    assert defective == [1, Decimal("33.3"), 1, 0, 0]
+    assert sum(v[0] for v in by_reason.values()) == 3
+    figures = metrics.kpis(metrics.Scope(world.agency.pk, world.creditor.pk), today=timezone.localdate())
+    assert figures.dispute_rate == Decimal("100.0")  # all three cases were disputed at some point

@@ -30,10 +30,9 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from relance.cases.models import Case, CaseClaim
-from relance.cases.status import Status
 from relance.comms.models import Action
 from relance.ledger.models import Posting
-from relance.payments.models import Payment
+from relance.payments.models import Dispute, Payment
 from relance.tenancy.models import Creditor
 
 CURRENCY = "EUR"
@@ -267,7 +266,7 @@ def kpis(scope: Scope, *, today: dt.date) -> Kpis:
         or 0
     )
     n_cases = cases.count()
-    disputed = cases.filter(status=Status.DISPUTED).count()
+    disputed = Dispute.objects.filter(case__in=cases).values("case_id").distinct().count()
     contacts = dict(
         Action.objects.filter(case__in=cases, status__in=CONTACTED)
         .values("channel")
@@ -331,7 +330,35 @@ def peer_quartiles(*, agency_id: int, creditor_id: int, today: dt.date) -> Table
     )
 
 
-TABLES = ("liquidation", "collected", "ageing", "channels")
+def disputes(scope: Scope) -> Table:
+    """Disputes by reason, and how the creditors answered them."""
+    counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for row in Dispute.objects.filter(case__in=scope.cases()).values("reason", "status").annotate(n=Count("pk")):
+        counts[row["reason"]][row["status"]] += row["n"]
+    total = sum(sum(by_status.values()) for by_status in counts.values())
+    rows: list[list[object]] = []
+    for reason, label in Dispute.Reason.choices:
+        by_status = counts.get(reason, {})
+        n = sum(by_status.values())
+        rows.append(
+            [
+                str(label),
+                n,
+                _ratio(n, total),
+                by_status.get(Dispute.Status.OPEN, 0),
+                by_status.get(Dispute.Status.UPHELD, 0),
+                by_status.get(Dispute.Status.REJECTED, 0),
+            ]
+        )
+    return Table(
+        "disputes",
+        _("Disputes by reason"),
+        [_("Reason"), _("Disputes"), _("Share (%)"), _("Waiting"), _("Upheld"), _("Rejected")],
+        rows,
+    )
+
+
+TABLES = ("liquidation", "collected", "ageing", "channels", "disputes")
 
 
 def table(name: str, scope: Scope, *, today: dt.date) -> Table:
@@ -343,4 +370,6 @@ def table(name: str, scope: Scope, *, today: dt.date) -> Table:
         return ageing(scope, today=today)
     if name == "channels":
         return channels(scope)
+    if name == "disputes":
+        return disputes(scope)
     raise KeyError(name)
