@@ -79,3 +79,52 @@ def api_claim_payload(ref: str = "ORDER-1001", amount: str = "89.90") -> dict[st
             "city": "Bordeaux",
         },
     }
+
+
+def totp_device(user):  # -> TOTPDevice
+    """``user``'s confirmed authenticator, made if missing (the same secret for the whole test)."""
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    device = TOTPDevice.objects.filter(user=user, confirmed=True).first()
+    return device or TOTPDevice.objects.create(user=user, name="test phone", confirmed=True)
+
+
+def totp_code(device) -> str:
+    """The current code of ``device``, computed as a phone app would (pyotp, RFC 6238).
+
+    django-otp refuses a code twice; a test that logs the same user in twice within 30 seconds
+    gets the same code, so the device forgets the last code it accepted first.
+    """
+    import base64
+
+    import pyotp
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    TOTPDevice.objects.filter(pk=device.pk).update(last_t=-1, throttling_failure_count=0)
+    return pyotp.TOTP(base64.b32encode(device.bin_key).decode(), digits=device.digits, interval=device.step).now()
+
+
+def second_factor_pass(client, user) -> None:
+    """Mark ``client``'s session as having passed the second factor (after ``force_login``)."""
+    from django_otp import DEVICE_ID_SESSION_KEY
+
+    session = client.session
+    session[DEVICE_ID_SESSION_KEY] = totp_device(user).persistent_id
+    session.save()
+
+
+def browser_log_in(page, base_url: str, user, password: str = PASSWORD) -> None:
+    """Log ``user`` in through the real pages: password, then the TOTP code when one is asked."""
+    import re
+
+    page.goto(f"{base_url}/bo/login/")
+    page.fill("#id_username", user.username)
+    page.fill("#id_password", password)
+    page.click("#login")
+    page.wait_for_load_state()
+    if "/bo/login/verify/" in page.url:
+        page.fill("#id_code", totp_code(totp_device(user)))
+        page.click("#verify-code")
+    elif "/bo/security/" in page.url:  # first log-in of a user who must set 2FA up: use the test phone
+        raise AssertionError("give the user a device first: support.totp_device(user)")
+    page.wait_for_url(re.compile(r"/bo/(\?.*)?$"))

@@ -1,12 +1,14 @@
-from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from relance.backoffice import imports, views
+from relance.backoffice import api_keys, audit_search, imports, security, views
 
 app_name = "backoffice"
 urlpatterns = [
-    path("login/", auth_views.LoginView.as_view(template_name="backoffice/login.html"), name="login"),
-    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("login/", security.login, name="login"),
+    path("login/verify/", security.login_verify, name="login_verify"),
+    path("logout/", security.logout, name="logout"),
+    path("security/", security.security, name="security"),
+    path("security/creditor/", security.creditor_security, name="creditor_security"),
     path("", views.home, name="home"),
     path("cases/<int:case_id>/", views.case_detail, name="case"),
     path("evidence/<int:evidence_id>/", views.evidence_download, name="evidence"),
@@ -16,4 +18,7 @@ urlpatterns = [
     path("imports/", imports.imports, name="imports"),
     path("imports/<int:import_id>/", imports.import_detail, name="import"),
     path("imports/<int:import_id>/errors.csv", imports.import_errors, name="import_errors"),
+    path("api-keys/", api_keys.api_keys, name="api_keys"),
+    path("api-keys/<int:key_id>/revoke/", api_keys.api_key_revoke_view, name="api_key_revoke"),
+    path("audit/access/", audit_search.access_search, name="access_search"),
 ]
