@@ -76,3 +76,14 @@ def permission_of(view: Callable[..., Any]) -> str | None:
     if declared is AttributeError:
         raise AttributeError(f"{view!r} declares no permission: decorate it with @requires(...) or @public")
     return declared  # type: ignore[no-any-return]
+
+
+def permissions_context(request: HttpRequest) -> dict[str, Any]:
+    """Template context ``can``: ``{{ can.api_keys_manage }}`` for ``api_keys.manage`` (menus follow the matrix)."""
+    from relance.tenancy.permissions import MATRIX  # noqa: PLC0415 - keep the module's imports minimal
+
+    user = getattr(request, "user", None)
+    if not isinstance(user, User) or not user.is_authenticated:
+        return {"can": {}}
+    actor = Actor.for_user(user)
+    return {"can": {name.replace(".", "_"): allowed(actor, name) for name in MATRIX}}
