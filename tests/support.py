@@ -128,3 +128,40 @@ def browser_log_in(page, base_url: str, user, password: str = PASSWORD) -> None:
     elif "/bo/security/" in page.url:  # first log-in of a user who must set 2FA up: use the test phone
         raise AssertionError("give the user a device first: support.totp_device(user)")
     page.wait_for_url(re.compile(r"/bo/(\?.*)?$"))
+
+
+class WebhookReceiver:
+    """A real HTTP server on loopback that records what it receives and answers ``statuses`` in turn."""
+
+    def __init__(self, statuses: list[int] | None = None) -> None:
+        import http.server
+        import threading
+
+        self.requests: list[tuple[dict[str, str], bytes]] = []
+        self.statuses = list(statuses or [])
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                receiver.requests.append(({k.lower(): v for k, v in self.headers.items()}, body))
+                status = receiver.statuses.pop(0) if receiver.statuses else 200
+                self.send_response(status)
+                self.send_header("Content-Type", "text/plain")
+                self.end_headers()
+                self.wfile.write(b"ok" if status < 300 else b"receiver error")
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/relance"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> WebhookReceiver:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
