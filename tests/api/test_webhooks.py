@@ -159,8 +159,9 @@ def test_the_webhook_page_shows_the_secret_once(world):
     created = admin.post(
         "/bo/webhooks/new/",
         {"creditor": world.creditor.pk, "url": "https://erp.example.fr/hooks", "event_types": ["case.paid"]},
+        follow=True,
     )
-    assert created.status_code == 200
+    assert created.redirect_chain == [("/bo/webhooks/", 302)]
     secret = re.search(r'id="webhook-secret">(whsec_[\w-]+)<', created.content.decode()).group(1)
     assert world.creditor.webhook_endpoints.get().secret == secret
     listing = admin.get("/bo/webhooks/").content.decode()

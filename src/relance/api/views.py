@@ -51,7 +51,10 @@ class EndpointForm(forms.Form):
             field.widget = forms.HiddenInput()
 
 
-def _page(request: HttpRequest, form: EndpointForm, created: tuple[object, str] | None = None) -> HttpResponse:
+NEW_SECRET = "relance_new_webhook_secret"
+
+
+def _page(request: HttpRequest, form: EndpointForm) -> HttpResponse:
     actor = actor_of(request)
     creditors = creditors_managed_by(actor)
     return render(
@@ -59,7 +62,7 @@ def _page(request: HttpRequest, form: EndpointForm, created: tuple[object, str] 
         "api/webhooks.html",
         {
             "form": form,
-            "created": created,
+            "new_secret": request.session.pop(NEW_SECRET, None),
             "endpoints": webhook_endpoints_for(creditors=creditors),
             "deliveries": webhook_deliveries_for(creditors=creditors)[:20],
             "can_manage": allowed(actor, "webhooks.manage"),
@@ -67,6 +70,7 @@ def _page(request: HttpRequest, form: EndpointForm, created: tuple[object, str] 
     )
 
 
+@never_cache
 @requires("webhooks.view")
 @require_GET
 def webhooks(request: HttpRequest) -> HttpResponse:
@@ -81,7 +85,7 @@ def endpoint_create(request: HttpRequest) -> HttpResponse:
     form = EndpointForm(request.POST, creditors=creditors_managed_by(actor))
     if form.is_valid():
         try:
-            created = webhook_endpoint_create(
+            _, secret = webhook_endpoint_create(
                 creditor=form.cleaned_data["creditor"],
                 url=form.cleaned_data["url"],
                 event_types=form.cleaned_data["event_types"],
@@ -91,7 +95,8 @@ def endpoint_create(request: HttpRequest) -> HttpResponse:
         except ValidationError as exc:
             form.add_error(exc.fields.get("field") or None, exc.message)
         else:
-            return _page(request, EndpointForm(creditors=creditors_managed_by(actor)), created)
+            request.session[NEW_SECRET] = secret  # shown once, on the page we redirect to
+            return redirect("webhooks:list")
     return _page(request, form)
 
 

@@ -17,10 +17,12 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
 from relance.tenancy.access import actor_of, requires
-from relance.tenancy.models import ApiKey, Creditor
+from relance.tenancy.models import Creditor
 from relance.tenancy.permissions import API_SCOPES
 from relance.tenancy.selectors import api_key_list, creditors_managed_by
 from relance.tenancy.services import api_key_create, api_key_revoke
+
+NEW_SECRET = "relance_new_api_key"
 
 SCOPE_LABELS = {
     "read": gettext_lazy("read — read cases, imports and mappings"),
@@ -54,19 +56,20 @@ class ApiKeyForm(forms.Form):
 def api_keys(request: HttpRequest) -> HttpResponse:
     actor = actor_of(request)
     form = ApiKeyForm(request.POST or None, creditors=creditors_managed_by(actor))
-    created: tuple[ApiKey, str] | None = None
     if request.method == "POST" and form.is_valid():
-        created = api_key_create(
+        _, secret = api_key_create(
             creditor=form.cleaned_data["creditor"],
             name=form.cleaned_data["name"],
             scopes=form.cleaned_data["scopes"],
             actor=actor,
         )
-        form = ApiKeyForm(creditors=creditors_managed_by(actor))
+        # Post/redirect/get: the secret rides in the session to the next page, once (a reload creates nothing).
+        request.session[NEW_SECRET] = secret
+        return redirect("backoffice:api_keys")
     return render(
         request,
         "backoffice/api_keys.html",
-        {"form": form, "keys": api_key_list(actor=actor), "created": created},
+        {"form": form, "keys": api_key_list(actor=actor), "new_secret": request.session.pop(NEW_SECRET, None)},
     )
 
 
