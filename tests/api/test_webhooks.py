@@ -96,7 +96,9 @@ def test_a_new_case_reaches_the_creditors_endpoint_signed_and_only_theirs(world,
 @pytest.mark.django_db
 def test_an_endpoint_gets_no_event_older_than_itself(world, place):
     place("INV-1")
-    webhook_endpoint_create(creditor=world.creditor, url="http://127.0.0.1:9/h", event_types=["case.created"], actor=SYSTEM)
+    webhook_endpoint_create(
+        creditor=world.creditor, url="http://127.0.0.1:9/h", event_types=["case.created"], actor=SYSTEM
+    )
     assert webhook_events_collect().deliveries == 0
 
 

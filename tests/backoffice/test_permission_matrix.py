@@ -60,8 +60,7 @@ def api_operations() -> list[tuple[str, str, object]]:
     for prefix, router in api._routers:
         for path, path_view in router.path_operations.items():
             for operation in path_view.operations:
-                for method in operation.methods:
-                    found.append((method, "/api/v1" + prefix + path, operation))
+                found.extend((method, "/api/v1" + prefix + path, operation) for method in operation.methods)
     return found
 
 
@@ -81,15 +80,16 @@ def objects(world, place, settings, tmp_path):
         evidence = evidence_attach(
             claim=placed.claim, kind="invoice", content=io.BytesIO(b"%PDF-1.4\n"), filename="f.pdf", actor=SYSTEM
         )
-        batch = import_create(
-            creditor=creditor, content=io.BytesIO(b"a;b\r\n1;2\r\n"), filename="x.csv", actor=SYSTEM
-        )
+        batch = import_create(creditor=creditor, content=io.BytesIO(b"a;b\r\n1;2\r\n"), filename="x.csv", actor=SYSTEM)
         key, _ = api_key_create(creditor=creditor, name=f"{side} key", scopes=["read"], actor=SYSTEM)
         endpoint, _ = webhook_endpoint_create(
             creditor=creditor, url="http://127.0.0.1:9/hook", event_types=["case.created"], actor=SYSTEM
         )
         event = WebhookEvent.objects.create(
-            creditor=creditor, type="case.created", audit_seq=10_000 + creditor.pk, occurred_at=placed.case.placed_at,
+            creditor=creditor,
+            type="case.created",
+            audit_seq=10_000 + creditor.pk,
+            occurred_at=placed.case.placed_at,
             payload={"type": "case.created"},
         )
         delivery = WebhookDelivery.objects.create(event=event, endpoint=endpoint, status="failed")

@@ -108,7 +108,10 @@ def test_new_recovery_codes_replace_the_old_ones(world):
 
 def test_creditor_users_may_turn_two_factor_on_and_their_admin_may_require_it(world):
     viewer = User.objects.create_user(
-        username="viewer", password=PASSWORD, role=User.Role.CREDITOR_VIEWER, agency=world.agency,
+        username="viewer",
+        password=PASSWORD,
+        role=User.Role.CREDITOR_VIEWER,
+        agency=world.agency,
         creditor=world.creditor,
     )
     # Optional at first: the password is enough.
@@ -194,7 +197,8 @@ def test_production_settings_send_cookies_over_https_only(tmp_path):
     }
     code = (
         "import django; django.setup(); from django.conf import settings as s; "
-        "print(s.SESSION_COOKIE_SECURE, s.CSRF_COOKIE_SECURE, s.SECURE_HSTS_SECONDS > 0, s.SESSION_EXPIRE_AT_BROWSER_CLOSE)"
+        "print(s.SESSION_COOKIE_SECURE, s.CSRF_COOKIE_SECURE, s.SECURE_HSTS_SECONDS > 0, "
+        "s.SESSION_EXPIRE_AT_BROWSER_CLOSE)"
     )
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)  # noqa: S603
     assert out.stdout.split() == ["True", "True", "True", "True"]
@@ -206,3 +210,13 @@ def test_the_enrolment_secret_matches_the_device(world):
     secret = re.search(r'id="totp-secret">([A-Z2-7]+)<', html).group(1)
     device = TOTPDevice.objects.get(user=world.agent, confirmed=False)
     assert base64.b32encode(device.bin_key).decode().rstrip("=") == secret
+
+
+def test_an_operator_resets_a_lost_phone(world):
+    from django.core.management import call_command
+
+    totp_device(world.agent)
+    call_command("second_factor_reset", "agent", "--by", "helpdesk")
+    assert not TOTPDevice.objects.filter(user=world.agent).exists()
+    assert AuditEvent.objects.filter(verb="user.second_factor_reset", actor="system:cli:helpdesk").exists()
+    assert password_step("agent").get("/bo/").url.startswith("/bo/security/")  # enrols again

@@ -19,7 +19,15 @@ import pytest
 from relance.api.signing import verify
 from relance.api.webhooks import webhooks_run
 from relance.tenancy.models import User
-from support import CHROMIUM_ARGS, PASSWORD, WebhookReceiver, api_claim_payload, browser_log_in, chromium_path, totp_device
+from support import (
+    CHROMIUM_ARGS,
+    PASSWORD,
+    WebhookReceiver,
+    api_claim_payload,
+    browser_log_in,
+    chromium_path,
+    totp_device,
+)
 
 os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
 
@@ -28,7 +36,9 @@ expect = playwright_sync.expect
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(chromium_path() is None, reason="no Chromium: install Debian's chromium or set RELANCE_CHROMIUM"),
+    pytest.mark.skipif(
+        chromium_path() is None, reason="no Chromium: install Debian's chromium or set RELANCE_CHROMIUM"
+    ),
     pytest.mark.usefixtures("transactional_db"),
 ]
 

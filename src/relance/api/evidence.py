@@ -81,7 +81,10 @@ def evidence_create(
 
 
 @router.post(
-    "/evidence/zip", response=EvidenceZipOut, summary="Attach many files: a ZIP with manifest.csv", auth=scoped("intake")
+    "/evidence/zip",
+    response=EvidenceZipOut,
+    summary="Attach many files: a ZIP with manifest.csv",
+    auth=scoped("intake"),
 )
 def evidence_zip(request: HttpRequest, file: File[UploadedFile | None] = None) -> EvidenceZipOut:
     """`manifest.csv` (columns `external_ref;kind;filename`) names the claim and kind of each file.

@@ -15,7 +15,7 @@ from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_POST
 
 from relance.api.models import WebhookDelivery
 from relance.api.webhooks import (
@@ -51,7 +51,7 @@ class EndpointForm(forms.Form):
             field.widget = forms.HiddenInput()
 
 
-NEW_SECRET = "relance_new_webhook_secret"
+NEW_SECRET = "relance_new_webhook_secret"  # noqa: S105 - a session key, not a secret
 
 
 def _page(request: HttpRequest, form: EndpointForm) -> HttpResponse:

@@ -73,7 +73,7 @@ EVENT_TYPES: tuple[str, ...] = (
 )
 
 CURSOR = "webhooks"
-SECRET_PREFIX = "whsec_"
+SECRET_PREFIX = "whsec_"  # noqa: S105 - the visible prefix of generated secrets
 BACKOFF_BASE = timedelta(minutes=1)
 LEASE = timedelta(minutes=2)  # a claimed delivery is not claimed again before this (worker crash)
 
@@ -128,7 +128,10 @@ def webhook_delivery_replay(*, delivery: WebhookDelivery, actor: Actor, now: dat
         replay_of=delivery,
     )
     audit_record(
-        actor=actor, verb="webhook.delivery_replayed", subject=replay, data={"of": delivery.pk, "event": str(delivery.event.event_id)}
+        actor=actor,
+        verb="webhook.delivery_replayed",
+        subject=replay,
+        data={"of": delivery.pk, "event": str(delivery.event.event_id)},
     )
     return replay
 
@@ -254,9 +257,9 @@ class DeliverReport:
 
 def _claim(*, now: datetime, limit: int) -> list[WebhookDelivery]:
     with transaction.atomic():
-        qs = WebhookDelivery.objects.filter(
-            status=WebhookDelivery.Status.PENDING, next_attempt_at__lte=now
-        ).order_by("next_attempt_at", "pk")
+        qs = WebhookDelivery.objects.filter(status=WebhookDelivery.Status.PENDING, next_attempt_at__lte=now).order_by(
+            "next_attempt_at", "pk"
+        )
         if connection.vendor == "postgresql":
             qs = qs.select_for_update(skip_locked=True)
         claimed = list(qs.select_related("event", "endpoint")[:limit])

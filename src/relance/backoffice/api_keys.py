@@ -22,7 +22,7 @@ from relance.tenancy.permissions import API_SCOPES
 from relance.tenancy.selectors import api_key_list, creditors_managed_by
 from relance.tenancy.services import api_key_create, api_key_revoke
 
-NEW_SECRET = "relance_new_api_key"
+NEW_SECRET = "relance_new_api_key"  # noqa: S105 - a session key, not a secret
 
 SCOPE_LABELS = {
     "read": gettext_lazy("read — read cases, imports and mappings"),

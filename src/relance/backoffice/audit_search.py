@@ -48,7 +48,11 @@ def access_search(request: HttpRequest) -> HttpResponse:
         subjects = None
         if data["case"]:
             case = Case.objects.filter(reference__iexact=data["case"].strip()).first()
-            subjects = {"cases.case": [case.pk], "claims.claim": list(case.claims.values_list("pk", flat=True))} if case else {}
+            subjects = (
+                {"cases.case": [case.pk], "claims.claim": list(case.claims.values_list("pk", flat=True))}
+                if case
+                else {}
+            )
         events = access_events_search(
             actors=actors, subjects=subjects, since=_day(data["since"]), until=_day(data["until"], plus=1)
         )
@@ -56,7 +60,12 @@ def access_search(request: HttpRequest) -> HttpResponse:
     labels = {e.actor for e in page}
     ids = [int(label.split(":", 1)[1]) for label in labels if label.split(":", 1)[1].isdigit()]
     names = {u.pk: u.username for u in User.objects.filter(pk__in=ids)}
-    rows = [(e, names.get(int(e.actor.split(":", 1)[1]) if e.actor.split(":", 1)[1].isdigit() else -1, e.actor)) for e in page]
+    rows = [
+        (e, names.get(int(e.actor.split(":", 1)[1]) if e.actor.split(":", 1)[1].isdigit() else -1, e.actor))
+        for e in page
+    ]
     with transaction.atomic():  # the auditor's own searches are on the record too
-        audit_record(actor=actor, verb="audit.searched", subject_type="audit.auditevent", data=dict(request.GET.items()))
+        audit_record(
+            actor=actor, verb="audit.searched", subject_type="audit.auditevent", data=dict(request.GET.items())
+        )
     return render(request, "backoffice/access_search.html", {"form": form, "page": page, "rows": rows})

@@ -18,8 +18,8 @@ from relance.intake.models import ImportBatch
 from relance.intake.tasks import import_run_task
 from relance.tenancy.access import requires
 from relance.tenancy.actors import Actor
-from relance.tenancy.permissions import allowed
 from relance.tenancy.models import Creditor
+from relance.tenancy.permissions import allowed
 
 
 class UploadForm(forms.Form):

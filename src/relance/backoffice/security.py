@@ -181,14 +181,11 @@ def creditor_security(request: HttpRequest) -> HttpResponse:
         )
         messages.success(
             request,
-            _("Two-factor authentication is now required for %(creditor)s.")
-            % {"creditor": creditor.display_name}
+            _("Two-factor authentication is now required for %(creditor)s.") % {"creditor": creditor.display_name}
             if creditor.require_2fa
             else _("Two-factor authentication is now optional for %(creditor)s.") % {"creditor": creditor.display_name},
         )
         return redirect("backoffice:creditor_security")
     users = User.objects.filter(creditor__in=creditors).select_related("creditor").order_by("creditor", "username")
     rows = [(u, TOTPDevice.objects.filter(user=u, confirmed=True).exists()) for u in users]
-    return render(
-        request, "backoffice/creditor_security.html", {"form": form, "creditors": creditors, "users": rows}
-    )
+    return render(request, "backoffice/creditor_security.html", {"form": form, "creditors": creditors, "users": rows})

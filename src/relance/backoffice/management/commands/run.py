@@ -82,7 +82,7 @@ class Command(BaseCommand):
         creditor_user = User.objects.filter(role=User.Role.CREDITOR_ADMIN).order_by("pk").first()
         if agent and creditor_user:
             out(f"Back office: {base}/bo/  — demo logins (password 'relance-demo'):")
-            out(f"  agent:    {agent.username}")
+            out(f"  agent:    {agent.username}  (staff set up two-factor authentication at first log-in: any TOTP app)")
             out(f"  creditor: {creditor_user.username} ({creditor_user.creditor})")
         if settings.PRODUCTION:
             return
