@@ -34,7 +34,11 @@ OPERATORS: frozenset[str] = frozenset({AGENCY_ADMIN, SUPERVISOR, AGENT})  # staf
 MATRIX: dict[str, tuple[frozenset[str], str]] = {
     "account.security": (EVERYONE, "Manage one's own two-factor authentication and recovery codes"),
     "cases.view": (EVERYONE, "List cases and open a case page (debtor's personal data; audited)"),
-    "cases.work": (OPERATORS, "Act on a case: notes, holds, promises, plans, status changes"),
+    "cases.work": (OPERATORS, "Act on a case: calls, notes, holds, promises, discounts, return, write-off"),
+    "cases.recall": (frozenset({CREDITOR_ADMIN}), "Take a case back from the agency (creditor portal)"),
+    "queues.view": (STAFF, "See the work queues and their items"),
+    "queues.work": (OPERATORS, "Take the next item of a queue and act on it (each queue names its roles)"),
+    "dashboards.view": (EVERYONE, "Dashboards and their CSV/XLSX exports (figures, no personal data)"),
     "evidence.download": (EVERYONE, "Download a file of evidence (audited)"),
     "outbox.view": (EVERYONE, "List messages and read one (audited)"),
     "imports.view": (EVERYONE, "List file imports and read their reports"),
