@@ -96,8 +96,12 @@ def objects(world, place, settings, tmp_path):
         )
         delivery = WebhookDelivery.objects.create(event=event, endpoint=endpoint, status="failed")
         item = work_item_open(
-            kind=WorkItem.Kind.CALL, source=f"calltask:{side}", agency_id=world.agency.pk, case=placed.case,
-            title="Call", actor=SYSTEM,
+            kind=WorkItem.Kind.CALL,
+            source=f"calltask:{side}",
+            agency_id=world.agency.pk,
+            case=placed.case,
+            title="Call",
+            actor=SYSTEM,
         )
         made[side] = {
             "work_item": item,
