@@ -12,6 +12,7 @@ from django.shortcuts import redirect, render
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_GET, require_http_methods
 
+from relance.audit.services import audit_record
 from relance.backoffice.views import _actor
 from relance.intake.imports import import_create, import_error_report
 from relance.intake.models import ImportBatch
@@ -107,6 +108,8 @@ def import_errors(request: HttpRequest, import_id: int) -> HttpResponse:
     batch = _get(request, import_id)
     out = io.StringIO()
     import_error_report(batch=batch, out=out)
+    with transaction.atomic():  # the report quotes rows of the file: debtors' personal data (invariant 6)
+        audit_record(actor=_actor(request), verb="import_report.downloaded", subject=batch, data={})
     response = HttpResponse(out.getvalue(), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="import-{batch.pk}-errors.csv"'
     return response
