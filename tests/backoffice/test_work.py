@@ -69,8 +69,8 @@ def test_creditor_users_have_no_queues_no_actions_and_never_see_staff_notes(worl
     case = place().case
     _client(world.agent).post(f"/bo/cases/{case.pk}/act/note/", {"note-text": "Numéro perso du débiteur: 0600"})
     creditor = _client(world.creditor_user)
-    assert creditor.get("/bo/queues/").status_code == 404
-    assert creditor.post(f"/bo/cases/{case.pk}/act/write_off/", {"write_off-reason": "x"}).status_code == 404
+    assert creditor.get("/bo/queues/").status_code in {403, 404}  # the permission matrix says no
+    assert creditor.post(f"/bo/cases/{case.pk}/act/write_off/", {"write_off-reason": "x"}).status_code in {403, 404}
     page = creditor.get(f"/bo/cases/{case.pk}/").content.decode()
     assert "Numéro perso" not in page and 'id="act"' not in page
     assert "Numéro perso" in _client(world.agent).get(f"/bo/cases/{case.pk}/").content.decode()
@@ -84,13 +84,11 @@ def test_an_auditor_reads_queues_but_cannot_take_or_act(world, place):
     auditor = User.objects.create_user(username="aud", password=PASSWORD, role=User.Role.AUDITOR, agency=world.agency)
     client = _client(auditor)
     assert client.get("/bo/queues/call/").status_code == 200
-    response = client.post("/bo/queues/call/next/", follow=True)
-    assert "cannot work this queue" in response.content.decode()
+    assert client.post("/bo/queues/call/next/").status_code == 403  # queues.work: not auditors
     assert WorkItem.objects.get(source="calltask:5").claimed_by is None
     assert 'id="act"' not in client.get(f"/bo/cases/{case.pk}/").content.decode()
     before = case.status
-    refused = client.post(f"/bo/cases/{case.pk}/act/write_off/", {"write_off-reason": "x"}, follow=True)
-    assert "Only agents" in refused.content.decode()
+    assert client.post(f"/bo/cases/{case.pk}/act/write_off/", {"write_off-reason": "x"}).status_code == 403
     case.refresh_from_db()
     assert case.status == before
 
@@ -156,8 +154,8 @@ def test_a_creditor_admin_recalls_a_case_and_chasing_stops(world, place):
         agency=world.agency,
         creditor=world.creditor,
     )
-    refused = _client(viewer).post(f"/bo/cases/{case.pk}/recall/", {"recall-reason": "x"}, follow=True)
-    assert "Only the creditor" in refused.content.decode()
+    refused = _client(viewer).post(f"/bo/cases/{case.pk}/recall/", {"recall-reason": "x"})
+    assert refused.status_code == 403  # cases.recall: creditor admins only
     assert (
         _client(world.other_creditor_user).post(f"/bo/cases/{case.pk}/recall/", {"recall-reason": "x"}).status_code
         == 404

@@ -12,7 +12,7 @@ from datetime import date
 from django.http import HttpRequest
 from ninja import Router, Schema, Status
 
-from relance.api.auth import require_scope
+from relance.api.auth import require_scope, scoped
 from relance.cases.selectors import case_get_for_actor, case_outstanding_minor
 from relance.core.errors import ValidationError
 from relance.core.money import Money, MoneyError
@@ -45,6 +45,7 @@ class PaymentOut(Schema):
     "/cases/{case_id}/payments",
     response={200: PaymentOut, 201: PaymentOut},
     summary="Report a payment the debtor made to you directly",
+    auth=scoped("write"),
 )
 def payments_report(request: HttpRequest, case_id: int, payload: DirectPaymentIn) -> Status[PaymentOut]:
     key = require_scope(request, ApiKey.Scope.WRITE)

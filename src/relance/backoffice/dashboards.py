@@ -10,7 +10,6 @@ import csv
 import datetime as dt
 import io
 
-from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
@@ -21,6 +20,7 @@ from relance.backoffice import metrics
 from relance.backoffice.charts import render_svg
 from relance.backoffice.views import _actor
 from relance.core.money import Money
+from relance.tenancy.access import requires
 from relance.tenancy.actors import Actor
 from relance.tenancy.models import Creditor
 
@@ -52,7 +52,7 @@ def _today() -> dt.date:
     return timezone.localdate()
 
 
-@login_required
+@requires("dashboards.view")
 @require_GET
 def dashboard(request: HttpRequest) -> HttpResponse:
     actor, scope, creditor = _scope(request)
@@ -99,7 +99,7 @@ def _table(request: HttpRequest, name: str) -> metrics.Table:
     return metrics.table(name, scope, today=_today())
 
 
-@login_required
+@requires("dashboards.view")
 @require_GET
 def dashboard_chart(request: HttpRequest, name: str) -> HttpResponse:
     response = HttpResponse(render_svg(_table(request, name)), content_type="image/svg+xml; charset=utf-8")
@@ -118,7 +118,7 @@ def _cell(value: object) -> object:
     return value
 
 
-@login_required
+@requires("dashboards.view")
 @require_GET
 def dashboard_export(request: HttpRequest, name: str, fmt: str) -> HttpResponse:
     table = _table(request, name)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.db import transaction
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
@@ -37,6 +36,7 @@ from relance.payments.models import (
     ReturnRequest,
 )
 from relance.payments.returns import return_confirm_received, return_refuse
+from relance.tenancy.access import requires
 from relance.tenancy.actors import Actor
 
 
@@ -51,7 +51,7 @@ def _error(request: HttpRequest, exc: DomainError) -> None:
     messages.error(request, str(exc))
 
 
-@login_required
+@requires("disputes.answer")
 @require_POST
 def dispute_answer(request: HttpRequest, case_id: int, dispute_id: int) -> HttpResponseBase:
     """Uphold (reduce or cancel) or reject with evidence files."""
@@ -86,7 +86,7 @@ def dispute_answer(request: HttpRequest, case_id: int, dispute_id: int) -> HttpR
     return redirect("backoffice:case", case_id=case.pk)
 
 
-@login_required
+@requires("evidence.download")
 @require_GET
 def dispute_file(request: HttpRequest, file_id: int) -> FileResponse:
     actor = _actor(request)
@@ -104,7 +104,7 @@ def dispute_file(request: HttpRequest, file_id: int) -> FileResponse:
     return response
 
 
-@login_required
+@requires("returns.decide")
 @require_POST
 def return_decide(request: HttpRequest, case_id: int, return_id: int) -> HttpResponseBase:
     actor = _actor(request)
@@ -130,7 +130,7 @@ class DirectPaymentForm(forms.Form):
     reference = forms.CharField(label=gettext_lazy("Your reference"), max_length=80, required=False)
 
 
-@login_required
+@requires("payments.report")
 @require_POST
 def payment_report(request: HttpRequest, case_id: int) -> HttpResponseBase:
     """A payment the debtor made to the creditor directly."""
@@ -157,7 +157,7 @@ def payment_report(request: HttpRequest, case_id: int) -> HttpResponseBase:
     return redirect("backoffice:case", case_id=case.pk)
 
 
-@login_required
+@requires("notifications.view")
 @require_http_methods(["GET", "POST"])
 def notifications(request: HttpRequest) -> HttpResponse:
     """What the creditor is told of (R124-5, FR-COL-12): payments, reversals, disputes, proposals."""
@@ -185,7 +185,7 @@ class ReturnPolicyForm(forms.ModelForm):
         }
 
 
-@login_required
+@requires("returns.settings")
 @require_http_methods(["GET", "POST"])
 def return_policy(request: HttpRequest) -> HttpResponse:
     """The creditor's return policy (creditor administrators only)."""
@@ -209,7 +209,7 @@ def return_policy(request: HttpRequest) -> HttpResponse:
     return render(request, "backoffice/return_policy.html", {"form": form})
 
 
-@login_required
+@requires("payments.events")
 @require_GET
 def psp_events(request: HttpRequest) -> HttpResponse:
     """PSP webhook events for the agency's operators: what was ignored or still waits for its payment."""

@@ -1,12 +1,14 @@
-from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from relance.backoffice import dashboards, disputes, imports, views, work
+from relance.backoffice import api_keys, audit_search, dashboards, disputes, imports, security, views, work
 
 app_name = "backoffice"
 urlpatterns = [
-    path("login/", auth_views.LoginView.as_view(template_name="backoffice/login.html"), name="login"),
-    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("login/", security.login, name="login"),
+    path("login/verify/", security.login_verify, name="login_verify"),
+    path("logout/", security.logout, name="logout"),
+    path("security/", security.security, name="security"),
+    path("security/creditor/", security.creditor_security, name="creditor_security"),
     path("", views.home, name="home"),
     path("cases/<int:case_id>/", views.case_detail, name="case"),
     path("cases/<int:case_id>/act/<slug:verb>/", work.case_act, name="case_act"),
@@ -33,4 +35,7 @@ urlpatterns = [
     path("notifications/", disputes.notifications, name="notifications"),
     path("settings/returns/", disputes.return_policy, name="return_policy"),
     path("payments/psp-events/", disputes.psp_events, name="psp_events"),
+    path("api-keys/", api_keys.api_keys, name="api_keys"),
+    path("api-keys/<int:key_id>/revoke/", api_keys.api_key_revoke_view, name="api_key_revoke"),
+    path("audit/access/", audit_search.access_search, name="access_search"),
 ]

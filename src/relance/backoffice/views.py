@@ -6,8 +6,6 @@ Every page that shows a debtor's personal data records an access audit event (in
 from __future__ import annotations
 
 from django import forms
-from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db import transaction
 from django.db.models import Count
@@ -35,6 +33,7 @@ from relance.comms.models import Action
 from relance.core.money import Money
 from relance.payments.models import Payment
 from relance.strategies.decide import evidence_missing_reason
+from relance.tenancy.access import actor_of, requires
 from relance.tenancy.actors import Actor
 from relance.tenancy.models import Creditor, User
 
@@ -51,10 +50,8 @@ STAFF_ONLY_VERBS = (
 
 
 def _actor(request: HttpRequest) -> Actor:
-    user = request.user
-    if not isinstance(user, User):  # every view here is behind login_required
-        raise PermissionDenied
-    return Actor.for_user(user)
+    """The actor of a request (kept for older imports; new code uses ``tenancy.access.actor_of``)."""
+    return actor_of(request)
 
 
 class CaseFilterForm(forms.Form):
@@ -79,7 +76,7 @@ class CaseFilterForm(forms.Form):
             del self.fields["creditor"]
 
 
-@login_required
+@requires("cases.view")
 @require_GET
 def home(request: HttpRequest) -> HttpResponse:
     actor = _actor(request)
@@ -121,7 +118,7 @@ def home(request: HttpRequest) -> HttpResponse:
     )
 
 
-@login_required
+@requires("cases.view")
 @require_GET
 def case_detail(request: HttpRequest, case_id: int) -> HttpResponse:
     actor = _actor(request)
@@ -130,7 +127,11 @@ def case_detail(request: HttpRequest, case_id: int) -> HttpResponse:
     except CaseNotFoundError:
         raise Http404 from None
     with transaction.atomic():
-        audit_record(actor=actor, verb="case.viewed", subject=case, data={"page": "case_detail"})
+        # "why, when asked": a queue or a link may say why the case is opened (?why=...), kept with the read.
+        why = request.GET.get("why", "").strip()[:200]
+        audit_record(
+            actor=actor, verb="case.viewed", subject=case, data={"page": "case_detail", **({"why": why} if why else {})}
+        )
     balances = case_claim_balances(case=case)
     events = audit_events_for(subjects={"cases.case": [case.pk], "claims.claim": [b.claim.pk for b in balances]})
     if not actor.is_staff:
@@ -169,7 +170,7 @@ def case_detail(request: HttpRequest, case_id: int) -> HttpResponse:
     )
 
 
-@login_required
+@requires("evidence.download")
 @require_GET
 def evidence_download(request: HttpRequest, evidence_id: int) -> FileResponse:
     """A file of evidence, for whoever may see its case; every download is audited (invariant 6)."""
@@ -200,7 +201,7 @@ def evidence_response(evidence: Evidence) -> FileResponse:
     return response
 
 
-@login_required
+@requires("outbox.view")
 @require_GET
 def outbox(request: HttpRequest) -> HttpResponse:
     actor = _actor(request)
@@ -211,7 +212,7 @@ def outbox(request: HttpRequest) -> HttpResponse:
     return render(request, "backoffice/outbox.html", {"page": page})
 
 
-@login_required
+@requires("outbox.view")
 @require_GET
 def message_detail(request: HttpRequest, action_id: int) -> HttpResponse:
     actor = _actor(request)
@@ -228,7 +229,7 @@ def message_detail(request: HttpRequest, action_id: int) -> HttpResponse:
     return render(request, "backoffice/message.html", {"action": action})
 
 
-@login_required
+@requires("debtors.review")
 @require_GET
 def debtor_reviews(request: HttpRequest) -> HttpResponse:
     """Possible duplicate debtors found at intake (agency staff only; never merged automatically)."""

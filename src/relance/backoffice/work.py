@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
@@ -47,6 +46,7 @@ from relance.core.errors import DomainError, PermissionDeniedError
 from relance.core.money import Money, MoneyError
 from relance.payments.bank import bank_entry_ignore, bank_entry_match
 from relance.payments.models import UnmatchedBankEntry
+from relance.tenancy.access import requires
 from relance.tenancy.actors import Actor
 
 
@@ -62,7 +62,7 @@ def _agency(actor: Actor) -> int:
     return actor.agency_id
 
 
-@login_required
+@requires("queues.view")
 @require_GET
 def queues(request: HttpRequest) -> HttpResponse:
     actor = _staff(request)
@@ -77,7 +77,7 @@ def _kind(kind: str) -> str:
     return kind
 
 
-@login_required
+@requires("queues.view")
 @require_GET
 def queue(request: HttpRequest, kind: str) -> HttpResponse:
     actor = _staff(request)
@@ -108,7 +108,7 @@ def _fail(request: HttpRequest, error: DomainError) -> None:
     messages.error(request, f"{field}: {error.message}" if field else error.message)
 
 
-@login_required
+@requires("queues.work")
 @require_POST
 def queue_next(request: HttpRequest, kind: str) -> HttpResponse:
     actor = _staff(request)
@@ -131,7 +131,7 @@ def _item(actor: Actor, item_id: int) -> WorkItem:
     return item
 
 
-@login_required
+@requires("queues.view")
 @require_GET
 def work_item(request: HttpRequest, item_id: int) -> HttpResponse:
     actor = _staff(request)
@@ -159,7 +159,7 @@ class MatchForm(forms.Form):
     reference = forms.CharField(label=gettext_lazy("Case reference"), max_length=20)
 
 
-@login_required
+@requires("queues.work")
 @require_POST
 def work_item_act(request: HttpRequest, item_id: int, verb: str) -> HttpResponse:
     actor = _staff(request)
@@ -227,7 +227,7 @@ def _money(text: str, currency: str) -> int:
         raise DomainError(_("This is not an amount."), field="amount") from exc
 
 
-@login_required
+@requires("cases.work")
 @require_POST
 def case_act(request: HttpRequest, case_id: int, verb: str) -> HttpResponse:
     actor = _staff(request)
@@ -274,7 +274,7 @@ def case_act(request: HttpRequest, case_id: int, verb: str) -> HttpResponse:
     return back
 
 
-@login_required
+@requires("cases.recall")
 @require_POST
 def case_recall_view(request: HttpRequest, case_id: int) -> HttpResponse:
     """A creditor admin takes a case back (the creditor portal's "recall")."""

@@ -59,6 +59,10 @@ INSTALLED_APPS = [
     "django_htmx",
     "django_tasks",
     "django_tasks_db",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
+    "axes",
     "relance.core",
     "relance.tenancy",
     "relance.audit",
@@ -84,10 +88,13 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    "relance.backoffice.middleware.SecondFactorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "relance.core.middleware.ContentSecurityPolicyMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "axes.middleware.AxesMiddleware",  # last, as django-axes asks: turns a lockout into its 429 page
 ]
 
 ROOT_URLCONF = "relance.config.urls"
@@ -104,6 +111,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "django.template.context_processors.i18n",
+                "relance.tenancy.access.permissions_context",
             ],
         },
     },
@@ -134,6 +142,8 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
+# django-axes first: it refuses a locked-out (username, IP) before the password is even checked.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
 LOGIN_URL = "backoffice:login"
 LOGIN_REDIRECT_URL = "backoffice:home"
 LOGOUT_REDIRECT_URL = "backoffice:login"
@@ -158,7 +168,12 @@ WHITENOISE_USE_FINDERS = True
 # Security defaults: cookies are HttpOnly and SameSite; secure-only behind TLS in production.
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
-SESSION_COOKIE_AGE = 60 * 60 * 8
+# Sessions end after RELANCE_SESSION_IDLE_SECONDS without a request (each request extends it) and
+# when the browser closes.
+SESSION_COOKIE_AGE = int(os.environ.get("RELANCE_SESSION_IDLE_SECONDS", str(60 * 60)))
+SESSION_SAVE_EVERY_REQUEST = True
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+CSRF_COOKIE_HTTPONLY = True
 CSRF_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_SECURE = PRODUCTION
 CSRF_COOKIE_SECURE = PRODUCTION
@@ -169,6 +184,21 @@ CSRF_TRUSTED_ORIGINS = _env_list("CSRF_TRUSTED_ORIGINS", "")
 if PRODUCTION:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", "31536000"))
+
+# Login throttling (django-axes): RELANCE_LOGIN_FAILURE_LIMIT wrong passwords for one username from
+# one address lock that pair out for RELANCE_LOGIN_LOCKOUT_MINUTES; a success resets the count.
+AXES_FAILURE_LIMIT = int(os.environ.get("RELANCE_LOGIN_FAILURE_LIMIT", "5"))
+AXES_COOLOFF_TIME = int(os.environ.get("RELANCE_LOGIN_LOCKOUT_MINUTES", "15")) / 60  # hours
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "backoffice/locked.html"
+AXES_VERBOSE = False
+# Two-factor authentication (django-otp): the issuer shown in authenticator apps; wrong codes slow
+# down each device exponentially (django-otp's throttling).
+OTP_TOTP_ISSUER = os.environ.get("RELANCE_OTP_ISSUER", "Relance")
+# Webhooks out: attempts before a delivery is marked failed (backoff doubles from one minute).
+RELANCE_WEBHOOK_MAX_ATTEMPTS = int(os.environ.get("RELANCE_WEBHOOK_MAX_ATTEMPTS", "6"))
+RELANCE_WEBHOOK_TIMEOUT = float(os.environ.get("RELANCE_WEBHOOK_TIMEOUT", "10"))
 
 # E-mail: files in var/mail by default (the back office shows the outbox); SMTP when EMAIL_HOST is set.
 EMAIL_HOST = os.environ.get("EMAIL_HOST", "")
