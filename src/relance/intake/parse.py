@@ -76,6 +76,8 @@ FIELDS: tuple[str, ...] = (
     "debtor.last_name",
     "debtor.company_name",
     "debtor.siren",
+    "debtor.siret",
+    "debtor.vat_number",
     "debtor.email",
     "debtor.phone",
     "debtor.address_line1",
@@ -83,6 +85,7 @@ FIELDS: tuple[str, ...] = (
     "debtor.postcode",
     "debtor.city",
     "debtor.country",
+    "debtor.iban",
     "description",
 )
 # A file must name these; a debtor also needs a name (last name or company name), checked separately.
@@ -102,6 +105,9 @@ MAX_LENGTH: Mapping[str, int] = {
     "debtor.address_line2": 200,
     "debtor.postcode": 12,
     "debtor.city": 100,
+    "debtor.siret": 30,
+    "debtor.vat_number": 30,
+    "debtor.iban": 50,
     "description": 300,
 }
 
@@ -524,7 +530,19 @@ _GENERIC_ALIASES: Mapping[str, tuple[str, ...]] = {
     "debtor.first_name": ("first name", "prénom"),
     "debtor.last_name": ("last name", "nom"),
     "debtor.company_name": ("company", "company name", "raison sociale", "société"),
-    "debtor.siren": ("siren",),
+    "debtor.siren": ("siren", "n° siren"),
+    "debtor.siret": ("siret", "n° siret"),
+    # Never a bare "TVA" or "VAT": in French accounting exports that is the tax amount.
+    "debtor.vat_number": (
+        "vat number",
+        "vat id",
+        "n° tva",
+        "numéro de tva",
+        "tva intracommunautaire",
+        "n° tva intracommunautaire",
+        "tva intracom",
+    ),
+    "debtor.iban": ("iban", "iban du débiteur", "debtor iban"),
     "debtor.email": ("email", "e-mail", "courriel"),
     "debtor.phone": ("phone", "téléphone"),
     "debtor.address_line1": ("address", "adresse", "address line 1", "adresse 1"),
@@ -636,6 +654,9 @@ PRESTASHOP = ColumnMapping(
         "city": "debtor.city",
         "address1": "debtor.address_line1",
         "phone": "debtor.phone",
+        # Columns of ps_customer and ps_address that SQL-manager exports add for B2B shops.
+        "siret": "debtor.siret",
+        "vat_number": "debtor.vat_number",
     },
 )
 
@@ -872,7 +893,7 @@ class _RowParser:
             amount = self.amount_of(pick("amount")[0], currency, error)
 
         debtor_values = {key: text(f) for f, key in _DEBTOR_FIELDS}
-        for key in ("postcode", "phone", "siren"):
+        for key in ("postcode", "phone", "siren", "siret"):
             # Excel users (and Shopify's Billing Zip) prefix numbers with ' to keep leading zeros.
             value = debtor_values[key]
             if value.startswith("'") and (value[1:2].isdigit() or value[1:2] == "+"):
@@ -882,7 +903,9 @@ class _RowParser:
         kind = debtor_values["kind"]
         if kind:
             debtor_values["kind"] = _KINDS.get(normalize_header(kind), kind)
-        elif debtor_values["company_name"] and (debtor_values["siren"] or not debtor_values["last_name"]):
+        elif debtor_values["company_name"] and (
+            debtor_values["siren"] or debtor_values["siret"] or debtor_values["vat_number"] or not debtor_values["last_name"]
+        ):
             debtor_values["kind"] = "company"
         else:
             debtor_values["kind"] = "person"

@@ -1,18 +1,26 @@
 """Validation of one incoming claim (pure): every problem is a value naming its field.
 
-Used by the API today and by file intake (row + column) with the intake issue. Messages are in
-English and French so the creditor's staff can act on them.
+Used by the API and by file intake (which turns the field into the creditor's row, column and value).
+Messages are "English / français" so the creditor's staff can act on them. The rules: amount > 0 in an
+ISO 4217 currency with no more decimals than it has; due date not before the invoice date nor more than
+a year ahead; invoice date neither in the future nor more than 10 years old; e-mail syntax; phone in
+E.164 (default region: the debtor's country); IBAN, SIREN, SIRET and VAT numbers when given, and
+consistent (identifiers.py); postcode required, in its country's format; the fields the creditor's
+mandate requires (``REQUIRABLE``). Identifier checks are cached per distinct value, so big files pay
+for each value once. Codes are listed in docs/file-formats.md.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 
 from relance.core.money import Money, MoneyError
+from relance.intake.identifiers import iban_check, postcode_check, siren_check, siret_check, vat_check, vat_siren
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +45,10 @@ class DebtorData:
     city: str = ""
     country: str = "FR"
     language: str = "fr"
+    # Checked when given (identifiers.py); SIRET and a French VAT number also give the SIREN.
+    siret: str = ""
+    vat_number: str = ""
+    iban: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +91,31 @@ _DEBTOR_MAX_LENGTHS = {
     "address_line2": 200,
     "postcode": 12,
     "city": 100,
+    "siret": 30,
+    "vat_number": 30,
+    "iban": 50,
 }
+
+# Fields a creditor's mandate can require (``Creditor.required_fields``), with their names in English
+# and French for the messages. Company identifiers are required of companies only, the first name of
+# people only. ``invoice_number`` and ``due_date`` are not here: files fall back to the reference and
+# the invoice date for them (parse.py), so "required" could never fail.
+REQUIRABLE: Mapping[str, tuple[str, str]] = {
+    "debtor.first_name": ("the first name", "le prénom"),
+    "debtor.email": ("the e-mail address", "l'adresse e-mail"),
+    "debtor.phone": ("the phone number", "le numéro de téléphone"),
+    "debtor.address_line1": ("the postal address", "l'adresse postale"),
+    "debtor.city": ("the city", "la ville"),
+    "debtor.siren": ("the SIREN (companies)", "le SIREN (entreprises)"),
+    "debtor.siret": ("the SIRET (companies)", "le SIRET (entreprises)"),
+    "debtor.vat_number": ("the VAT number (companies)", "le numéro de TVA (entreprises)"),
+    "debtor.iban": ("the IBAN", "l'IBAN"),
+    "description": ("the description", "le libellé"),
+}
+COMPANY_ONLY = frozenset({"debtor.siren", "debtor.siret", "debtor.vat_number"})
+PERSON_ONLY = frozenset({"debtor.first_name"})
+# A due date further ahead than this is a typo (2062 for 2026), not a claim to collect.
+MAX_DUE_AHEAD = timedelta(days=366)
 
 
 def _too_long(data: ClaimData) -> list[FieldError]:
@@ -95,7 +131,93 @@ def _too_long(data: ClaimData) -> list[FieldError]:
     ]
 
 
-def validate_claim(data: ClaimData, *, today: date) -> tuple[CleanClaim | None, list[FieldError]]:
+def _value(data: ClaimData, field: str) -> str:
+    if field.startswith("debtor."):
+        return str(getattr(data.debtor, field.removeprefix("debtor.")))
+    return str(getattr(data, field))
+
+
+def _mandate_missing(data: ClaimData, required: Collection[str]) -> list[FieldError]:
+    """The fields the creditor's mandate requires that this claim leaves empty."""
+    errors = []
+    company = data.debtor.kind == "company"
+    for field in required:
+        labels = REQUIRABLE.get(field)
+        if labels is None or (field in COMPANY_ONLY and not company) or (field in PERSON_ONLY and company):
+            continue
+        if not _value(data, field).strip():
+            en, fr = labels
+            errors.append(
+                _err(
+                    field,
+                    "mandate.required",
+                    f"The creditor's mandate requires {en}, and it is empty",
+                    f"Le mandat du créancier exige {fr}, qui est vide",
+                )
+            )
+    return errors
+
+
+def _identifiers(debtor: DebtorData) -> tuple[dict[str, str], list[FieldError]]:
+    """IBAN, SIREN, SIRET and VAT number, each checked when given (cached per value), and consistent with
+    each other: a SIRET starts with the SIREN, a French VAT number ends with it. Returns the normalised
+    values (the SIREN filled from the SIRET or the VAT number when missing) and the problems."""
+    errors: list[FieldError] = []
+    clean: dict[str, str] = {}
+    checks = (
+        ("siren", siren_check),
+        ("siret", siret_check),
+        ("iban", iban_check),
+    )
+    for name, check in checks:
+        raw = getattr(debtor, name)
+        if raw.strip():
+            value, problem = check(raw)
+            if problem is None:
+                clean[name] = value
+            else:
+                errors.append(FieldError(f"debtor.{name}", problem.code, problem.message))
+    if debtor.vat_number.strip():
+        value, problem = vat_check(debtor.vat_number, debtor.country.upper())
+        if problem is None:
+            clean["vat_number"] = value
+        else:
+            errors.append(FieldError("debtor.vat_number", problem.code, problem.message))
+    siren = clean.get("siren", "")
+    if siren and clean.get("siret") and not clean["siret"].startswith(siren):
+        errors.append(
+            _err(
+                "debtor.siret",
+                "siret.siren_mismatch",
+                f"SIRET {clean['siret']} does not belong to SIREN {siren} (its first 9 digits differ)",
+                f"Le SIRET {clean['siret']} n'appartient pas au SIREN {siren} (9 premiers chiffres différents)",
+            )
+        )
+    vat_of = vat_siren(clean.get("vat_number", ""))
+    if siren and vat_of and vat_of != siren:
+        errors.append(
+            _err(
+                "debtor.vat_number",
+                "vat.siren_mismatch",
+                f"VAT number {clean['vat_number']} belongs to SIREN {vat_of}, not {siren}",
+                f"Le numéro de TVA {clean['vat_number']} est celui du SIREN {vat_of}, pas {siren}",
+            )
+        )
+    if not siren and "siret" in clean:
+        clean["siren"] = clean["siret"][:9]
+    elif not siren and vat_of:
+        clean["siren"] = vat_of
+    return clean, errors
+
+
+def validate_claim(
+    data: ClaimData, *, today: date, required: Collection[str] = ()
+) -> tuple[CleanClaim | None, list[FieldError]]:
+    """Check one claim; ``required`` are the fields its creditor's mandate requires (``REQUIRABLE``).
+
+    The clean claim carries normalised debtor identifiers (compact IBAN, SIREN, SIRET and VAT number,
+    canonical postcode) and the SIREN found in a SIRET or a French VAT number when none was given.
+    """
     errors: list[FieldError] = _too_long(data)
     if not data.external_ref.strip():
         errors.append(_err("external_ref", "required", "External reference is required", "Référence obligatoire"))
@@ -136,6 +258,15 @@ def validate_claim(data: ClaimData, *, today: date) -> tuple[CleanClaim | None, 
                 "L'échéance précède la date de facture",
             )
         )
+    if data.due_date > today + MAX_DUE_AHEAD:
+        errors.append(
+            _err(
+                "due_date",
+                "date.too_far",
+                f"Due date {data.due_date} is more than a year ahead",
+                f"Échéance {data.due_date:%d/%m/%Y} à plus d'un an",
+            )
+        )
     if data.invoice_date > today:
         errors.append(
             _err(
@@ -165,10 +296,8 @@ def validate_claim(data: ClaimData, *, today: date) -> tuple[CleanClaim | None, 
         errors.append(_err("debtor.company_name", "required", "Company name is required", "Raison sociale obligatoire"))
     if debtor.kind == "person" and not debtor.last_name.strip():
         errors.append(_err("debtor.last_name", "required", "Last name is required", "Nom obligatoire"))
-    if debtor.siren.strip() and not (len(debtor.siren.strip()) == 9 and debtor.siren.strip().isdigit()):
-        errors.append(
-            _err("debtor.siren", "siren.invalid", f"SIREN has 9 digits, got {debtor.siren!r}", "SIREN : 9 chiffres")
-        )
+    identifiers, identifier_errors = _identifiers(debtor)
+    errors += identifier_errors
     if not (len(debtor.country) == 2 and debtor.country.isalpha()):
         errors.append(
             _err(
@@ -216,17 +345,12 @@ def validate_claim(data: ClaimData, *, today: date) -> tuple[CleanClaim | None, 
                 "Code postal obligatoire",
             )
         )
-    elif debtor.country.upper() == "FR" and not (
-        len(debtor.postcode.strip()) == 5 and debtor.postcode.strip().isdigit()
-    ):
-        errors.append(
-            _err(
-                "debtor.postcode",
-                "postcode.invalid",
-                f"French postcode has 5 digits, got {debtor.postcode!r}",
-                "Code postal français : 5 chiffres",
-            )
-        )
+    else:
+        postcode, problem = postcode_check(debtor.postcode, debtor.country)
+        if problem is None:
+            identifiers["postcode"] = postcode
+        else:
+            errors.append(FieldError("debtor.postcode", problem.code, problem.message))
     if not email and not debtor.address_line1.strip():
         errors.append(
             _err(
@@ -236,6 +360,10 @@ def validate_claim(data: ClaimData, *, today: date) -> tuple[CleanClaim | None, 
                 "E-mail ou adresse postale obligatoire",
             )
         )
+    errors += _mandate_missing(data, required)
     if errors or amount is None:
         return None, errors
+    changed = {k: v for k, v in identifiers.items() if getattr(debtor, k) != v}
+    if changed:
+        data = replace(data, debtor=replace(debtor, **changed))
     return CleanClaim(data=data, amount=amount, email=email, phone=phone), []
