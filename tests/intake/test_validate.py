@@ -172,3 +172,14 @@ def test_a_field_given_satisfies_the_mandate() -> None:
 def test_requirable_fields_are_the_same_in_the_mandate_and_in_intake() -> None:
     assert [name for name, _label in REQUIRABLE_FIELDS] == list(REQUIRABLE)
     assert set(REQUIRABLE) <= set(FIELDS)
+
+
+def test_a_siren_requirement_is_met_by_a_siret_or_french_vat_and_not_asked_abroad() -> None:
+    assert codes(company(siret=SIRET), required=["debtor.siren"]) == []
+    assert codes(company(vat_number=VAT), required=["debtor.siren"]) == []
+    belgian = company(country="BE", postcode="1000", phone="+32 2 555 12 12")
+    assert codes(belgian, required=["debtor.siren", "debtor.siret"]) == []
+    assert codes(belgian, required=["debtor.vat_number"]) == [("debtor.vat_number", "mandate.required")]
+    assert clean_debtor(replace(belgian, debtor=replace(belgian.debtor, vat_number="0403.170.701"))).vat_number == (
+        "BE0403170701"
+    )

@@ -113,6 +113,7 @@ REQUIRABLE: Mapping[str, tuple[str, str]] = {
     "description": ("the description", "le libellé"),
 }
 COMPANY_ONLY = frozenset({"debtor.siren", "debtor.siret", "debtor.vat_number"})
+FRENCH_ONLY = frozenset({"debtor.siren", "debtor.siret"})  # INSEE numbers: French companies only
 PERSON_ONLY = frozenset({"debtor.first_name"})
 # A due date further ahead than this is a typo (2062 for 2026), not a claim to collect.
 MAX_DUE_AHEAD = timedelta(days=366)
@@ -137,15 +138,25 @@ def _value(data: ClaimData, field: str) -> str:
     return str(getattr(data, field))
 
 
-def _mandate_missing(data: ClaimData, required: Collection[str]) -> list[FieldError]:
-    """The fields the creditor's mandate requires that this claim leaves empty."""
+def _mandate_missing(data: ClaimData, required: Collection[str], derived: Mapping[str, str]) -> list[FieldError]:
+    """The fields the creditor's mandate requires that this claim leaves empty.
+
+    ``derived`` are the identifiers found elsewhere in the claim: a SIRET or a French VAT number gives
+    the SIREN, so a mandate requiring the SIREN is satisfied by them.
+    """
     errors = []
     company = data.debtor.kind == "company"
+    french = data.debtor.country.upper() == "FR"
     for field in required:
         labels = REQUIRABLE.get(field)
-        if labels is None or (field in COMPANY_ONLY and not company) or (field in PERSON_ONLY and company):
+        if (
+            labels is None
+            or (field in COMPANY_ONLY and not company)
+            or (field in FRENCH_ONLY and not french)
+            or (field in PERSON_ONLY and company)
+        ):
             continue
-        if not _value(data, field).strip():
+        if not _value(data, field).strip() and not derived.get(field.removeprefix("debtor.")):
             en, fr = labels
             errors.append(
                 _err(
@@ -360,7 +371,7 @@ def validate_claim(
                 "E-mail ou adresse postale obligatoire",
             )
         )
-    errors += _mandate_missing(data, required)
+    errors += _mandate_missing(data, required, identifiers)
     if errors or amount is None:
         return None, errors
     changed = {k: v for k, v in identifiers.items() if getattr(debtor, k) != v}
