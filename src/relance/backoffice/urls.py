@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from relance.backoffice import imports, views
+from relance.backoffice import imports, intake_setup, reviews, views
 
 app_name = "backoffice"
 urlpatterns = [
@@ -13,6 +13,9 @@ urlpatterns = [
     path("outbox/", views.outbox, name="outbox"),
     path("outbox/<int:action_id>/", views.message_detail, name="message"),
     path("debtors/review/", views.debtor_reviews, name="debtor_reviews"),
+    path("debtors/review/<int:review_id>/", reviews.debtor_review_decide, name="debtor_review_decide"),
+    path("intake/", intake_setup.creditors, name="intake_creditors"),
+    path("intake/<int:creditor_id>/", intake_setup.creditor_settings, name="intake_settings"),
     path("imports/", imports.imports, name="imports"),
     path("imports/<int:import_id>/", imports.import_detail, name="import"),
     path("imports/<int:import_id>/errors.csv", imports.import_errors, name="import_errors"),

@@ -677,6 +677,29 @@ def detect_preset(header: Sequence[str]) -> ColumnMapping | None:
     return best[2] if best else None
 
 
+def suggest_fields(header: Sequence[str]) -> dict[str, str]:
+    """A first guess at a custom mapping: each column of ``header`` → the field a preset (the Relance
+    template first) reads it as; columns no preset knows are left out, for the creditor to map."""
+    known: dict[str, str] = {}
+    for mapping in PRESETS.values():
+        for their, ours in mapping.columns.items():
+            known.setdefault(normalize_header(their), ours)
+    suggestion: dict[str, str] = {}
+    for name in header:
+        field_name = known.get(normalize_header(name))
+        if name.strip() and field_name is not None:
+            suggestion.setdefault(name.strip(), field_name)
+    return suggestion
+
+
+def split_header(line: str) -> list[str]:
+    """The column names of a header line pasted from a file (``;``, ``,`` or tab separated)."""
+    text = line.strip().lstrip("\ufeff").splitlines()[0] if line.strip() else ""
+    if not text:
+        return []
+    return [c.strip() for c in next(csv.reader([text], delimiter=sniff_delimiter(text)))]
+
+
 # --------------------------------------------------------------------------------------------------------
 # Cells → ClaimData
 # --------------------------------------------------------------------------------------------------------
