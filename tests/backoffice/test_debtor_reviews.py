@@ -30,6 +30,7 @@ def test_staff_see_possible_duplicates_creditors_do_not(world, place) -> None:
 
 # --- deciding: same person (merge) or different people (keep apart) --------------------------------------
 
+
 def two_martins(place):
     first = place("R-1", email="jeanne@example.fr", first_name="Jeanne", last_name="Martin", postcode="33000", phone="")
     second = place("R-2", email="jm@other.fr", first_name="Jeanne", last_name="Martin", postcode="33000")
@@ -86,9 +87,7 @@ def test_only_deciding_staff_of_the_same_agency_may_decide(world, place) -> None
     _, _, review = two_martins(place)
     other_agency = Agency.objects.create(legal_name="Autre agence")
     outsider = User.objects.create_user(username="outsider", password="x", role=User.Role.AGENT, agency=other_agency)
-    auditor = User.objects.create_user(
-        username="auditor", password="x", role=User.Role.AUDITOR, agency=world.agency
-    )
+    auditor = User.objects.create_user(username="auditor", password="x", role=User.Role.AUDITOR, agency=world.agency)
     for user in (outsider, auditor, world.creditor_user):
         response = staff_client(user).post(f"/bo/debtors/review/{review.pk}/", {"decision": "same"})
         assert response.status_code == 404, user.username

@@ -60,7 +60,10 @@ def test_a_creditor_admin_sees_its_settings_and_edits_only_the_mapping(world) ->
     assert 'id="requirements-form"' not in page  # the agency sets the mandate's requirements
     assert 'id="required-evidence"' in page
     assert client.get(url(world.other_creditor)).status_code == 404  # not yours = not found
-    assert client.post(url(world.creditor), {"action": "requirements", "required_fields": ["debtor.phone"]}).status_code == 403
+    assert (
+        client.post(url(world.creditor), {"action": "requirements", "required_fields": ["debtor.phone"]}).status_code
+        == 403
+    )
 
 
 def test_staff_list_the_agency_s_creditors(world, admin) -> None:
@@ -92,7 +95,9 @@ def test_the_forms_need_the_csrf_token(world) -> None:
 
 def test_choosing_a_preset_saves_it_audited_and_new_imports_use_it(world, settings, tmp_path: Path) -> None:
     settings.MEDIA_ROOT = tmp_path / "media"
-    response = client_for(world.creditor_user).post(url(world.creditor), {"action": "mapping", "layout": "shopify", "rows": "5"})
+    response = client_for(world.creditor_user).post(
+        url(world.creditor), {"action": "mapping", "layout": "shopify", "rows": "5"}
+    )
     assert response.status_code == 302
     world.creditor.refresh_from_db()
     assert world.creditor.import_mapping == {"preset": "shopify"}
@@ -135,7 +140,9 @@ def test_a_custom_mapping_imports_a_file_with_the_creditor_s_own_columns(world, 
     world.creditor.refresh_from_db()
     assert world.creditor.import_mapping["columns"] == dict(rows)
     invoiced = (date.today() - timedelta(days=20)).strftime("%d/%m/%Y")
-    content = f"N° commande;Date cmd;Total TTC;Client;Mail client;CP\r\nC-1;{invoiced};42,00;Durand;d@example.fr;75002\r\n"
+    content = (
+        f"N° commande;Date cmd;Total TTC;Client;Mail client;CP\r\nC-1;{invoiced};42,00;Durand;d@example.fr;75002\r\n"
+    )
     batch = import_create(
         creditor=world.creditor,
         content=io.BytesIO(content.encode("cp1252")),
@@ -150,7 +157,9 @@ def test_a_custom_mapping_imports_a_file_with_the_creditor_s_own_columns(world, 
 
 def test_a_header_line_proposes_a_mapping_to_complete(world) -> None:
     client = client_for(world.creditor_user)
-    page = client.post(url(world.creditor), {"action": "suggest", "header": "Référence;Date de facture;Montant;Nom;Vendeur"})
+    page = client.post(
+        url(world.creditor), {"action": "suggest", "header": "Référence;Date de facture;Montant;Nom;Vendeur"}
+    )
     assert page.status_code == 200
     form = page.context["mapping_form"]
     proposed = [(form.initial.get(f"column_{i}"), form.initial.get(f"field_{i}")) for i in range(form.row_count)]
@@ -197,7 +206,9 @@ def test_an_agency_admin_sets_the_mandate_s_requirements_audited(world, admin) -
 
 
 def test_unknown_requirements_are_field_errors(world, admin) -> None:
-    page = client_for(admin).post(url(world.creditor), {"action": "requirements", "required_fields": ["debtor.shoe_size"]})
+    page = client_for(admin).post(
+        url(world.creditor), {"action": "requirements", "required_fields": ["debtor.shoe_size"]}
+    )
     assert page.status_code == 200
     assert "required_fields" in page.context["requirements_form"].errors
     world.creditor.refresh_from_db()

@@ -41,7 +41,7 @@ ROWS = [
     "Référence;Date de facture;Montant;Prénom;Nom;E-mail;Code postal;Ville;IBAN",
     f"FR-1;{INVOICED};1 234,50;Éloïse;Bénédicte;eloise@example.fr;33000;Nîmes;",  # 2 placed
     f"FR-2;{INVOICED};douze euros;Zoé;Lefèvre;zoe@example.fr;75002;Paris;",  # 3 amount.not_a_number
-    f"FR-3;31/02/2026;12,00;Noël;Gaëtan;noel@example.fr;69001;Lyon;",  # 4 date.impossible
+    "FR-3;31/02/2026;12,00;Noël;Gaëtan;noel@example.fr;69001;Lyon;",  # 4 date.impossible
     f"FR-4;{INVOICED};12,345;Anaïs;Dupont;anais@example.fr;13002;Marseille;",  # 5 amount.too_many_decimals
     f"FR-5;{INVOICED};99,90;François;Œuvray;francois@example.fr;7500;Paris;",  # 6 postcode.invalid
     f"FR-6;{INVOICED};45,00;Hélène;Çà;helene@example.fr;33000;Bordeaux;FR7630006000011234567890188",  # 7 iban

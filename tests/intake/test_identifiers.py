@@ -203,9 +203,7 @@ def test_a_valid_french_iban_passes_and_one_changed_digit_fails(
     assert problem.code == "iban.checksum"
 
 
-@given(
-    bban=st.text(alphabet="0123456789", min_size=18, max_size=18), pos=st.integers(0, 19), digit=digits
-)
+@given(bban=st.text(alphabet="0123456789", min_size=18, max_size=18), pos=st.integers(0, 19), digit=digits)
 def test_a_valid_german_iban_passes_and_one_changed_digit_fails(bban: str, pos: int, digit: str) -> None:
     iban = f"DE{mod97_check_digits('DE', bban)}{bban}"
     assert iban_check(iban) == (iban, None)

@@ -50,7 +50,9 @@ def clean_debtor(data: ClaimData, **kwargs: object) -> DebtorData:
 
 
 def test_identifiers_are_normalised_and_the_siren_taken_from_the_siret() -> None:
-    debtor = clean_debtor(company(siret="732 829 320 00074", vat_number="fr 44 732829320", iban="fr76 3000 6000 0112 3456 7890 189"))
+    debtor = clean_debtor(
+        company(siret="732 829 320 00074", vat_number="fr 44 732829320", iban="fr76 3000 6000 0112 3456 7890 189")
+    )
     assert (debtor.siren, debtor.siret, debtor.vat_number, debtor.iban) == (SIREN, SIRET, VAT, IBAN)
 
 

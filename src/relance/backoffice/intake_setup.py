@@ -121,7 +121,9 @@ class MappingForm(forms.Form):
         missing = mapping_missing_fields(mapping)
         if missing:
             labels = ", ".join(" / ".join(str(FIELD_LABELS[f]) for f in item.split(" | ")) for item in missing)
-            raise forms.ValidationError(_("These required fields are not mapped: %(fields)s."), params={"fields": labels})
+            raise forms.ValidationError(
+                _("These required fields are not mapped: %(fields)s."), params={"fields": labels}
+            )
         data["mapping"] = mapping
         return data
 

@@ -63,7 +63,9 @@ def _checked_setting(setting: Mapping[str, Any]) -> dict[str, Any]:
         raise MappingInvalidError("Map at least one column", field="columns")
     missing = mapping_missing_fields(mapping)
     if missing:
-        raise MappingInvalidError(f"Required fields not mapped: {', '.join(missing)}", field="columns", missing=list(missing))
+        raise MappingInvalidError(
+            f"Required fields not mapped: {', '.join(missing)}", field="columns", missing=list(missing)
+        )
     return {**mapping.to_dict(), "name": "custom"}
 
 
@@ -124,6 +126,9 @@ def _rearm_paused_cases(*, creditor: Creditor, actor: Actor) -> int:
         Case.objects.filter(pk__in=rearmed).update(next_action_at=now, updated_at=now)
         audit_record_many(
             actor=actor,
-            events=[PendingEvent("case.evidence_complete", "cases.case", pk, {"reason": "requirement lowered"}) for pk in rearmed],
+            events=[
+                PendingEvent("case.evidence_complete", "cases.case", pk, {"reason": "requirement lowered"})
+                for pk in rearmed
+            ],
         )
     return len(rearmed)

@@ -133,7 +133,9 @@ def _repoint(*, duplicate: Debtor, survivor: Debtor) -> dict[str, int]:
         with transaction.atomic():
             for relation in Debtor._meta.related_objects:
                 model = relation.related_model
-                if model is DebtorMatchReview or not (relation.one_to_many or relation.one_to_one):
+                if not isinstance(model, type) or model is DebtorMatchReview:
+                    continue
+                if not (relation.one_to_many or relation.one_to_one):
                     continue
                 name = relation.field.name
                 count = model._default_manager.filter(**{name: duplicate}).update(**{name: survivor})

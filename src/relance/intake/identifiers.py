@@ -99,12 +99,10 @@ def iban_check(value: str) -> Checked:
 # --------------------------------------------------------------------------------------------------------
 
 
-def _stdnum(
-    module: Callable[[str], str], compact: Callable[[str], str], value: str, name: str, digits: int, prefix: str
-) -> Checked:
+def _stdnum(value: str, *, validate: Callable[[str], str], name: str, digits: int, prefix: str) -> Checked:
     text = value.strip()
     try:
-        return module(compact(text)), None
+        return validate(text), None
     except stdnum_errors.InvalidChecksum:
         return "", Problem(
             f"{prefix}.checksum",
@@ -122,13 +120,13 @@ def _stdnum(
 @functools.lru_cache(maxsize=CACHE_SIZE)
 def siren_check(value: str) -> Checked:
     """A SIREN (9 digits, spaces or dots allowed) → its 9 digits."""
-    return _stdnum(fr_siren.validate, fr_siren.compact, value, "SIREN", 9, "siren")
+    return _stdnum(value, validate=fr_siren.validate, name="SIREN", digits=9, prefix="siren")
 
 
 @functools.lru_cache(maxsize=CACHE_SIZE)
 def siret_check(value: str) -> Checked:
     """A SIRET (14 digits: the SIREN and the establishment's number) → its 14 digits."""
-    return _stdnum(fr_siret.validate, fr_siret.compact, value, "SIRET", 14, "siret")
+    return _stdnum(value, validate=fr_siret.validate, name="SIRET", digits=14, prefix="siret")
 
 
 # --------------------------------------------------------------------------------------------------------

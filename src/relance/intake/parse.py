@@ -927,7 +927,10 @@ class _RowParser:
         if kind:
             debtor_values["kind"] = _KINDS.get(normalize_header(kind), kind)
         elif debtor_values["company_name"] and (
-            debtor_values["siren"] or debtor_values["siret"] or debtor_values["vat_number"] or not debtor_values["last_name"]
+            debtor_values["siren"]
+            or debtor_values["siret"]
+            or debtor_values["vat_number"]
+            or not debtor_values["last_name"]
         ):
             debtor_values["kind"] = "company"
         else:

@@ -57,7 +57,7 @@ def validate_evidence_kinds(value: object) -> None:
 
 # Fields of an incoming claim a creditor's mandate can make compulsory (intake.validate.REQUIRABLE holds
 # the same names and checks them); company identifiers apply to company debtors only.
-REQUIRABLE_FIELDS: tuple[tuple[str, str], ...] = (
+REQUIRABLE_FIELDS = (
     ("debtor.first_name", _("Debtor's first name (people)")),
     ("debtor.email", _("Debtor's e-mail address")),
     ("debtor.phone", _("Debtor's phone number")),
