@@ -353,13 +353,13 @@ def validate_claim(
         )
     email = ""
     if debtor.email.strip():
-        email, problem = _email_normalised(debtor.email.strip())
-        if problem:
+        email, email_problem = _email_normalised(debtor.email.strip())
+        if email_problem:
             errors.append(
                 _err(
                     "debtor.email",
                     "email.invalid",
-                    f"Invalid e-mail {debtor.email!r}: {problem}",
+                    f"Invalid e-mail {debtor.email!r}: {email_problem}",
                     f"Adresse e-mail invalide {debtor.email!r}",
                 )
             )
