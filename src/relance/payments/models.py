@@ -91,3 +91,29 @@ class UnmatchedBankEntry(TimeStampedModel):
 
     def __str__(self) -> str:
         return f"{self.entry_key} {self.amount_minor} {self.currency} ({self.status})"
+
+
+# Arrangements live in their own module; imported here so the payments app registers them.
+from relance.payments.arrangement_models import (  # noqa: E402
+    ArrangementPolicy,
+    DirectDebitBatch,
+    HardshipStatement,
+    PaymentPlan,
+    PaymentReversal,
+    PlanInstalment,
+    Promise,
+    SepaCreditor,
+    SepaMandate,
+)
+
+__all__ = [
+    "ArrangementPolicy",
+    "DirectDebitBatch",
+    "HardshipStatement",
+    "PaymentPlan",
+    "PaymentReversal",
+    "PlanInstalment",
+    "Promise",
+    "SepaCreditor",
+    "SepaMandate",
+]

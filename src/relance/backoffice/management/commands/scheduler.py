@@ -14,6 +14,7 @@ from django.core.management.base import BaseCommand
 from relance.intake.imports import import_recover
 from relance.intake.models import ImportBatch
 from relance.intake.tasks import import_run_task
+from relance.payments.arrangement_tasks import arrangements_review_task
 from relance.strategies.tasks import engine_tick_task, outbox_dispatch_task
 
 
@@ -24,7 +25,11 @@ class Command(BaseCommand):
         parser.add_argument("--interval", type=float, default=10.0, help="seconds between enqueues")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        last_review = 0.0
         while True:
+            if time.monotonic() - last_review >= 3600:  # promises, plans, direct-debit settlement: hourly
+                arrangements_review_task.enqueue()
+                last_review = time.monotonic()
             engine_tick_task.enqueue()
             outbox_dispatch_task.enqueue()
             # Interrupted imports resume; uploads enqueue their own task when they are created.

@@ -1,0 +1,31 @@
+"""Reads of a case's arrangements (plans, promises, mandates), scoped through the case's choke point."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from relance.cases.models import Case
+from relance.cases.selectors import case_get_for_actor
+from relance.payments.arrangement_models import PaymentPlan, PlanInstalment, Promise, SepaMandate
+from relance.tenancy.actors import Actor
+
+
+@dataclass(frozen=True, slots=True)
+class CaseArrangements:
+    plan: PaymentPlan | None  # the open (proposed or active) plan, else the latest one
+    instalments: list[PlanInstalment]
+    mandate: SepaMandate | None
+    promise: Promise | None  # the pending promise
+
+
+def case_arrangements(*, actor: Actor, case_id: int) -> CaseArrangements:
+    """The case's current plan with its instalments and mandate, and its pending promise."""
+    case: Case = case_get_for_actor(actor=actor, case_id=case_id)
+    plans = PaymentPlan.objects.filter(case=case)
+    plan = plans.filter(status__in=["proposed", "active"]).first() or plans.order_by("-created_at", "-pk").first()
+    return CaseArrangements(
+        plan=plan,
+        instalments=list(plan.instalments.order_by("number")) if plan else [],
+        mandate=SepaMandate.objects.filter(plan=plan).first() if plan else None,
+        promise=Promise.objects.filter(case=case, status=Promise.Status.PENDING).first(),
+    )
