@@ -33,6 +33,7 @@ from typing import IO, Any
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from relance.audit.services import audit_record
 from relance.cases.models import Case
@@ -159,9 +160,9 @@ def plan_quote(*, case: Case, months: int, first_due: date, today: date) -> Plan
     """The schedule for the case's outstanding balance and its check against the policy (no write)."""
     total = case_outstanding_minor(case=case)
     if total <= 0:
-        raise ValidationError("Nothing is left to pay on this case.", field="months")
+        raise ValidationError(_("Nothing is left to pay on this case."), field="months")
     if not 1 <= months <= 120:
-        raise ValidationError("Choose between 1 and 120 months.", field="months")
+        raise ValidationError(_("Choose between 1 and 120 months."), field="months")
     return PlanQuote(
         total_minor=total,
         currency=case.currency,
@@ -189,7 +190,7 @@ def _open_case(case_id: int) -> Case:
     case = Case.objects.select_for_update().select_related("creditor__agency", "debtor").get(pk=case_id)
     if case.is_closed or case.status in {Status.DISPUTED.value, Status.ON_HOLD.value}:
         raise ArrangementClosedError(
-            "An arrangement needs an open case that is not disputed or on hold.", case=case.pk, status=case.status
+            _("An arrangement needs an open case that is not disputed or on hold."), case=case.pk, status=case.status
         )
     return case
 
@@ -220,21 +221,21 @@ def _proposal(*, case: Case, actor: Actor, kind: str, data: dict[str, Any]) -> N
 def _validate_mandate(mandate: MandateIn, agency: Agency) -> tuple[SepaCreditor, str, str, str]:
     sepa = sepa_creditor_for(agency)
     if sepa is None:
-        raise DirectDebitUnavailableError("Direct debit is not set up for this agency.", field="method")
+        raise DirectDebitUnavailableError(_("Direct debit is not set up for this agency."), field="method")
     name = " ".join(mandate.debtor_name.split())
     if not name:
-        raise ValidationError("Enter the account holder's name.", field="debtor_name")
+        raise ValidationError(_("Enter the account holder's name."), field="debtor_name")
     if len(name) > 70:
-        raise ValidationError("The account holder's name has at most 70 characters.", field="debtor_name")
+        raise ValidationError(_("The account holder's name has at most 70 characters."), field="debtor_name")
     iban = iban_parse(mandate.iban)
     if iban is None:
-        raise ValidationError("This IBAN is not valid: check its letters and digits.", field="iban")
+        raise ValidationError(_("This IBAN is not valid: check its letters and digits."), field="iban")
     from schwifty import IBAN  # noqa: PLC0415 - only for the SEPA-zone check
 
     if not IBAN(iban.compact).in_sepa_zone:
-        raise ValidationError("This account is outside the SEPA zone.", field="iban")
+        raise ValidationError(_("This account is outside the SEPA zone."), field="iban")
     if not mandate.accepted:
-        raise ValidationError("Tick the box to sign the mandate.", field="accepted")
+        raise ValidationError(_("Tick the box to sign the mandate."), field="accepted")
     return sepa, name, iban.compact, iban.bic
 
 
@@ -255,14 +256,14 @@ def plan_create(
     today = timezone.localdate(now)
     case = _open_case(case.pk)
     if method not in PaymentPlan.Method.values:
-        raise ValidationError("Choose a payment method.", field="method")
+        raise ValidationError(_("Choose a payment method."), field="method")
     if PaymentPlan.objects.filter(case=case, status__in=["proposed", "active"]).exists():
-        raise ConflictError("This case already has a plan.", field="months")
+        raise ConflictError(_("This case already has a plan."), field="months")
     quote = plan_quote(case=case, months=months, first_due=first_due, today=today)
     signed = None
     if method == PaymentPlan.Method.DIRECT_DEBIT:
         if mandate is None:
-            raise ValidationError("Sign the direct-debit mandate.", field="iban")
+            raise ValidationError(_("Sign the direct-debit mandate."), field="iban")
         signed = _validate_mandate(mandate, case.creditor.agency)
     plan = PaymentPlan.objects.create(
         case=case,
@@ -369,11 +370,11 @@ def plan_decide(
 ) -> PaymentPlan:
     """An agent accepts or declines a plan proposed outside the policy."""
     if not actor.is_staff or actor.role not in _DECIDE_ROLES:
-        raise PermissionDeniedError("Only the agency's staff decide on proposed plans.")
+        raise PermissionDeniedError(_("Only the agency's staff decide on proposed plans."))
     now = now or timezone.now()
     plan = PaymentPlan.objects.select_for_update().get(pk=plan.pk)
     if plan.status != PaymentPlan.Status.PROPOSED:
-        raise ConflictError("This plan is not awaiting a decision.", plan=plan.pk, status=plan.status)
+        raise ConflictError(_("This plan is not awaiting a decision."), plan=plan.pk, status=plan.status)
     plan.decided_at = now
     plan.decided_by = actor.label
     if not accept:
@@ -395,9 +396,9 @@ def promise_create(*, case: Case, on: date, amount: Money, actor: Actor, now: da
     today = timezone.localdate(now)
     case = _open_case(case.pk)
     if amount.currency != case.currency:
-        raise ValidationError(f"This case is in {case.currency}.", field="amount")
+        raise ValidationError(_("This case is in %(currency)s.") % {"currency": case.currency}, field="amount")
     if case.status == Status.IN_PLAN.value:
-        raise ArrangementClosedError("This case already has an instalment plan.", field="on")
+        raise ArrangementClosedError(_("This case already has an instalment plan."), field="on")
     outstanding = case_outstanding_minor(case=case)
     policy = policy_for(case.creditor)
     violations = promise_violations(
@@ -405,7 +406,7 @@ def promise_create(*, case: Case, on: date, amount: Money, actor: Actor, now: da
     )
     if violations:
         raise ArrangementPolicyError(
-            "This promise is outside what can be accepted.",
+            _("This promise is outside what can be accepted."),
             field=violations[0].field,
             violations=[v.code for v in violations],
         )
@@ -451,12 +452,12 @@ def hardship_declare(
     case = _open_case(case.pk)
     for name, value in (("income", budget.income_minor), ("fixed_charges", budget.fixed_charges_minor)):
         if value < 0:
-            raise ValidationError("Amounts cannot be negative.", field=name)
+            raise ValidationError(_("Amounts cannot be negative."), field=name)
     if not 0 <= budget.dependants <= 20:
-        raise ValidationError("Enter a number of dependants between 0 and 20.", field="dependants")
+        raise ValidationError(_("Enter a number of dependants between 0 and 20."), field="dependants")
     outstanding = case_outstanding_minor(case=case)
     if outstanding <= 0:
-        raise ValidationError("Nothing is left to pay on this case.", field="income")
+        raise ValidationError(_("Nothing is left to pay on this case."), field="income")
     policy = policy_for(case.creditor)
     earliest, latest = first_due_window(today, policy)
     first_due = min(latest, max(earliest, today + timedelta(days=7)))
@@ -662,12 +663,12 @@ def sepa_batch_create(
     The collection date is the due date, never earlier than ``COLLECTION_LEAD_DAYS`` from today.
     """
     if not actor.is_staff or actor.role not in _SEPA_ROLES:
-        raise PermissionDeniedError("Only agency administrators and supervisors make direct-debit files.")
+        raise PermissionDeniedError(_("Only agency administrators and supervisors make direct-debit files."))
     now = now or timezone.now()
     today = timezone.localdate(now)
     sepa = sepa_creditor_for(agency)
     if sepa is None:
-        raise DirectDebitUnavailableError("Direct debit is not set up for this agency (ICS and trust IBAN).")
+        raise DirectDebitUnavailableError(_("Direct debit is not set up for this agency (ICS and trust IBAN)."))
     due = (
         PlanInstalment.objects.select_for_update()
         .filter(
@@ -892,7 +893,7 @@ def sepa_rtransactions_import(
     a paid case reopens). Idempotent: an instalment already missed is reported as a duplicate.
     """
     if not actor.is_staff or actor.role not in _SEPA_ROLES:
-        raise PermissionDeniedError("Only agency administrators and supervisors import bank files.")
+        raise PermissionDeniedError(_("Only agency administrators and supervisors import bank files."))
     now = now or timezone.now()
     data = file if isinstance(file, bytes) else file.read()
     try:
