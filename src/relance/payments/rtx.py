@@ -99,7 +99,12 @@ def _camt(root: etree._Element) -> list[RTransaction]:
 
 def rtransactions_parse(data: bytes) -> list[RTransaction]:
     """Every reject or return in a pain.002, camt.054 or camt.053 document."""
-    root = _parse(data)
+    try:
+        root = _parse(data)
+    except RTransactionError:
+        raise
+    except CamtError as exc:
+        raise RTransactionError(exc.code, str(exc)) from None
     namespace = etree.QName(root).namespace or ""
     if _local(root) == "Document" and _PAIN002.match(namespace):
         return _pain002(root)

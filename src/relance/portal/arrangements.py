@@ -175,7 +175,9 @@ def _pay_step(
 ) -> HttpResponse:
     locale = _locale(request)
     if not context["direct_debit"]:
-        form.fields["method"].choices = [(PaymentPlan.Method.TRANSFER, _("Bank transfer each month"))]
+        method = form.fields["method"]
+        assert isinstance(method, forms.ChoiceField)  # noqa: S101 - narrows the type
+        method.choices = [(PaymentPlan.Method.TRANSFER, _("Bank transfer each month"))]
         form.initial["method"] = PaymentPlan.Method.TRANSFER
     return render(
         request,
