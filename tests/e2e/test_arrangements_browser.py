@@ -81,7 +81,7 @@ def no_horizontal_scroll(page: object) -> bool:
 
 
 @pytest.mark.usefixtures("transactional_db")
-def test_plan_with_sepa_direct_debit_in_the_browser(live_server, world, place, new_page):
+def test_plan_with_sepa_direct_debit_in_the_browser(live_server, world, place, new_page, tmp_path):
     world.agency.trust_iban = "FR7630006000011234567890189"
     world.agency.save()
     SepaCreditor.objects.create(agency=world.agency, creditor_identifier="FR72ZZZ123456")
@@ -121,7 +121,7 @@ def test_plan_with_sepa_direct_debit_in_the_browser(live_server, world, place, n
     expect(page.locator("#mandate-umr")).to_have_text(mandate.umr)
     assert mandate.umr.startswith(case.reference)
     assert no_horizontal_scroll(page)
-    page.screenshot(path=os.path.join(os.environ.get("RELANCE_VAR_DIR", "/tmp"), "arrangements-plan-done.png"))
+    page.screenshot(path=str(tmp_path / "plan-done.png"), full_page=True)
 
     # Back on the case page: in plan; the first instalment goes out as FRST in the next pain.008.
     page.click("#back-to-case")

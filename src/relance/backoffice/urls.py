@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from relance.backoffice import imports, views
+from relance.backoffice import arrangements, imports, views
 
 app_name = "backoffice"
 urlpatterns = [
@@ -13,6 +13,9 @@ urlpatterns = [
     path("outbox/", views.outbox, name="outbox"),
     path("outbox/<int:action_id>/", views.message_detail, name="message"),
     path("debtors/review/", views.debtor_reviews, name="debtor_reviews"),
+    path("proposals/", arrangements.proposals, name="proposals"),
+    path("proposals/plans/<int:plan_id>/", arrangements.plan_decision, name="plan_decision"),
+    path("proposals/hardship/<int:statement_id>/", arrangements.hardship_reviewed, name="hardship_reviewed"),
     path("imports/", imports.imports, name="imports"),
     path("imports/<int:import_id>/", imports.import_detail, name="import"),
     path("imports/<int:import_id>/errors.csv", imports.import_errors, name="import_errors"),

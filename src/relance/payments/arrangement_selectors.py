@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from relance.cases.models import Case
 from relance.cases.selectors import case_get_for_actor
-from relance.payments.arrangement_models import PaymentPlan, PlanInstalment, Promise, SepaMandate
+from relance.payments.arrangement_models import HardshipStatement, PaymentPlan, PlanInstalment, Promise, SepaMandate
 from relance.tenancy.actors import Actor
 
 
@@ -29,3 +29,22 @@ def case_arrangements(*, actor: Actor, case_id: int) -> CaseArrangements:
         mandate=SepaMandate.objects.filter(plan=plan).first() if plan else None,
         promise=Promise.objects.filter(case=case, status=Promise.Status.PENDING).first(),
     )
+
+
+def proposals_for_agency(*, actor: Actor) -> tuple[list[PaymentPlan], list[HardshipStatement]]:
+    """Plans awaiting an adviser and hardship statements to review, for the actor's agency (staff only)."""
+    if not actor.is_staff or actor.agency_id is None:
+        return [], []
+    plans = (
+        PaymentPlan.objects.filter(status=PaymentPlan.Status.PROPOSED, case__creditor__agency_id=actor.agency_id)
+        .select_related("case__creditor", "case__debtor")
+        .order_by("created_at", "pk")
+    )
+    statements = (
+        HardshipStatement.objects.filter(
+            status=HardshipStatement.Status.TO_REVIEW, case__creditor__agency_id=actor.agency_id
+        )
+        .select_related("case__creditor", "case__debtor")
+        .order_by("created_at", "pk")
+    )
+    return list(plans[:200]), list(statements[:200])

@@ -670,7 +670,7 @@ def sepa_batch_create(
     if sepa is None:
         raise DirectDebitUnavailableError(_("Direct debit is not set up for this agency (ICS and trust IBAN)."))
     due = (
-        PlanInstalment.objects.select_for_update()
+        PlanInstalment.objects.select_for_update(of=("self",))
         .filter(
             status=PlanInstalment.Status.SCHEDULED,
             due_date__lte=today + timedelta(days=horizon_days),
@@ -784,7 +784,7 @@ def sepa_settle(*, actor: Actor, now: datetime | None = None) -> int:
     )
     for pk in list(ids):
         with transaction.atomic():
-            instalment = PlanInstalment.objects.select_for_update().select_related("plan__case").get(pk=pk)
+            instalment = PlanInstalment.objects.select_for_update(of=("self",)).select_related("plan__case").get(pk=pk)
             if instalment.status != PlanInstalment.Status.SUBMITTED or instalment.collection_date is None:
                 continue
             case = instalment.plan.case
@@ -850,7 +850,9 @@ def _rtx_apply(
     rtx: RTransaction, instalment: PlanInstalment, actor: Actor, now: datetime, report: RTransactionReport
 ) -> None:
     instalment = (
-        PlanInstalment.objects.select_for_update().select_related("plan__case", "payment").get(pk=instalment.pk)
+        PlanInstalment.objects.select_for_update(of=("self",))
+        .select_related("plan__case", "payment")
+        .get(pk=instalment.pk)
     )
     name = instalment.end_to_end_id or f"{instalment.plan_id}#{instalment.number}"
     if instalment.status == PlanInstalment.Status.FAILED:
@@ -924,3 +926,19 @@ def sepa_rtransactions_import(
         },
     )
     return report
+
+
+@transaction.atomic
+def hardship_review(*, statement: HardshipStatement, note: str, actor: Actor) -> HardshipStatement:
+    """An adviser has looked at a flagged situation (called, agreed a solution, set a hold …)."""
+    if not actor.is_staff or actor.role not in _DECIDE_ROLES:
+        raise PermissionDeniedError(_("Only the agency's staff review hardship statements."))
+    statement = HardshipStatement.objects.select_for_update().get(pk=statement.pk)
+    if statement.status != HardshipStatement.Status.TO_REVIEW:
+        raise ConflictError(_("This statement is not waiting for a review."), statement=statement.pk)
+    statement.status = HardshipStatement.Status.REVIEWED
+    statement.save(update_fields=["status", "updated_at"])
+    audit_record(
+        actor=actor, verb="hardship.reviewed", subject=statement.case, data={"statement": statement.pk, "note": note}
+    )
+    return statement

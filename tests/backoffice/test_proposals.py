@@ -1,0 +1,70 @@
+"""Back office: an adviser decides plans proposed outside the policy and reviews flagged hardship."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
+from relance.payments.arrangement_models import ArrangementPolicy, HardshipStatement, PaymentPlan
+from relance.payments.arrangements import hardship_declare, plan_create
+from relance.payments.schedule import Budget
+from relance.tenancy.actors import Actor
+from relance.tenancy.models import Agency, User
+
+pytestmark = pytest.mark.django_db
+
+
+def _login(user, password) -> Client:
+    client = Client(HTTP_ACCEPT_LANGUAGE="en")
+    assert client.login(username=user.username, password=password)
+    return client
+
+
+@pytest.fixture
+def proposed(world, place):
+    ArrangementPolicy.objects.create(creditor=world.creditor, max_months=2)
+    case = place("INV-1", "300.00").case
+    debtor = Actor.for_debtor(case_id=case.pk)
+    plan = plan_create(
+        case=case, months=6, first_due=timezone.localdate() + timedelta(days=3), method="transfer", actor=debtor
+    )
+    statement = hardship_declare(
+        case=case, budget=Budget(80_000, 80_000, 2), vulnerable=True, note="Illness", actor=debtor
+    ).statement
+    return plan, statement
+
+
+def test_an_agent_accepts_a_proposed_plan_and_reviews_hardship(world, proposed, password):
+    plan, statement = proposed
+    client = _login(world.agent, password)
+    page = client.get(reverse("backoffice:proposals")).content.decode()
+    assert f'data-plan="{plan.pk}"' in page and f'data-statement="{statement.pk}"' in page and "Illness" in page
+
+    client.post(reverse("backoffice:plan_decision", args=[plan.pk]), {"decision": "accept"})
+    client.post(reverse("backoffice:hardship_reviewed", args=[statement.pk]))
+
+    plan.refresh_from_db()
+    statement.refresh_from_db()
+    assert plan.status == "active" and plan.case.status == "in_plan"
+    assert statement.status == "reviewed"
+
+
+def test_creditors_and_other_agencies_cannot_decide(world, proposed, password):
+    plan, statement = proposed
+    creditor = _login(world.creditor_user, password)
+    assert creditor.get(reverse("backoffice:proposals")).status_code == 404
+    assert creditor.post(reverse("backoffice:plan_decision", args=[plan.pk]), {"decision": "accept"}).status_code == 404
+    other_agency = Agency.objects.create(legal_name="Other agency")
+    stranger = User.objects.create_user(
+        username="stranger", password=password, role=User.Role.AGENT, agency=other_agency
+    )
+    client = _login(stranger, password)
+    assert f'data-plan="{plan.pk}"' not in client.get(reverse("backoffice:proposals")).content.decode()
+    assert client.post(reverse("backoffice:plan_decision", args=[plan.pk]), {"decision": "accept"}).status_code == 404
+    assert client.post(reverse("backoffice:hardship_reviewed", args=[statement.pk])).status_code == 404
+    assert PaymentPlan.objects.get().status == "proposed"
+    assert HardshipStatement.objects.get().status == "to_review"
