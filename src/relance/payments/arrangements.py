@@ -34,6 +34,7 @@ from typing import IO, Any
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from relance.audit.services import audit_record
 from relance.cases.models import Case
@@ -91,9 +92,9 @@ COLLECTION_LEAD_DAYS = 1
 _DECIDE_ROLES = frozenset({"system", "agent", "supervisor", "agency_admin"})
 _SEPA_ROLES = frozenset({"system", "agency_admin", "supervisor"})
 # The mandate wording the debtor accepts (EPC: authorisation and the 8-week refund right, PAY-08).
-MANDATE_WORDING = (
-    "By signing this mandate form, you authorise {creditor} to send instructions to your bank to debit your "
-    "account and your bank to debit your account in accordance with the instructions from {creditor}. As part "
+MANDATE_WORDING = gettext_noop(
+    "By signing this mandate form, you authorise %(creditor)s to send instructions to your bank to debit your "
+    "account and your bank to debit your account in accordance with the instructions from %(creditor)s. As part "
     "of your rights, you are entitled to a refund from your bank under the terms and conditions of your "
     "agreement with your bank. A refund must be claimed within 8 weeks starting from the date on which your "
     "account was debited."
@@ -307,7 +308,8 @@ def plan_create(
 
 
 def mandate_wording(creditor_name: str) -> str:
-    return MANDATE_WORDING.format(creditor=creditor_name)
+    """The wording in the active language (the debtor's): its SHA-256 is kept with the mandate."""
+    return _(MANDATE_WORDING) % {"creditor": creditor_name}
 
 
 def _mandate_create(
