@@ -9,8 +9,9 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from relance.payments.arrangement_models import PlanInstalment, SepaCreditor
-from relance.payments.arrangements import MandateIn, plan_create
+from relance.core.errors import PermissionDeniedError
+from relance.payments.arrangement_models import ArrangementPolicy, PlanInstalment, SepaCreditor
+from relance.payments.arrangements import MandateIn, arrangement_policy_set, plan_create, sepa_creditor_set
 from relance.tenancy.actors import Actor
 
 pytestmark = pytest.mark.django_db
@@ -65,3 +66,28 @@ def test_bad_files_are_command_errors(world, tmp_path):
         run("returns", str(garbage))
     with pytest.raises(CommandError, match="No such folder"):
         run("batch", "--out", str(tmp_path / "nowhere"))
+
+
+def test_setup_and_policy_from_the_command_line(world):
+    assert "ICS FR72ZZZ123456" in run("setup", "--agency", str(world.agency.pk), "--ics", "fr72 zzz 123456")
+    assert SepaCreditor.objects.get(agency=world.agency).creditor_identifier == "FR72ZZZ123456"
+    with pytest.raises(CommandError, match="ICS"):
+        run("setup", "--agency", str(world.agency.pk), "--ics", "FR73ZZZ123456")
+
+    printed = run("policy", "--creditor", "shop", "--max-months", "6", "--min-instalment", "25,00", "--grace-days", "3")
+    assert "max_months 6" in printed and "min_instalment_minor 2500" in printed and "grace_days 3" in printed
+    policy = ArrangementPolicy.objects.get(creditor=world.creditor)
+    assert (policy.max_months, policy.min_instalment_minor, policy.promise_within_days) == (6, 2500, 30)
+    with pytest.raises(CommandError, match="between 1 and 120"):
+        run("policy", "--creditor", "shop", "--max-months", "0")
+    with pytest.raises(CommandError, match="--creditor"):
+        run("policy", "--creditor", "nobody")
+    assert ArrangementPolicy.objects.get(creditor=world.creditor).max_months == 6
+
+
+def test_only_agency_administrators_change_the_policy(world):
+    with pytest.raises(PermissionDeniedError):
+        arrangement_policy_set(creditor=world.creditor, actor=Actor.for_user(world.creditor_user), max_months=36)
+    with pytest.raises(PermissionDeniedError):
+        sepa_creditor_set(agency=world.agency, creditor_identifier="FR72ZZZ123456", actor=Actor.for_user(world.agent))
+    assert not ArrangementPolicy.objects.exists() and not SepaCreditor.objects.exists()

@@ -944,3 +944,54 @@ def hardship_review(*, statement: HardshipStatement, note: str, actor: Actor) ->
         actor=actor, verb="hardship.reviewed", subject=statement.case, data={"statement": statement.pk, "note": note}
     )
     return statement
+
+
+_POLICY_LIMITS = {
+    "max_months": (1, 120),
+    "min_instalment_minor": (1, 10**9),
+    "first_due_within_days": (1, 366),
+    "promise_within_days": (1, 366),
+    "promise_min_percent": (1, 100),
+    "grace_days": (0, 60),
+    "allowance_per_dependant_minor": (0, 10**9),
+    "hardship_share_percent": (1, 100),
+}
+
+
+@transaction.atomic
+def arrangement_policy_set(*, creditor: Creditor, actor: Actor, **values: int) -> ArrangementPolicy:
+    """Set some fields of a creditor's arrangement policy (agency administrators only); audited."""
+    if not actor.is_staff or actor.role not in _SEPA_ROLES:
+        raise PermissionDeniedError(_("Only agency administrators and supervisors change arrangement policies."))
+    for name, value in values.items():
+        if name not in _POLICY_LIMITS:
+            raise ValidationError(_("Unknown policy field."), field=name)
+        low, high = _POLICY_LIMITS[name]
+        if not isinstance(value, int) or not low <= value <= high:
+            raise ValidationError(
+                _("Enter a whole number between %(low)s and %(high)s.") % {"low": low, "high": high}, field=name
+            )
+    policy, _created = ArrangementPolicy.objects.select_for_update().get_or_create(creditor=creditor)
+    for name, value in values.items():
+        setattr(policy, name, value)
+    policy.save()
+    audit_record(actor=actor, verb="arrangement_policy.changed", subject=creditor, data=dict(values))
+    return policy
+
+
+@transaction.atomic
+def sepa_creditor_set(*, agency: Agency, creditor_identifier: str, bic: str = "", actor: Actor) -> SepaCreditor:
+    """Record the agency's SEPA creditor identifier (ICS, PAY-04); audited."""
+    if not actor.is_staff or actor.role not in _SEPA_ROLES:
+        raise PermissionDeniedError(_("Only agency administrators and supervisors change the SEPA set-up."))
+    ics = "".join(creditor_identifier.split()).upper()
+    if not ics_is_valid(ics):
+        raise ValidationError(_("This is not a valid SEPA creditor identifier (ICS)."), field="creditor_identifier")
+    bic = "".join(bic.split()).upper()
+    if bic and not (len(bic) in {8, 11} and bic.isalnum()):
+        raise ValidationError(_("A BIC has 8 or 11 letters and digits."), field="bic")
+    row, _created = SepaCreditor.objects.update_or_create(
+        agency=agency, defaults={"creditor_identifier": ics, "bic": bic}
+    )
+    audit_record(actor=actor, verb="sepa.creditor_set", subject=agency, data={"ics": ics, "bic": bic})
+    return row
