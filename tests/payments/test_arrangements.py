@@ -385,3 +385,25 @@ def test_sepa_files_are_for_agency_staff_only(sepa, world):
     with pytest.raises(PermissionDeniedError):
         sepa_rtransactions_import(file=b"", actor=Actor.for_user(world.agent))
     assert PlanInstalment.objects.count() == 0
+
+
+def test_a_returned_instalment_is_not_covered_by_the_next_collection(sepa, place):
+    case = place("INV-1", "300.00").case
+    plan = dd_plan(case, months=3, first_due=TODAY + timedelta(days=2))
+    sepa_batch_create(agency=sepa.agency, actor=SYSTEM, now=NOW)
+    sepa_settle(actor=SYSTEM, now=at(TODAY + timedelta(days=2)))
+    first = plan.instalments.get(number=1)
+    sepa_rtransactions_import(file=camt054_return(first.end_to_end_id, "100.00", "AM04"), actor=SYSTEM)
+    second_day = at(TODAY + timedelta(days=33))
+    assert sepa_batch_create(agency=sepa.agency, actor=SYSTEM, now=second_day) is not None
+    assert sepa_settle(actor=SYSTEM, now=at(TODAY + timedelta(days=40))) == 1
+
+    report = arrangements_review(actor=SYSTEM, now=at(TODAY + timedelta(days=40)))
+
+    assert report.instalments_paid == 0
+    assert [i.status for i in plan.instalments.order_by("number")] == ["failed", "paid", "scheduled"]
+    assert case_outstanding_minor(case=case) == 20000
+    # The debtor pays the missed one by transfer: now it is covered.
+    payment_record(case=case, amount=Money(10000, "EUR"), method="transfer", external_ref="T9", actor=SYSTEM)
+    assert arrangements_review(actor=SYSTEM, now=at(TODAY + timedelta(days=41))).instalments_paid == 1
+    assert [i.status for i in plan.instalments.order_by("number")] == ["paid", "paid", "scheduled"]

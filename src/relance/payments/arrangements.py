@@ -590,16 +590,19 @@ def _plan_review(
     case = Case.objects.select_for_update().get(pk=plan.case_id)
     plan = PaymentPlan.objects.select_for_update().get(pk=plan.pk)
     outstanding = case_outstanding_minor(case=case)
-    paid = plan.outstanding_at_start_minor - outstanding
+    instalments = list(plan.instalments.order_by("number"))
+    # What the ledger shows paid since the plan started, less what settled direct debits already
+    # account for: the rest covers the open instalments in order (a later payment never turns a
+    # returned instalment into a paid one by counting another instalment's money).
+    surplus = (plan.outstanding_at_start_minor - outstanding) - sum(
+        i.amount_minor for i in instalments if i.status == PlanInstalment.Status.PAID
+    )
     by_debit = _collects_by_debit(plan)
-    covered = 0
-    for instalment in plan.instalments.order_by("number"):
-        covered += instalment.amount_minor
-        if instalment.status in {PlanInstalment.Status.PAID, PlanInstalment.Status.CANCELLED}:
-            continue
-        if instalment.status == PlanInstalment.Status.SUBMITTED:
-            continue  # with the bank: settled by ``sepa_settle`` or failed by an R-transaction
-        if covered <= paid:
+    for instalment in instalments:
+        if instalment.status not in {PlanInstalment.Status.SCHEDULED, PlanInstalment.Status.FAILED}:
+            continue  # paid, cancelled, or with the bank (settled by ``sepa_settle`` or an R-transaction)
+        if surplus >= instalment.amount_minor:
+            surplus -= instalment.amount_minor
             instalment.status = PlanInstalment.Status.PAID
             instalment.save(update_fields=["status", "updated_at"])
             report.instalments_paid += 1
