@@ -9,7 +9,11 @@ from __future__ import annotations
 from datetime import date, datetime, time, timedelta
 
 import pytest
+from django.db import transaction
+from django.db.models import Sum
 from django.utils import timezone
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from lxml import etree
 
 from relance.audit.models import AuditEvent
@@ -17,6 +21,7 @@ from relance.cases.models import Case
 from relance.cases.selectors import CaseNotFoundError, case_outstanding_minor
 from relance.core.errors import ConflictError, PermissionDeniedError, ValidationError
 from relance.core.money import Money
+from relance.ledger.models import Posting
 from relance.payments.arrangement_models import (
     ArrangementPolicy,
     HardshipStatement,
@@ -407,3 +412,39 @@ def test_a_returned_instalment_is_not_covered_by_the_next_collection(sepa, place
     payment_record(case=case, amount=Money(10000, "EUR"), method="transfer", external_ref="T9", actor=SYSTEM)
     assert arrangements_review(actor=SYSTEM, now=at(TODAY + timedelta(days=41))).instalments_paid == 1
     assert [i.status for i in plan.instalments.order_by("number")] == ["paid", "paid", "scheduled"]
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    ops=st.lists(
+        st.tuples(st.sampled_from(["transfer", "batch", "settle", "return", "review"]), st.integers(1, 40_000)),
+        max_size=8,
+    )
+)
+def test_whatever_happens_the_ledger_balances_and_the_balance_stays_between_zero_and_the_debt(sepa, place, ops):
+    with transaction.atomic():
+        case = place("INV-H", "300.00").case
+        plan = dd_plan(case, months=3, first_due=TODAY + timedelta(days=2))
+        day = TODAY
+        for n, (op, amount) in enumerate(ops):
+            day += timedelta(days=11)
+            if op == "transfer":
+                payment_record(
+                    case=case, amount=Money(amount, "EUR"), method="transfer", external_ref=f"H{n}", actor=SYSTEM
+                )
+            elif op == "batch":
+                sepa_batch_create(agency=sepa.agency, actor=SYSTEM, now=at(day))
+            elif op == "settle":
+                sepa_settle(actor=SYSTEM, now=at(day))
+            elif op == "review":
+                arrangements_review(actor=SYSTEM, now=at(day))
+            else:
+                sent = plan.instalments.exclude(end_to_end_id=None).order_by("?").first()
+                if sent is not None:
+                    sepa_rtransactions_import(file=camt054_return(sent.end_to_end_id, "1.00", "AM04"), actor=SYSTEM)
+            assert 0 <= case_outstanding_minor(case=case) <= 30000
+        totals = Posting.objects.aggregate(d=Sum("debit"), c=Sum("credit"))
+        assert totals["d"] == totals["c"]
+        paid = sum(p.amount_minor for p in Payment.objects.filter(case=case, reversal__isnull=True))
+        assert case_outstanding_minor(case=case) == max(0, 30000 - paid)
+        transaction.set_rollback(True)
