@@ -6,6 +6,7 @@ the names the strategy engine reacts to (docs/payments.md).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, datetime, time, timedelta
 
 import pytest
@@ -21,6 +22,7 @@ from relance.cases.models import Case
 from relance.cases.selectors import CaseNotFoundError, case_outstanding_minor
 from relance.core.errors import ConflictError, PermissionDeniedError, ValidationError
 from relance.core.money import Money
+from relance.intake.services import claim_place
 from relance.ledger.models import Posting
 from relance.payments.arrangement_models import (
     ArrangementPolicy,
@@ -49,6 +51,7 @@ from relance.payments.models import Payment
 from relance.payments.schedule import Budget
 from relance.payments.services import payment_record
 from relance.tenancy.actors import Actor
+from support import claim_data
 
 pytestmark = pytest.mark.django_db
 
@@ -448,3 +451,12 @@ def test_whatever_happens_the_ledger_balances_and_the_balance_stays_between_zero
         paid = sum(p.amount_minor for p in Payment.objects.filter(case=case, reversal__isnull=True))
         assert case_outstanding_minor(case=case) == max(0, 30000 - paid)
         transaction.set_rollback(True)
+
+
+def test_direct_debit_is_for_cases_in_euros(sepa):
+    data = replace(claim_data("GBP-1", "300.00"), currency="GBP")
+    case = claim_place(creditor=sepa.creditor, data=data, actor=SYSTEM).case
+    assert case.currency == "GBP"
+    with pytest.raises(DirectDebitUnavailableError):
+        dd_plan(case)
+    assert not PaymentPlan.objects.exists()

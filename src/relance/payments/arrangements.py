@@ -263,6 +263,8 @@ def plan_create(
     quote = plan_quote(case=case, months=months, first_due=first_due, today=today)
     signed = None
     if method == PaymentPlan.Method.DIRECT_DEBIT:
+        if case.currency != "EUR":
+            raise DirectDebitUnavailableError(_("SEPA direct debits are in euros only."), field="method")
         if mandate is None:
             raise ValidationError(_("Sign the direct-debit mandate."), field="iban")
         signed = _validate_mandate(mandate, case.creditor.agency)

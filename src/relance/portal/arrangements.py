@@ -133,7 +133,7 @@ def _plan_context(case: Case, request: HttpRequest, token: str) -> dict[str, Any
         "min_instalment": Money(policy.min_instalment_minor, case.currency).format(locale),
         "earliest": earliest,
         "latest": latest,
-        "direct_debit": sepa_creditor_for(case.creditor.agency) is not None,
+        "direct_debit": case.currency == "EUR" and sepa_creditor_for(case.creditor.agency) is not None,
     }
 
 
