@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from relance.audit.models import AuditEvent
 from relance.cases.links import portal_token
+from relance.cases.services import case_dispute
 from relance.payments.arrangement_models import (
     ArrangementPolicy,
     HardshipStatement,
@@ -23,6 +24,7 @@ from relance.payments.arrangement_models import (
     SepaCreditor,
     SepaMandate,
 )
+from relance.tenancy.actors import Actor
 
 pytestmark = pytest.mark.django_db
 
@@ -163,3 +165,14 @@ def test_hardship_proposes_a_plan_and_flags_a_difficult_situation(world, place):
     statement = HardshipStatement.objects.get()
     assert statement.status == "to_review" and statement.income_minor == 90000
     assert AuditEvent.objects.filter(verb="debtor.vulnerability_flagged").count() == 1
+
+
+def test_a_disputed_case_offers_no_arrangement(world, place):
+    case = place("INV-1", "300.00").case
+    case_dispute(case=case, reason="not_received", statement="Never delivered", actor=Actor.system("tests"))
+    client = _client(case)
+    assert 'id="arrangements"' not in client.get(_path(case, "case")).content.decode()
+    first = (TODAY + timedelta(days=3)).isoformat()
+    response = client.post(_path(case, "plan_confirm"), {"months": "3", "first_due": first, "method": "transfer"})
+    assert response.status_code == 200 and 'role="alert"' in response.content.decode()
+    assert not PaymentPlan.objects.exists()

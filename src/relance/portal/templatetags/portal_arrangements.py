@@ -16,4 +16,6 @@ register = template.Library()
 @register.inclusion_tag("portal/_arrangements_card.html")
 def arrangements_card(case: Case, token: str) -> dict[str, Any]:
     found = case_arrangements(actor=Actor.for_debtor(case_id=case.pk), case_id=case.pk)
-    return {"token": token, "plan": found.plan, "promise": found.promise}
+    # A disputed case or one on hold takes no arrangement (the dispute is answered first).
+    hidden = case.status in {"disputed", "on_hold"} or case.is_closed
+    return {"token": token, "plan": found.plan, "promise": found.promise, "hidden": hidden}
