@@ -48,7 +48,7 @@ from relance.payments.arrangements import (
     sepa_settle,
 )
 from relance.payments.models import Payment
-from relance.payments.schedule import Budget
+from relance.payments.schedule import Budget, add_months
 from relance.payments.services import payment_record
 from relance.tenancy.actors import Actor
 from support import claim_data
@@ -460,3 +460,15 @@ def test_direct_debit_is_for_cases_in_euros(sepa):
     with pytest.raises(DirectDebitUnavailableError):
         dd_plan(case)
     assert not PaymentPlan.objects.exists()
+
+
+def test_a_mandate_unused_for_36_months_has_lapsed(sepa, place):
+    case = place("INV-1", "300.00").case
+    plan = dd_plan(case, months=3, first_due=TODAY + timedelta(days=20))
+    years_later = at(add_months(TODAY, 36) + timedelta(days=1))
+
+    assert sepa_batch_create(agency=sepa.agency, actor=SYSTEM, now=years_later) is None
+
+    assert SepaMandate.objects.get(plan=plan).status == "revoked"
+    assert "mandate.lapsed" in verbs(case)
+    assert not plan.instalments.exclude(status="scheduled").exists()

@@ -63,6 +63,7 @@ from relance.payments.schedule import (
     Instalment,
     PlanPolicy,
     Violation,
+    add_months,
     affordable_plan,
     first_due_window,
     plan_schedule,
@@ -656,6 +657,15 @@ def arrangements_review(*, actor: Actor, now: datetime | None = None) -> ReviewR
 # --- SEPA direct debit ------------------------------------------------------------------------------
 
 
+MANDATE_LAPSE_MONTHS = 36
+
+
+def mandate_lapsed(mandate: SepaMandate, today: date) -> bool:
+    """No collection for 36 months (or none since the signature 36 months ago): the mandate lapsed."""
+    last = mandate.last_collection_date or mandate.signature_date
+    return today >= add_months(last, MANDATE_LAPSE_MONTHS)
+
+
 def _aware(day: date) -> datetime:
     return timezone.make_aware(datetime.combine(day, time.min))
 
@@ -695,6 +705,12 @@ def sepa_batch_create(
         if instalment.plan_id in seen:
             continue
         seen.add(instalment.plan_id)
+        mandate = instalment.plan.mandate
+        if mandate_lapsed(mandate, today):
+            # PAY-09: a mandate unused for 36 months has lapsed; it is never presented again.
+            SepaMandate.objects.filter(pk=mandate.pk).update(status=SepaMandate.Status.REVOKED)
+            audit_record(actor=actor, verb="mandate.lapsed", subject=instalment.plan.case, data={"umr": mandate.umr})
+            continue
         chosen.append(instalment)
     if not chosen:
         return None
