@@ -68,3 +68,13 @@ def test_creditors_and_other_agencies_cannot_decide(world, proposed, password):
     assert client.post(reverse("backoffice:hardship_reviewed", args=[statement.pk])).status_code == 404
     assert PaymentPlan.objects.get().status == "proposed"
     assert HardshipStatement.objects.get().status == "to_review"
+
+
+def test_the_case_page_shows_the_plan_to_the_agent_and_its_creditor_only(world, proposed, password):
+    plan, _ = proposed
+    url = reverse("backoffice:case", args=[plan.case_id])
+    for user in (world.agent, world.creditor_user):
+        page = _login(user, password).get(url).content.decode()
+        assert 'id="arrangements"' in page and 'data-status="proposed"' in page
+        assert "plan.months_too_many" in page
+    assert _login(world.other_creditor_user, password).get(url).status_code == 404
