@@ -9,8 +9,8 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from relance.payments.arrangement_models import ArrangementPolicy, HardshipStatement, PaymentPlan
-from relance.payments.arrangements import hardship_declare, plan_create
+from relance.payments.arrangement_models import ArrangementPolicy, HardshipStatement, PaymentPlan, Promise
+from relance.payments.arrangements import arrangements_review, hardship_declare, plan_create
 from relance.payments.schedule import Budget
 from relance.tenancy.actors import Actor
 from relance.tenancy.models import Agency, User
@@ -78,3 +78,25 @@ def test_the_case_page_shows_the_plan_to_the_agent_and_its_creditor_only(world, 
         assert 'id="arrangements"' in page and 'data-status="proposed"' in page
         assert "plan.months_too_many" in page
     assert _login(world.other_creditor_user, password).get(url).status_code == 404
+
+
+def test_a_promise_taken_by_an_agent_is_tracked_like_the_debtors_own(world, place, password):
+    case = place("INV-7", "300.00").case
+    client = _login(world.agent, password)
+    on = timezone.localdate() + timedelta(days=60)  # beyond the creditor's policy: the agent has authority
+    client.post(
+        reverse("backoffice:case_act", args=[case.pk, "promise"]),
+        {"promise-on": on.isoformat(), "promise-amount": "50"},
+    )
+    promise = Promise.objects.get(case=case)
+    assert (promise.due_date, promise.amount_minor, promise.status) == (on, 5000, "pending")
+    case.refresh_from_db()
+    assert case.status == "promised"
+    report = arrangements_review(actor=Actor.system("tests"), now=timezone.now() + timedelta(days=70))
+    assert report.promises_broken == 1
+    # Still never more than the balance.
+    client.post(
+        reverse("backoffice:case_act", args=[case.pk, "promise"]),
+        {"promise-on": on.isoformat(), "promise-amount": "301"},
+    )
+    assert Promise.objects.filter(case=case).count() == 1

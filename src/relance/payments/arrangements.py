@@ -27,7 +27,7 @@ proposal (plan, promise, hardship): FR-COL-12, the creditor is told of each one.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from typing import IO, Any
 
@@ -395,8 +395,14 @@ def plan_decide(
 
 
 @transaction.atomic
-def promise_create(*, case: Case, on: date, amount: Money, actor: Actor, now: datetime | None = None) -> Promise:
-    """The debtor promises to pay ``amount`` by ``on``, within the creditor's policy (else refused)."""
+def promise_create(
+    *, case: Case, on: date, amount: Money, actor: Actor, now: datetime | None = None, enforce_policy: bool = True
+) -> Promise:
+    """The debtor promises to pay ``amount`` by ``on``, within the creditor's policy (else refused).
+
+    ``enforce_policy=False``: an adviser took the promise (back office) with the authority to agree
+    beyond the policy; the amount must still be at most the balance and the date in the future.
+    """
     now = now or timezone.now()
     today = timezone.localdate(now)
     case = _open_case(case.pk)
@@ -406,6 +412,8 @@ def promise_create(*, case: Case, on: date, amount: Money, actor: Actor, now: da
         raise ArrangementClosedError(_("This case already has an instalment plan."), field="on")
     outstanding = case_outstanding_minor(case=case)
     policy = policy_for(case.creditor)
+    if not enforce_policy:
+        policy = replace(policy, promise_within_days=36500, promise_min_percent=0)
     violations = promise_violations(
         outstanding_minor=outstanding, amount_minor=amount.minor, on=on, today=today, policy=policy
     )
