@@ -33,7 +33,7 @@ from relance.claims.services import evidence_attach
 from relance.comms.models import Action
 from relance.intake.imports import import_create
 from relance.payments.disputes import dispute_open
-from relance.payments.models import ReturnPolicy
+from relance.payments.models import HardshipStatement, PaymentPlan, ReturnPolicy
 from relance.payments.returns import return_request
 from relance.strategies.engine import engine_tick
 from relance.tenancy.access import permission_of
@@ -129,6 +129,27 @@ def objects(world, place, settings, tmp_path):
             case=case, reason="defective", statement="Cassé", files=[("p.pdf", io.BytesIO(b"%PDF-1.4\n"))], actor=debtor
         )
         made[side]["dispute"] = dispute
+        made[side]["plan"] = PaymentPlan.objects.create(
+            case=case,
+            status=PaymentPlan.Status.PROPOSED,
+            method=PaymentPlan.Method.TRANSFER,
+            total_minor=12050,
+            currency="EUR",
+            months=24,
+            first_due=day,
+            outstanding_at_start_minor=12050,
+            within_policy=False,
+        )
+        made[side]["statement"] = HardshipStatement.objects.create(
+            case=case,
+            income_minor=90000,
+            fixed_charges_minor=80000,
+            dependants=2,
+            capacity_minor=1000,
+            proposed_months=12,
+            proposed_instalment_minor=1005,
+            status=HardshipStatement.Status.TO_REVIEW,
+        )
         made[side]["creditor"] = creditor
         made[side]["dispute_file"] = dispute.files.get()
     own_debtor, other_debtor = made["own"]["case"].debtor, made["other"]["case"].debtor
@@ -154,6 +175,8 @@ def ids(objects, side: str) -> dict[str, object]:
         "return_id": o["return"].pk,
         "file_id": o["dispute_file"].pk,
         "review_id": o["review"].pk,
+        "plan_id": o["plan"].pk,
+        "statement_id": o["statement"].pk,
         "creditor_id": o["creditor"].pk,
         "verb": "note",  # case actions and work-item actions; POST-only, so GET answers 405 when allowed
         "kind": "call",

@@ -2,6 +2,7 @@ from django.urls import path
 
 from relance.backoffice import (
     api_keys,
+    arrangements,
     audit_search,
     dashboards,
     disputes,
@@ -39,6 +40,9 @@ urlpatterns = [
     path("dashboard/", dashboards.dashboard, name="dashboard"),
     path("dashboard/<slug:name>.svg", dashboards.dashboard_chart, name="dashboard_chart"),
     path("dashboard/<slug:name>.<str:fmt>", dashboards.dashboard_export, name="dashboard_export"),
+    path("proposals/", arrangements.proposals, name="proposals"),
+    path("proposals/plans/<int:plan_id>/", arrangements.plan_decision, name="plan_decision"),
+    path("proposals/hardship/<int:statement_id>/", arrangements.hardship_reviewed, name="hardship_reviewed"),
     path("imports/", imports.imports, name="imports"),
     path("imports/<int:import_id>/", imports.import_detail, name="import"),
     path("imports/<int:import_id>/errors.csv", imports.import_errors, name="import_errors"),

@@ -40,10 +40,10 @@ from relance.cases.queues import (
     work_queue_counts,
 )
 from relance.cases.selectors import CaseNotFoundError, case_get_for_actor
-from relance.cases.services import case_promise
 from relance.comms.calls import call_outcome_record
 from relance.core.errors import DomainError, PermissionDeniedError
 from relance.core.money import Money, MoneyError
+from relance.payments.arrangements import promise_create
 from relance.payments.bank import bank_entry_ignore, bank_entry_match
 from relance.payments.models import UnmatchedBankEntry
 from relance.tenancy.access import requires
@@ -251,7 +251,14 @@ def case_act(request: HttpRequest, case_id: int, verb: str) -> HttpResponse:
         elif verb == "promise":
             if actor.role not in ACTING_ROLES:
                 raise PermissionDeniedError("Only agents, supervisors and agency admins act on cases.")
-            case_promise(case=case, on=data["on"], amount_minor=_money(data["amount"], case.currency), actor=actor)
+            # Tracked like the debtor's own promises: kept or broken from the ledger (payments.arrangements).
+            promise_create(
+                case=case,
+                on=data["on"],
+                amount=Money(_money(data["amount"], case.currency), case.currency),
+                actor=actor,
+                enforce_policy=False,
+            )
         elif verb == "hold":
             case_hold(case=case, until=data["until"], reason=data["reason"], actor=actor)
         elif verb == "resume":

@@ -94,6 +94,18 @@ class UnmatchedBankEntry(TimeStampedModel):
 
 
 # Card payments, reversals, receipts, disputes, returns, creditor notifications (issue 5).
+# Arrangements live in their own module; imported here so the payments app registers them.
+from relance.payments.arrangement_models import (  # noqa: E402
+    ArrangementPolicy,
+    DirectDebitBatch,
+    DirectDebitReturn,
+    HardshipStatement,
+    PaymentPlan,
+    PlanInstalment,
+    Promise,
+    SepaCreditor,
+    SepaMandate,
+)
 from relance.payments.portal_models import (  # noqa: E402
     CreditorNotification,
     Dispute,
@@ -107,15 +119,24 @@ from relance.payments.portal_models import (  # noqa: E402
 )
 
 __all__ = [
+    "ArrangementPolicy",
     "CreditorNotification",
+    "DirectDebitBatch",
+    "DirectDebitReturn",
     "Dispute",
     "DisputeFile",
+    "HardshipStatement",
     "Payment",
+    "PaymentPlan",
     "PaymentReversal",
+    "PlanInstalment",
+    "Promise",
     "PspCheckout",
     "PspWebhookEvent",
     "Receipt",
     "ReturnPolicy",
     "ReturnRequest",
+    "SepaCreditor",
+    "SepaMandate",
     "UnmatchedBankEntry",
 ]

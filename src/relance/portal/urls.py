@@ -1,6 +1,6 @@
 from django.urls import path
 
-from relance.portal import disputes, pay, profile, views
+from relance.portal import arrangements, disputes, pay, profile, views
 
 app_name = "portal"
 urlpatterns = [
@@ -16,4 +16,9 @@ urlpatterns = [
     path("<str:token>/dispute/files/<int:file_id>/", disputes.dispute_file, name="dispute_file"),
     path("<str:token>/return/", disputes.goods_return, name="return"),
     path("<str:token>/contact/", profile.contact, name="contact"),
+    path("<str:token>/plan/", arrangements.plan, name="plan"),
+    path("<str:token>/plan/confirm/", arrangements.plan_confirm, name="plan_confirm"),
+    path("<str:token>/plan/done/", arrangements.plan_done, name="plan_done"),
+    path("<str:token>/promise/", arrangements.promise, name="promise"),
+    path("<str:token>/hardship/", arrangements.hardship, name="hardship"),
 ]

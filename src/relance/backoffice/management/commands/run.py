@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from argparse import ArgumentParser
 from typing import Any
 
@@ -21,7 +22,9 @@ from relance.cases.links import portal_url
 from relance.cases.models import Case
 from relance.comms.services import outbox_dispatch, outbox_recover
 from relance.intake.imports import import_recover, import_run_pending
+from relance.payments.arrangements import arrangements_review, sepa_settle
 from relance.strategies.engine import engine_tick
+from relance.tenancy.actors import Actor
 from relance.tenancy.models import User
 
 log = logging.getLogger("relance.run")
@@ -29,6 +32,7 @@ log = logging.getLogger("relance.run")
 
 def engine_loop(stop: threading.Event, interval: float) -> None:
     """Decide and send, forever, until ``stop`` is set. Errors are logged, never fatal."""
+    last_review = 0.0
     while not stop.is_set():
         try:
             close_old_connections()
@@ -41,6 +45,10 @@ def engine_loop(stop: threading.Event, interval: float) -> None:
             webhooks_run()
             if report.cases or sum(sent.sent.values()):
                 log.info("engine: %s; sent %s", report, dict(sent.sent))
+            if time.monotonic() - last_review >= 3600:  # promises, plans, direct debits: hourly
+                last_review = time.monotonic()
+                sepa_settle(actor=Actor.system("arrangements"))
+                log.info("arrangements: %s", arrangements_review(actor=Actor.system("arrangements")))
         except Exception:
             log.exception("engine loop iteration failed")
         finally:

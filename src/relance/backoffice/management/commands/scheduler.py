@@ -15,6 +15,7 @@ from relance.api.tasks import webhooks_run_task
 from relance.intake.imports import import_recover
 from relance.intake.models import ImportBatch
 from relance.intake.tasks import import_run_task
+from relance.payments.arrangement_tasks import arrangements_review_task
 from relance.payments.tasks import receipts_deliver_pending_task
 from relance.strategies.tasks import engine_tick_task, outbox_dispatch_task
 
@@ -26,7 +27,11 @@ class Command(BaseCommand):
         parser.add_argument("--interval", type=float, default=10.0, help="seconds between enqueues")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        last_review = 0.0
         while True:
+            if time.monotonic() - last_review >= 3600:  # promises, plans, direct-debit settlement: hourly
+                arrangements_review_task.enqueue()
+                last_review = time.monotonic()
             engine_tick_task.enqueue()
             outbox_dispatch_task.enqueue()
             receipts_deliver_pending_task.enqueue()  # FR-COL-13: receipts whose e-mail did not go
