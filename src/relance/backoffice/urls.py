@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from relance.backoffice import imports, views
+from relance.backoffice import imports, remittances, views
 
 app_name = "backoffice"
 urlpatterns = [
@@ -16,4 +16,8 @@ urlpatterns = [
     path("imports/", imports.imports, name="imports"),
     path("imports/<int:import_id>/", imports.import_detail, name="import"),
     path("imports/<int:import_id>/errors.csv", imports.import_errors, name="import_errors"),
+    path("remittances/", remittances.remittances, name="remittances"),
+    path("remittances/<int:remittance_id>/statement.pdf", remittances.remittance_statement, name="remittance_statement"),
+    path("remittances/<int:remittance_id>/invoice.pdf", remittances.remittance_invoice, name="remittance_invoice"),
+    path("remittances/files/<int:batch_id>.xml", remittances.payout_file, name="payout_file"),
 ]
