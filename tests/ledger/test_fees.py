@@ -119,7 +119,10 @@ def test_rounding_is_half_up_to_the_cent():
         ({"default_rate": "10", "mode": "half"}, "mode"),
         ({"default_rate": "10", "minimum_fee": "5.001"}, "minimum_fee"),
         ({"default_rate": "10", "rules": [{"rate": "5", "segment": "b2g"}]}, "rules[0].segment"),
-        ({"default_rate": "10", "rules": [{"rate": "5", "min_age_days": 10, "max_age_days": 5}]}, "rules[0].max_age_days"),
+        (
+            {"default_rate": "10", "rules": [{"rate": "5", "min_age_days": 10, "max_age_days": 5}]},
+            "rules[0].max_age_days",
+        ),
         ({"default_rate": "10", "rules": [{"rate": "5", "colour": "red"}]}, "rules[0].colour"),
         ({"default_rate": "10", "rules": [{}]}, "rules[0].rate"),
         ({"default_rate": "10", "remittance_term_days": -1}, "remittance_term_days"),

@@ -13,10 +13,13 @@ from zoneinfo import ZoneInfo
 import pytest
 import sepaxml
 import xmlschema
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
+from django.db import transaction
 from django.db.models import Sum
 from django.test import Client
 from django.urls import reverse
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from lxml import etree
 from pypdf import PdfReader
 
@@ -73,7 +76,12 @@ def money_world(world):
 
 def _pay(case, minor, ref, when):
     return payment_record(
-        case=case, amount=Money(minor, "EUR"), method=Payment.Method.TRANSFER, external_ref=ref, actor=ACTOR, received_at=when
+        case=case,
+        amount=Money(minor, "EUR"),
+        method=Payment.Method.TRANSFER,
+        external_ref=ref,
+        actor=ACTOR,
+        received_at=when,
     )
 
 
@@ -83,7 +91,9 @@ def _run(period_end=PERIOD_END, now=NOW, **kw):
 
 
 def _counts():
-    return tuple(m.objects.count() for m in (Remittance, FeeInvoice, PayoutBatch, LedgerTransaction, Posting, RemittanceItem))
+    return tuple(
+        m.objects.count() for m in (Remittance, FeeInvoice, PayoutBatch, LedgerTransaction, Posting, RemittanceItem)
+    )
 
 
 def _every_transaction_balances():
@@ -271,7 +281,7 @@ def test_paid_file_moves_the_money_out_of_the_trust_account(money_world, place):
 
 
 def test_bad_fee_schedule_is_refused_with_its_field(money_world):
-    from relance.core.errors import ValidationError  # noqa: PLC0415
+    from relance.core.errors import ValidationError
 
     with pytest.raises(ValidationError) as err:
         fee_schedule_set(creditor=money_world.creditor, document={"default_rate": "150"}, actor=ACTOR)
@@ -285,11 +295,13 @@ def test_dates():
     assert execution_date_for(date(2026, 11, 28)) == date(2026, 11, 30)  # Saturday → Monday
     assert execution_date_for(date(2026, 12, 25)) == date(2026, 12, 28)  # TARGET2 closed 25-26/12
     assert period_end_for(datetime(2026, 11, 25, 12, tzinfo=PARIS)) == date(2026, 11, 23)
-    assert period_end_for(datetime(2026, 11, 22, 23, 30, tzinfo=ZoneInfo("UTC"))) == date(2026, 11, 23)  # Monday 00:30 Paris
+    assert period_end_for(datetime(2026, 11, 22, 23, 30, tzinfo=ZoneInfo("UTC"))) == date(
+        2026, 11, 23
+    )  # Monday 00:30 Paris
 
 
 def test_the_period_must_have_ended(money_world):
-    from relance.core.errors import ValidationError  # noqa: PLC0415
+    from relance.core.errors import ValidationError
 
     with pytest.raises(ValidationError):
         remittance_run(period_end=date(2026, 11, 30), actor=ACTOR, now=NOW)
@@ -374,7 +386,7 @@ def test_creditors_download_their_own_statements_and_invoices_only(money_world, 
 
 
 def test_collections_land_on_the_trust_account_and_the_portal_shows_only_its_iban(money_world, place):
-    from relance.cases.links import portal_token  # noqa: PLC0415
+    from relance.cases.links import portal_token
 
     w = money_world
     case = place("INV-1", "120.50").case
@@ -393,3 +405,50 @@ def test_collections_land_on_the_trust_account_and_the_portal_shows_only_its_iba
     flat = html.replace(" ", "")
     assert TRUST_IBAN in flat
     assert SHOP_IBAN not in flat and OTHER_IBAN not in flat
+
+
+def test_command_fees_sets_a_checked_schedule(money_world, tmp_path):
+    good = tmp_path / "fees.json"
+    good.write_text('{"default_rate": "12", "minimum_fee": "3.00", "mode": "gross"}', encoding="utf-8")
+    out = io.StringIO()
+    call_command("remittances", "fees", "shop", "--set", str(good), stdout=out)
+    assert '"default_rate": "12"' in out.getvalue()
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"default_rate": "12", "rules": [{"rate": "x"}]}', encoding="utf-8")
+    with pytest.raises(CommandError, match=r"rules\[0\]\.rate"):
+        call_command("remittances", "fees", "shop", "--set", str(bad), stdout=io.StringIO())
+
+
+# --- property: any payments, any schedule ---------------------------------------------------------
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    payments=st.lists(st.tuples(st.integers(0, 2), st.integers(1, 20000), st.integers(1, 20)), min_size=1, max_size=8),
+    terms=st.tuples(
+        st.decimals(min_value=0, max_value=60, places=2), st.integers(0, 2000), st.sampled_from(["net", "gross"])
+    ),
+)
+def test_any_run_balances_and_remits_collected_minus_commission(money_world, place, payments, terms):
+    w = money_world
+    rate, minimum, mode = terms
+    with transaction.atomic():
+        sid = transaction.savepoint()
+        fee_schedule_set(
+            creditor=w.creditor,
+            document={"default_rate": str(rate), "minimum_fee": f"{minimum / 100:.2f}", "mode": mode},
+            actor=ACTOR,
+        )
+        cases = [place(f"P{i}", "150.00", email=f"d{i}@example.fr", last_name=f"Nom{i}").case for i in range(3)]
+        for n, (which, minor, day) in enumerate(payments):
+            _pay(cases[which], minor, f"h{n}", datetime(2026, 11, day, 12, tzinfo=PARIS))
+        report = _run()
+        _every_transaction_balances()
+        for r in report.created:
+            assert r.transfer_minor == r.collected_minor - r.deducted_minor
+            assert r.deducted_minor + r.receivable_minor == r.commission_minor + r.vat_minor
+            assert r.collected_minor == sum(r.items.values_list("amount_minor", flat=True))
+            assert r.commission_minor == sum(r.lines.values_list("commission_minor", flat=True))
+            assert all(0 <= line.commission_minor <= line.collected_minor for line in r.lines.all())
+        assert account_balance(key=f"creditor:{w.creditor.pk}:payable:EUR") == 0
+        transaction.savepoint_rollback(sid)

@@ -17,7 +17,9 @@ urlpatterns = [
     path("imports/<int:import_id>/", imports.import_detail, name="import"),
     path("imports/<int:import_id>/errors.csv", imports.import_errors, name="import_errors"),
     path("remittances/", remittances.remittances, name="remittances"),
-    path("remittances/<int:remittance_id>/statement.pdf", remittances.remittance_statement, name="remittance_statement"),
+    path(
+        "remittances/<int:remittance_id>/statement.pdf", remittances.remittance_statement, name="remittance_statement"
+    ),
     path("remittances/<int:remittance_id>/invoice.pdf", remittances.remittance_invoice, name="remittance_invoice"),
     path("remittances/files/<int:batch_id>.xml", remittances.payout_file, name="payout_file"),
 ]

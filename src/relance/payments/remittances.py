@@ -168,6 +168,12 @@ def _attribute(movements: list[Movement]) -> tuple[list[ItemIn], list[Movement]]
     items: list[ItemIn] = []
     unknown: list[Movement] = []
     for m in movements:
+        payment = payments.get(m.transaction_id) or payments.get(reverses.get(m.transaction_id) or -1)
+        if payment is not None and payment.method == Payment.Method.CREDITOR_REPORTED:
+            # The creditor already holds this money: never pay it out again (the fee on it is
+            # invoiced by hand for now, see docs/payments.md).
+            unknown.append(m)
+            continue
         payment = payments.get(m.transaction_id)
         if payment is not None:
             # FR-COL-14 counts from the actual encashment: the value date the payment carries.
@@ -234,7 +240,8 @@ def _remit_creditor(
             report.skipped.append(
                 Skipped(
                     creditor.display_name,
-                    f"ledger transaction {m.transaction_id} ({m.code}) has no payment: check it by hand",
+                    f"ledger transaction {m.transaction_id} ({m.code}) is not money collected on the trust "
+                    "account (paid to the creditor directly, or posted by hand): not remitted, check it",
                     m.amount_minor,
                 )
             )

@@ -8,10 +8,12 @@
 - ``paid MSG_ID [--on YYYY-MM-DD]``: the bank executed a pain.001 file; post the money out of the
   trust account.
 - ``file MSG_ID``: print a pain.001 file to standard output.
+- ``fees SLUG [--set FILE.json]``: show a creditor's fee schedule, or replace it with a checked one.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 from argparse import ArgumentParser
 from datetime import date
@@ -22,7 +24,8 @@ from django.utils import timezone
 
 from relance.core.errors import DomainError
 from relance.core.money import Money
-from relance.ledger.models import PayoutBatch
+from relance.ledger.models import FeeSchedule, PayoutBatch
+from relance.ledger.remittances import fee_schedule_set
 from relance.payments.remittances import (
     ALERT_DAYS,
     payout_batch_paid,
@@ -45,8 +48,9 @@ class Command(BaseCommand):
     help = "Remittances to creditors: run the weekly remittance, list deadlines, confirm payment files."
 
     def add_arguments(self, parser: ArgumentParser) -> None:
-        parser.add_argument("what", choices=["run", "due", "paid", "file"])
-        parser.add_argument("msg_id", nargs="?", help="pain.001 message id (for 'paid' and 'file')")
+        parser.add_argument("what", choices=["run", "due", "paid", "file", "fees"])
+        parser.add_argument("msg_id", nargs="?", help="pain.001 message id ('paid', 'file') or creditor slug ('fees')")
+        parser.add_argument("--set", dest="set_file", help="fees: JSON fee schedule document to record")
         parser.add_argument("--period-end", help="cut-off date YYYY-MM-DD (run; default: this week's Monday)")
         parser.add_argument("--creditor", help="creditor slug (run: only this creditor)")
         parser.add_argument("--days", type=int, default=ALERT_DAYS, help="due: warn this many days ahead")
@@ -56,7 +60,8 @@ class Command(BaseCommand):
         try:
             getattr(self, f"_{options['what']}")(options)
         except DomainError as exc:
-            raise CommandError(f"{exc.code}: {exc.message}") from None
+            where = f"{exc.fields['field']}: " if exc.fields.get("field") else ""
+            raise CommandError(f"{exc.code}: {where}{exc.message}") from None
 
     def _run(self, options: dict[str, Any]) -> None:
         now = timezone.now()
@@ -86,7 +91,8 @@ class Command(BaseCommand):
             for late in report.late:
                 out(f"  LATE {late.creditor}: due by {late.due_by}, paid on {late.execution_date} (FR-COL-14)")
             for d in report.warnings:
-                out(f"  WARNING {d.creditor}: {Money(d.amount_minor, d.currency)} {d.state}, due by {d.due_by} (FR-COL-14)")
+                amount = Money(d.amount_minor, d.currency)
+                out(f"  WARNING {d.creditor}: {amount} {d.state}, due by {d.due_by} (FR-COL-14)")
         created = sum(len(r.created) for r in reports)
         existing = sum(r.existing for r in reports)
         out(f"period ending {period_end}: {created} remittances created, {existing} already done")
@@ -117,3 +123,17 @@ class Command(BaseCommand):
 
     def _file(self, options: dict[str, Any]) -> None:
         self.stdout.write(self._batch(options).xml, ending="")
+
+    def _fees(self, options: dict[str, Any]) -> None:
+        creditor = Creditor.objects.filter(slug=options["msg_id"] or "").first()
+        if creditor is None:
+            raise CommandError(f"No creditor {options['msg_id']!r}")
+        if options["set_file"]:
+            try:
+                with open(options["set_file"], encoding="utf-8") as fh:
+                    document = json.load(fh)
+            except (OSError, ValueError) as exc:
+                raise CommandError(f"Cannot read {options['set_file']}: {exc}") from None
+            fee_schedule_set(creditor=creditor, document=document, actor=Actor.system("remittances"))
+        row = FeeSchedule.objects.filter(creditor=creditor).first()
+        self.stdout.write(json.dumps(row.document if row else None, indent=2, ensure_ascii=False))
