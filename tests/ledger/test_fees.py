@@ -116,6 +116,9 @@ def test_rounding_is_half_up_to_the_cent():
         ({}, "default_rate"),
         ({"default_rate": "101"}, "default_rate"),
         ({"default_rate": "abc"}, "default_rate"),
+        ({"default_rate": 12.5}, "default_rate"),  # a float is refused: write "12.5"
+        ({"default_rate": "12.3456"}, "default_rate"),
+        ({"default_rate": "10", "vat_rate": "5.555"}, "vat_rate"),
         ({"default_rate": "10", "mode": "half"}, "mode"),
         ({"default_rate": "10", "minimum_fee": "5.001"}, "minimum_fee"),
         ({"default_rate": "10", "rules": [{"rate": "5", "segment": "b2g"}]}, "rules[0].segment"),

@@ -17,7 +17,7 @@ from relance.ledger.remittances import invoice_number_format, invoice_number_nex
 from relance.tenancy.models import Agency
 
 
-class _Rollback(Exception):
+class _RollbackError(Exception):
     pass
 
 
@@ -26,9 +26,9 @@ def _issue(agency: Agency, *, fail: bool) -> int | None:
         with transaction.atomic():
             number = invoice_number_next(agency=agency, year=2026)
             if fail:
-                raise _Rollback
+                raise _RollbackError
             return number
-    except _Rollback:
+    except _RollbackError:
         return None
 
 
@@ -61,7 +61,7 @@ def test_concurrent_issuers_leave_no_gap_and_no_duplicate():
                 if number is not None:
                     with lock:
                         committed.append(number)
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:  # reported below
             errors.append(exc)
         finally:
             connection.close()

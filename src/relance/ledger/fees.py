@@ -174,13 +174,19 @@ def remittance_compute(items: Sequence[CaseCollection], schedule: FeeSchedule) -
 DEFAULT_DOCUMENT: dict[str, Any] = {"default_rate": "15", "minimum_fee": "0", "vat_rate": "20", "mode": "net"}
 
 
-def _rate(value: object, path: str) -> Decimal:
+def _rate(value: object, path: str, *, places: int = 3) -> Decimal:
+    """A percentage 0–100 with at most ``places`` decimals (what the statement stores and prints)."""
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise FeeScheduleError(path, "must be a percentage written as a string, such as \"12.5\"")
     try:
         rate = Decimal(str(value))
     except InvalidOperation:
         raise FeeScheduleError(path, "must be a percentage such as 12.5") from None
     if not rate.is_finite() or rate < 0 or rate > MAX_RATE:
         raise FeeScheduleError(path, "must be a percentage between 0 and 100")
+    exponent = rate.as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -places:
+        raise FeeScheduleError(path, f"must have at most {places} decimals")
     return rate
 
 
@@ -197,7 +203,7 @@ def _amount(value: object, path: str) -> int:
 
 
 def _days(value: object, path: str) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0 or value > 36_500:
         raise FeeScheduleError(path, "must be a whole number of days (0 or more)")
     return value
 
@@ -254,7 +260,7 @@ def schedule_parse(document: Mapping[str, Any]) -> FeeSchedule:
         default_rate=_rate(document["default_rate"], "default_rate"),
         rules=tuple(rules),
         minimum_fee_minor=_amount(document.get("minimum_fee", "0"), "minimum_fee"),
-        vat_rate=_rate(document.get("vat_rate", DEFAULT_VAT_RATE), "vat_rate"),
+        vat_rate=_rate(document.get("vat_rate", str(DEFAULT_VAT_RATE)), "vat_rate", places=2),
         mode=mode,
         remittance_term_days=None if term is None else _days(term, "remittance_term_days"),
     )

@@ -8,9 +8,12 @@ mistakes are corrected by reversing transactions. The ledger knows accounts, not
 
 from __future__ import annotations
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
+
+from relance.ledger.fees import FeeScheduleError, schedule_parse
 
 
 class Account(models.Model):
@@ -86,10 +89,6 @@ class FeeSchedule(models.Model):
         return f"fees of {self.creditor_id}"
 
     def clean(self) -> None:
-        from django.core.exceptions import ValidationError as DjangoValidationError  # noqa: PLC0415
-
-        from relance.ledger.fees import FeeScheduleError, schedule_parse  # noqa: PLC0415
-
         try:
             schedule_parse(self.document)
         except FeeScheduleError as exc:
