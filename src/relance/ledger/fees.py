@@ -177,7 +177,7 @@ DEFAULT_DOCUMENT: dict[str, Any] = {"default_rate": "15", "minimum_fee": "0", "v
 def _rate(value: object, path: str, *, places: int = 3) -> Decimal:
     """A percentage 0–100 with at most ``places`` decimals (what the statement stores and prints)."""
     if isinstance(value, bool) or not isinstance(value, str | int):
-        raise FeeScheduleError(path, "must be a percentage written as a string, such as \"12.5\"")
+        raise FeeScheduleError(path, 'must be a percentage written as a string, such as "12.5"')
     try:
         rate = Decimal(str(value))
     except InvalidOperation:
