@@ -5,6 +5,7 @@ deadlines (FR-COL-14), the trust account (FR-COL-02) and who may download what (
 from __future__ import annotations
 
 import io
+import threading
 from collections import defaultdict
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -14,7 +15,7 @@ import pytest
 import sepaxml
 import xmlschema
 from django.core.management import CommandError, call_command
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Sum
 from django.test import Client
 from django.urls import reverse
@@ -452,3 +453,50 @@ def test_any_run_balances_and_remits_collected_minus_commission(money_world, pla
             assert all(0 <= line.commission_minor <= line.collected_minor for line in r.lines.all())
         assert account_balance(key=f"creditor:{w.creditor.pk}:payable:EUR") == 0
         transaction.savepoint_rollback(sid)
+
+
+def test_command_due_exits_1_when_money_is_overdue(money_world, place):
+    Creditor.objects.filter(pk=money_world.creditor.pk).update(remittance_iban="")
+    _pay(place("INV-1", "120.50").case, 5000, "t1", datetime(2025, 1, 10, tzinfo=PARIS))
+    out = io.StringIO()
+    with pytest.raises(SystemExit) as exit_:
+        call_command("remittances", "due", stdout=out)
+    assert exit_.value.code == 1
+    assert "2025-02-10  overdue" in out.getvalue()
+
+
+@pytest.mark.postgres_only
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="concurrent runs: PostgreSQL row locks")
+def test_two_runs_at_once_make_one_remittance_and_one_file(money_world, place):
+    _pay(place("INV-1", "120.50").case, 5000, "t1", datetime(2026, 11, 18, tzinfo=PARIS))
+    _pay(
+        place("INV-9", "80.00", creditor=money_world.other_creditor).case,
+        8000,
+        "t2",
+        datetime(2026, 11, 18, tzinfo=PARIS),
+    )
+    errors: list[BaseException] = []
+    start = threading.Barrier(4)
+
+    def worker() -> None:
+        try:
+            start.wait()
+            _run()
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    assert errors == []
+    assert Remittance.objects.count() == 2
+    assert PayoutBatch.objects.count() == 1
+    assert sorted(FeeInvoice.objects.values_list("sequence", flat=True)) == [1, 2]
+    assert RemittanceItem.objects.count() == 2
+    _every_transaction_balances()
