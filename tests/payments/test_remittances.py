@@ -500,3 +500,20 @@ def test_two_runs_at_once_make_one_remittance_and_one_file(money_world, place):
     assert sorted(FeeInvoice.objects.values_list("sequence", flat=True)) == [1, 2]
     assert RemittanceItem.objects.count() == 2
     _every_transaction_balances()
+
+
+def test_an_admin_confirms_a_file_executed_agents_and_creditors_cannot(money_world, place):
+    w = money_world
+    _pay(place("INV-1", "120.50").case, 5000, "t1", datetime(2026, 11, 18, tzinfo=PARIS))
+    batch = _run().batch
+    url = reverse("backoffice:payout_file_paid", args=[batch.pk])
+    assert _client(w.agent).post(url).status_code == 404
+    assert _client(w.creditor_user).post(url).status_code == 404
+    admin = User.objects.create_user(username="boss", password=PASSWORD, role=User.Role.AGENCY_ADMIN, agency=w.agency)
+    client = _client(admin)
+    assert f'id="paid-{batch.pk}"' in client.get(reverse("backoffice:remittances")).content.decode()
+    assert client.get(url).status_code == 405
+    assert client.post(url).status_code == 302
+    batch.refresh_from_db()
+    assert batch.status == PayoutBatch.Status.PAID
+    assert account_balance(key=f"trust:{w.agency.pk}:EUR") == 0

@@ -6,9 +6,9 @@ from __future__ import annotations
 from django.contrib.auth.decorators import login_required
 from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import render
-from django.utils import translation
-from django.views.decorators.http import require_GET
+from django.shortcuts import redirect, render
+from django.utils import timezone, translation
+from django.views.decorators.http import require_GET, require_POST
 
 from relance.audit.services import audit_record
 from relance.backoffice.views import _actor
@@ -22,6 +22,8 @@ from relance.ledger.selectors import (
     remittance_get_for_actor,
     remittance_list,
 )
+from relance.payments.remittances import payout_batch_paid
+from relance.tenancy.models import User
 
 
 def _download(body: bytes, *, filename: str, content_type: str) -> HttpResponse:
@@ -49,7 +51,11 @@ def remittances(request: HttpRequest) -> HttpResponse:
         for r in remittance_list(actor=actor)[:500]
     ]
     batches = [(b, Money(b.control_sum_minor, b.currency)) for b in payout_batch_list(actor=actor)[:100]]
-    return render(request, "backoffice/remittances.html", {"rows": rows, "batches": batches})
+    return render(
+        request,
+        "backoffice/remittances.html",
+        {"rows": rows, "batches": batches, "can_confirm": _can_confirm(request)},
+    )
 
 
 @login_required
@@ -91,3 +97,23 @@ def payout_file(request: HttpRequest, batch_id: int) -> HttpResponse:
     with transaction.atomic():
         audit_record(actor=actor, verb="payout_batch.downloaded", subject=batch)
     return _download(batch.xml.encode("utf-8"), filename=f"{batch.msg_id}.xml", content_type="application/xml")
+
+
+def _can_confirm(request: HttpRequest) -> bool:
+    user = request.user
+    return isinstance(user, User) and user.role in {User.Role.AGENCY_ADMIN, User.Role.SUPERVISOR}
+
+
+@login_required
+@require_POST
+def payout_file_paid(request: HttpRequest, batch_id: int) -> HttpResponse:
+    """An agency admin or supervisor confirms the bank executed the file (posts ``remittance.paid``)."""
+    actor = _actor(request)
+    if not _can_confirm(request):
+        raise Http404
+    try:
+        batch = payout_batch_get_for_actor(actor=actor, batch_id=batch_id)
+    except NotFoundError:
+        raise Http404 from None
+    payout_batch_paid(batch=batch, paid_on=timezone.localdate(), actor=actor)
+    return redirect("backoffice:remittances")

@@ -22,4 +22,5 @@ urlpatterns = [
     ),
     path("remittances/<int:remittance_id>/invoice.pdf", remittances.remittance_invoice, name="remittance_invoice"),
     path("remittances/files/<int:batch_id>.xml", remittances.payout_file, name="payout_file"),
+    path("remittances/files/<int:batch_id>/paid", remittances.payout_file_paid, name="payout_file_paid"),
 ]
