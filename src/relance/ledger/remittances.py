@@ -30,7 +30,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from decimal import Decimal
 from typing import Any
 
 from django.db import transaction
@@ -420,7 +419,3 @@ def payout_batch_mark_paid(*, batch: PayoutBatch, paid_on: date, actor: Actor, t
         data={"batch": batch.pk, "msg_id": batch.msg_id, "paid_on": paid_on.isoformat()},
     )
     return batch
-
-
-def vat_rate_display(rate: Decimal) -> str:
-    return f"{rate.normalize():f}"
