@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from relance.backoffice import imports, remittances, views
+from relance.backoffice import dashboards, imports, remittances, views, work
 
 app_name = "backoffice"
 urlpatterns = [
@@ -9,10 +9,20 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", views.home, name="home"),
     path("cases/<int:case_id>/", views.case_detail, name="case"),
+    path("cases/<int:case_id>/act/<slug:verb>/", work.case_act, name="case_act"),
+    path("cases/<int:case_id>/recall/", work.case_recall_view, name="case_recall"),
+    path("queues/", work.queues, name="queues"),
+    path("queues/<slug:kind>/", work.queue, name="queue"),
+    path("queues/<slug:kind>/next/", work.queue_next, name="queue_next"),
+    path("work/<int:item_id>/", work.work_item, name="work_item"),
+    path("work/<int:item_id>/<slug:verb>/", work.work_item_act, name="work_item_act"),
     path("evidence/<int:evidence_id>/", views.evidence_download, name="evidence"),
     path("outbox/", views.outbox, name="outbox"),
     path("outbox/<int:action_id>/", views.message_detail, name="message"),
     path("debtors/review/", views.debtor_reviews, name="debtor_reviews"),
+    path("dashboard/", dashboards.dashboard, name="dashboard"),
+    path("dashboard/<slug:name>.svg", dashboards.dashboard_chart, name="dashboard_chart"),
+    path("dashboard/<slug:name>.<str:fmt>", dashboards.dashboard_export, name="dashboard_export"),
     path("imports/", imports.imports, name="imports"),
     path("imports/<int:import_id>/", imports.import_detail, name="import"),
     path("imports/<int:import_id>/errors.csv", imports.import_errors, name="import_errors"),

@@ -7,6 +7,7 @@ to start without ``SECRET_KEY`` and ``DATABASE_URL``.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 from pathlib import Path
@@ -208,6 +209,17 @@ SMS_SEGMENT_PRICE_MINOR = {
     "ovh": int(os.environ.get("OVH_SMS_SEGMENT_PRICE_MINOR", "0")),
     "file": 0,
 }
+# Dashboards: what one contact costs per channel, in euro cents, for "cost per euro recovered"
+# (your contracts: ESP, SMS segment, printed letter with postage, an agent's call). Override as JSON.
+CHANNEL_UNIT_COST_MINOR = {"email": 0, "sms": 7, "letter": 150, "call": 200} | json.loads(
+    os.environ.get("RELANCE_CHANNEL_UNIT_COST_MINOR", "{}")
+)
+# Share of the outstanding amount each role may waive without a supervisor (docs/agents.md).
+DISCOUNT_AUTHORITY_PERCENT = {"agent": 10, "supervisor": 30, "agency_admin": 100} | json.loads(
+    os.environ.get("RELANCE_DISCOUNT_AUTHORITY_PERCENT", "{}")
+)
+# Peer quartiles on a creditor's dashboard need at least this many creditors, so none can be recognised.
+DASHBOARD_PEER_MINIMUM = int(os.environ.get("RELANCE_DASHBOARD_PEER_MINIMUM", "5"))
 _SMS_REQUIRED = {
     "file": [],
     "twilio": ["TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN"],
