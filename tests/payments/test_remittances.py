@@ -517,3 +517,18 @@ def test_an_admin_confirms_a_file_executed_agents_and_creditors_cannot(money_wor
     batch.refresh_from_db()
     assert batch.status == PayoutBatch.Status.PAID
     assert account_balance(key=f"trust:{w.agency.pk}:EUR") == 0
+
+
+def test_a_credit_note_after_payment_lowers_what_is_remitted(money_world, place):
+    placed = place("INV-1", "120.50")
+    _pay(placed.case, 12050, "t1", datetime(2026, 11, 18, tzinfo=PARIS))
+    place("INV-1", "100.00")  # the creditor lowers the claim: 20.50 becomes refundable to the debtor
+    assert LedgerTransaction.objects.filter(code="claim.credit_note").exists()
+
+    tomorrow = datetime.now(PARIS).date() + timedelta(days=1)  # the credit note is booked now
+    report = _run(period_end=tomorrow, now=datetime.combine(tomorrow, datetime.min.time(), PARIS) + timedelta(hours=6))
+
+    (r,) = report.created
+    assert r.collected_minor == 10000
+    assert sorted(r.items.values_list("amount_minor", flat=True)) == [-2050, 12050]
+    assert report.skipped == []

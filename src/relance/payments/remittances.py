@@ -33,11 +33,11 @@ from django.db import transaction
 from django.utils import timezone
 from django_tasks import task
 
-from relance.cases.models import Case
+from relance.cases.models import Case, CaseClaim
 from relance.claims.services import creditor_payable_account
 from relance.core.errors import ValidationError
 from relance.ledger.fees import CaseCollection, FeeSchedule
-from relance.ledger.models import Account, LedgerTransaction, PayoutBatch, Remittance
+from relance.ledger.models import Account, LedgerTransaction, PayoutBatch, Posting, Remittance
 from relance.ledger.remittances import (
     ItemIn,
     Movement,
@@ -167,6 +167,7 @@ def _attribute(movements: list[Movement]) -> tuple[list[ItemIn], list[Movement]]
     }
     items: list[ItemIn] = []
     unknown: list[Movement] = []
+    by_claim = _claim_cases([m.transaction_id for m in movements if m.transaction_id not in payments])
     for m in movements:
         payment = payments.get(m.transaction_id) or payments.get(reverses.get(m.transaction_id) or -1)
         if payment is not None and payment.method == Payment.Method.CREDITOR_REPORTED:
@@ -182,11 +183,31 @@ def _attribute(movements: list[Movement]) -> tuple[list[ItemIn], list[Movement]]
             )
             continue
         original = payments.get(reverses.get(m.transaction_id) or -1)
-        if original is not None:
-            items.append(ItemIn(m.transaction_id, original.case.reference, m.amount_minor, _local_date(m.occurred_at)))
+        reference = original.case.reference if original is not None else by_claim.get(m.transaction_id)
+        if reference is not None:
+            # A chargeback, or a credit note making part of a payment refundable to the debtor
+            # (intake's ``claim.credit_note``): it lowers what is remitted for that case.
+            items.append(ItemIn(m.transaction_id, reference, m.amount_minor, _local_date(m.occurred_at)))
         else:
             unknown.append(m)
     return items, unknown
+
+
+def _claim_cases(transaction_ids: list[int]) -> dict[int, str]:
+    """Case reference of transactions that post to a claim account (``claim:<id>``), e.g. credit notes."""
+    if not transaction_ids:
+        return {}
+    claim_of: dict[int, int] = {}
+    for txn_id, key in Posting.objects.filter(
+        transaction_id__in=transaction_ids, account__key__startswith="claim:"
+    ).values_list("transaction_id", "account__key"):
+        suffix = key.removeprefix("claim:")
+        if suffix.isdigit():
+            claim_of.setdefault(txn_id, int(suffix))
+    cases = dict(
+        CaseClaim.objects.filter(claim_id__in=set(claim_of.values())).values_list("claim_id", "case__reference")
+    )
+    return {txn: cases[claim] for txn, claim in claim_of.items() if claim in cases}
 
 
 def _cases(*, creditor: Creditor, items: list[ItemIn]) -> list[CaseCollection]:
