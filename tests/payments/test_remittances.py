@@ -358,8 +358,8 @@ def test_creditors_download_their_own_statements_and_invoices_only(money_world, 
     assert statement.status_code == 200
     assert statement["Content-Type"] == "application/pdf"
     text = "".join(p.extract_text() for p in PdfReader(io.BytesIO(statement.content)).pages)
-    assert "INV" not in text  # cases by our reference
-    assert mine.lines.get().reference in text
+    assert mine.lines.get().reference in text  # our case reference, and the creditor's invoice number
+    assert "F-INV-1" in text
     invoice = shop.get(reverse("backoffice:remittance_invoice", args=[mine.pk]))
     text = "".join(p.extract_text() for p in PdfReader(io.BytesIO(invoice.content)).pages)
     assert "F2026-000001" in text or "F2026-000002" in text

@@ -50,6 +50,7 @@ def remittance_statement_html(remittance: Remittance, *, lang: str = "fr") -> st
         "lines": [
             {
                 "reference": line.reference,
+                "creditor_refs": line.creditor_refs,
                 "segment": line.segment.upper(),
                 "age_days": line.age_days,
                 "collected": _fmt(line.collected_minor, cur, lang),

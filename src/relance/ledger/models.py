@@ -195,6 +195,8 @@ class RemittanceLine(models.Model):
 
     remittance = models.ForeignKey(Remittance, on_delete=models.PROTECT, related_name="lines")
     reference = models.CharField(max_length=40)
+    # The creditor's own references for the case (its invoice numbers), for its reconciliation.
+    creditor_refs = models.CharField(max_length=300, blank=True)
     segment = models.CharField(max_length=3)
     age_days = models.IntegerField()
     placed_minor = models.BigIntegerField()

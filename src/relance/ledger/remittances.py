@@ -27,7 +27,7 @@ moves to its operating account, and only when the creditor's share leaves too.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -226,6 +226,7 @@ def remittance_create(
     issued_on: date,
     occurred_at: datetime,
     actor: Actor,
+    labels: Mapping[str, str] | None = None,
 ) -> Remittance:
     """Write one remittance with its items, statement lines, fee invoice and postings.
 
@@ -288,6 +289,7 @@ def remittance_create(
         RemittanceLine(
             remittance=remittance,
             reference=line.key,
+            creditor_refs=(labels or {}).get(line.key, "")[:300],
             segment=by_key[line.key].segment,
             age_days=by_key[line.key].age_days,
             placed_minor=by_key[line.key].placed_minor,

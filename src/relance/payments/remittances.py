@@ -210,7 +210,8 @@ def _claim_cases(transaction_ids: list[int]) -> dict[int, str]:
     return {txn: cases[claim] for txn, claim in claim_of.items() if claim in cases}
 
 
-def _cases(*, creditor: Creditor, items: list[ItemIn]) -> list[CaseCollection]:
+def _cases(*, creditor: Creditor, items: list[ItemIn]) -> tuple[list[CaseCollection], dict[str, str]]:
+    """What prices each case (placed amount, debt age, segment, history), and its creditor references."""
     collected: dict[str, int] = defaultdict(int)
     first_on: dict[str, date] = {}
     for item in items:
@@ -218,8 +219,10 @@ def _cases(*, creditor: Creditor, items: list[ItemIn]) -> list[CaseCollection]:
         first_on[item.reference] = min(first_on.get(item.reference, item.encashed_on), item.encashed_on)
     history = case_history(creditor=creditor, references=list(collected))
     facts: dict[str, tuple[int, date, str]] = {}
+    labels: dict[str, str] = {}
     for case in Case.objects.filter(creditor=creditor, reference__in=list(collected)).prefetch_related("claims"):
-        claims = list(case.claims.all())
+        claims = sorted(case.claims.all(), key=lambda c: c.pk)
+        labels[case.reference] = ", ".join(c.invoice_number or c.external_ref for c in claims)
         facts[case.reference] = (
             sum(c.original_amount_minor for c in claims),
             min(c.due_date for c in claims),
@@ -240,7 +243,7 @@ def _cases(*, creditor: Creditor, items: list[ItemIn]) -> list[CaseCollection]:
                 fee_before_minor=before_fee,
             )
         )
-    return result
+    return result, labels
 
 
 def _remit_creditor(
@@ -283,12 +286,14 @@ def _remit_creditor(
             return
         schedule = fee_schedule_for(creditor)
         first = min(i.encashed_on for i in items)
+        cases, labels = _cases(creditor=creditor, items=items)
         remittance = remittance_create(
             creditor=creditor,
             period_end=period_end,
             currency=currency,
             items=items,
-            cases=_cases(creditor=creditor, items=items),
+            cases=cases,
+            labels=labels,
             schedule=schedule,
             payable_account=payable,
             due_by=due_by(first, schedule),
