@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
+from django.utils import timezone
 
 from relance.api.api import api
 from relance.api.auth import scope_of
@@ -31,10 +32,14 @@ from relance.cases.queues import work_item_open
 from relance.claims.models import DebtorMatchReview
 from relance.claims.services import evidence_attach
 from relance.comms.models import Action
+from relance.core.money import Money
 from relance.intake.imports import import_create
+from relance.ledger.models import PayoutBatch, Remittance
 from relance.payments.disputes import dispute_open
 from relance.payments.models import HardshipStatement, PaymentPlan, ReturnPolicy
+from relance.payments.remittances import period_end_for, remittance_run
 from relance.payments.returns import return_request
+from relance.payments.services import payment_record
 from relance.strategies.engine import engine_tick
 from relance.tenancy.access import permission_of
 from relance.tenancy.actors import Actor
@@ -152,6 +157,29 @@ def objects(world, place, settings, tmp_path):
         )
         made[side]["creditor"] = creditor
         made[side]["dispute_file"] = dispute.files.get()
+    # A weekly remittance for each creditor, and the agency's payout file.
+    world.agency.trust_iban, world.agency.vat_number = "FR7630006000011234567890189", "FR40552100554"
+    world.agency.save()
+    for creditor, iban in (
+        (world.creditor, "DE89370400440532013000"),
+        (world.other_creditor, "FR1420041010050500013M02606"),
+    ):
+        creditor.remittance_iban = iban
+        creditor.save()
+    now = timezone.now()
+    for side in ("own", "other"):
+        payment_record(
+            case=made[side]["case"],
+            amount=Money(1000, "EUR"),
+            method="transfer",
+            external_ref=f"PAY-{side}",
+            actor=SYSTEM,
+            received_at=now - timedelta(days=8),
+        )
+    remittance_run(period_end=period_end_for(now), actor=SYSTEM, now=now)
+    for side in ("own", "other"):
+        made[side]["remittance"] = Remittance.objects.get(creditor=made[side]["creditor"])
+        made[side]["batch"] = PayoutBatch.objects.get()
     own_debtor, other_debtor = made["own"]["case"].debtor, made["other"]["case"].debtor
     made["own"]["review"] = DebtorMatchReview.objects.create(debtor=own_debtor, candidate=other_debtor, rule="name")
     made["other"]["review"] = DebtorMatchReview.objects.create(debtor=other_debtor, candidate=own_debtor, rule="name")
@@ -176,6 +204,8 @@ def ids(objects, side: str) -> dict[str, object]:
         "file_id": o["dispute_file"].pk,
         "review_id": o["review"].pk,
         "plan_id": o["plan"].pk,
+        "remittance_id": o["remittance"].pk,
+        "batch_id": o["batch"].pk,
         "statement_id": o["statement"].pk,
         "creditor_id": o["creditor"].pk,
         "verb": "note",  # case actions and work-item actions; POST-only, so GET answers 405 when allowed

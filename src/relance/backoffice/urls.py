@@ -8,6 +8,7 @@ from relance.backoffice import (
     disputes,
     imports,
     intake_setup,
+    remittances,
     reviews,
     security,
     views,
@@ -56,4 +57,11 @@ urlpatterns = [
     path("api-keys/", api_keys.api_keys, name="api_keys"),
     path("api-keys/<int:key_id>/revoke/", api_keys.api_key_revoke_view, name="api_key_revoke"),
     path("audit/access/", audit_search.access_search, name="access_search"),
+    path("remittances/", remittances.remittances, name="remittances"),
+    path(
+        "remittances/<int:remittance_id>/statement.pdf", remittances.remittance_statement, name="remittance_statement"
+    ),
+    path("remittances/<int:remittance_id>/invoice.pdf", remittances.remittance_invoice, name="remittance_invoice"),
+    path("remittances/files/<int:batch_id>.xml", remittances.payout_file, name="payout_file"),
+    path("remittances/files/<int:batch_id>/paid", remittances.payout_file_paid, name="payout_file_paid"),
 ]

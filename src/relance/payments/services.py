@@ -17,8 +17,8 @@ from relance.core.errors import ConflictError, ValidationError
 from relance.core.money import Money
 from relance.ledger.allocate import Allocation, allocate
 from relance.ledger.balance import Line
-from relance.ledger.models import Account
-from relance.ledger.services import account_ensure, ledger_post
+from relance.ledger.remittances import trust_account
+from relance.ledger.services import ledger_post
 from relance.payments.models import CreditorNotification, Payment
 from relance.payments.notify import creditor_notify
 from relance.payments.receipts import receipt_deliver_on_commit, receipt_issue
@@ -30,9 +30,7 @@ MAX_PAYMENT_MINOR = 10**12
 
 def _trust_account(case: Case) -> str:
     # FR-COL-02: debtors' money lands on the agency's dedicated (trust) account.
-    key = f"trust:{case.creditor.agency_id}:{case.currency}"
-    account_ensure(key=key, name="Client money (trust) account", kind=Account.Kind.ASSET, currency=case.currency)
-    return key
+    return trust_account(case.creditor.agency_id, case.currency)
 
 
 def _payable_account(case: Case) -> str:

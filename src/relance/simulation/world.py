@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 import phonenumbers
 from django.db import transaction
 from faker import Faker
+from schwifty import IBAN
 
 from relance.claims.models import Claim
 from relance.intake.services import claim_place
@@ -109,6 +110,7 @@ def build_demo_world(*, seed: int, debtors: int = 2000, claims: int = 3000, toda
         agency = Agency.objects.create(
             legal_name="Recouvrement Courtois SAS",
             siren="404833048",
+            vat_number="FR83404833048",
             address="3 place de la Bourse, 33000 Bordeaux",
             email="contact@recouvrement-courtois.example",
             phone="+33556000000",
@@ -125,8 +127,10 @@ def build_demo_world(*, seed: int, debtors: int = 2000, claims: int = 3000, toda
                 segment=spec.segment,
                 mode=spec.mode,
                 support_email=f"compta@{spec.slug}.example",
+                # Where remittances are paid (pain.001); never shown to debtors (FR-COL-02).
+                remittance_iban=str(IBAN.generate("FR", bank_code="30004", account_code=f"{n:011d}")),
             )
-            for spec in CREDITORS
+            for n, spec in enumerate(CREDITORS, start=1)
         ]
         agent = User.objects.create_user(
             username="agent",

@@ -23,6 +23,8 @@ class Agency(TimeStampedModel):
 
     legal_name = models.CharField(max_length=200)
     siren = models.CharField(max_length=9, blank=True)
+    # Printed on the agency's fee invoices (CGI art. 242 nonies A), with the SIREN.
+    vat_number = models.CharField(max_length=20, blank=True)
     address = models.TextField(blank=True)
     email = models.EmailField(blank=True)
     phone = models.CharField(max_length=32, blank=True)

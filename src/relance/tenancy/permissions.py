@@ -61,7 +61,11 @@ MATRIX: dict[str, tuple[frozenset[str], str]] = {
         frozenset({AGENCY_ADMIN, SUPERVISOR, AUDITOR, CREDITOR_ADMIN, CREDITOR_VIEWER}),
         "Read remittances and fee invoices",
     ),
-    "remittances.manage": (frozenset({AGENCY_ADMIN}), "Prepare and send remittances"),
+    "remittances.files": (
+        frozenset({AGENCY_ADMIN, SUPERVISOR, AUDITOR}),
+        "Download the agency's SEPA credit-transfer (pain.001) files",
+    ),
+    "remittances.manage": (frozenset({AGENCY_ADMIN, SUPERVISOR}), "Confirm that the bank executed a payout file"),
     "audit.search": (frozenset({AGENCY_ADMIN, AUDITOR}), "Search access audit events (who read what, when, why)"),
     "api_keys.manage": (frozenset({AGENCY_ADMIN, CREDITOR_ADMIN}), "Create and revoke API keys"),
     "webhooks.view": (
