@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from relance.backoffice import imports, views
+from relance.backoffice import imports, strategies, views
 
 app_name = "backoffice"
 urlpatterns = [
@@ -16,4 +16,9 @@ urlpatterns = [
     path("imports/", imports.imports, name="imports"),
     path("imports/<int:import_id>/", imports.import_detail, name="import"),
     path("imports/<int:import_id>/errors.csv", imports.import_errors, name="import_errors"),
+    path("strategies/", strategies.strategy_list, name="strategies"),
+    path("strategies/new/", strategies.strategy_edit, name="strategy_new"),
+    path("strategies/<slug:key>/", strategies.strategy_edit, name="strategy"),
+    path("templates/", strategies.template_list, name="templates"),
+    path("templates/<int:template_id>/delete/", strategies.template_delete, name="template_delete"),
 ]

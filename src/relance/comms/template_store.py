@@ -252,6 +252,17 @@ def template_save(
     return row
 
 
+@transaction.atomic
+def template_delete(*, template_id: int, actor: Actor) -> bool:
+    """Remove a stored template (the shipped file applies again); audited. False if there is none."""
+    row = MessageTemplate.objects.filter(pk=template_id).first()
+    if row is None:
+        return False
+    audit_record(actor=actor, verb="template.deleted", subject=row, data={"name": row.name, "channel": row.channel})
+    row.delete()
+    return True
+
+
 def template_preview(*, case: Case, channel: str, template: str) -> Rendered:
     """The message ``case`` would get now (stored template or shipped file), without sending anything."""
     return render_message(case=case, channel=channel, template=template)
