@@ -78,7 +78,7 @@ _THREATS = (
 )
 # Layouts that imitate an official document: the Marianne, "RF" letterheads, seals and stamps.
 _LAYOUT = re.compile(r"marianne|r[ée]publique|liberté\s*[-,·]\s*égalité|\bcachet\b|\btampon\b|\bseal\b|\bstamp\b", re.I)
-_ACT_HEADING = re.compile(r"^\s*(acte|avis|sommation|commandement|notification)\b[^a-z\n]*$", re.M)
+_ACT_HEADING = re.compile(r"^\s*(ACTE|AVIS|SOMMATION|COMMANDEMENT|NOTIFICATION|MISE EN DEMEURE)\b[^a-z\n]*$", re.M)
 _VARIABLE = re.compile(r"{{\s*([A-Za-z_]\w*)")
 _TAG_NAMES = re.compile(r"{%\s*(?:for|with)\s+([^%]*?)\s*%}")
 

@@ -43,6 +43,15 @@ class DryRunReport:
     def cost(self) -> Money:
         return Money(self.cost_minor, "EUR")
 
+    @property
+    def step_rows(self) -> list[tuple[str, str, int]]:
+        """(step id, channel or action, count), most frequent first (templates cannot call Counter methods)."""
+        return [(step, what, n) for (step, what), n in self.per_step.most_common()]
+
+    @property
+    def variant_rows(self) -> list[tuple[str, int]]:
+        return sorted(self.per_variant.items())
+
     def channel_costs(self) -> list[tuple[str, int, Money]]:
         costs = channel_costs()
         return [(ch, n, Money(n * costs.get(ch, 0), "EUR")) for ch, n in sorted(self.per_channel.items())]
