@@ -23,9 +23,7 @@ def client_for(user: User) -> Client:
 
 @pytest.fixture
 def admin(world) -> User:
-    return User.objects.create_user(
-        username="boss", password="x", role=User.Role.AGENCY_ADMIN, agency=world.agency
-    )
+    return User.objects.create_user(username="boss", password="x", role=User.Role.AGENCY_ADMIN, agency=world.agency)
 
 
 def test_creditor_users_see_none_of_it(world):
@@ -60,7 +58,9 @@ def test_editor_shows_the_line_of_an_error_and_saves_a_new_version(world, admin,
     assert Strategy.objects.filter(key="b2c_small").count() == 2
     assert "Saved as version 2" in client.get(response["Location"]).content.decode()
     # Agents may check but not save.
-    assert client_for(world.agent).post("/bo/strategies/b2c_small/", {"source": source, "op": "save"}).status_code == 404
+    assert (
+        client_for(world.agent).post("/bo/strategies/b2c_small/", {"source": source, "op": "save"}).status_code == 404
+    )
 
 
 def test_preview_and_dry_run(world, admin, place):
@@ -78,7 +78,10 @@ def test_preview_and_dry_run(world, admin, place):
 def test_template_page_checks_previews_and_saves(world, admin, place):
     case = place().case
     client = client_for(admin)
-    body = 'Réf. {{ case.reference }}{% if first_letter_on %} courrier du {{ first_letter_on|date:"d/m/Y" }}{% endif %} {{ outstanding }} STOP'
+    body = (
+        "Réf. {{ case.reference }}"
+        '{% if first_letter_on %} courrier du {{ first_letter_on|date:"d/m/Y" }}{% endif %} {{ outstanding }} STOP'
+    )
     form = {"channel": "sms", "name": "reminder", "language": "fr", "creditor": "", "subject": "", "body_text": body}
     checked = client.post("/bo/templates/", {**form, "op": "check"}).content.decode()
     assert case.reference in checked and 'id="template-preview"' in checked

@@ -16,7 +16,8 @@ ACTOR = Actor.system("tests")
 
 GOOD_SMS = (
     "{{ creditor.display_name }} : {{ outstanding }} restent dus. Réf. {{ case.reference }}"
-    '{% if first_letter_on %} - courrier du {{ first_letter_on|date:"d/m/Y" }}{% endif %}. {{ portal_url }} STOP au 36111'
+    '{% if first_letter_on %} - courrier du {{ first_letter_on|date:"d/m/Y" }}{% endif %}.'
+    " {{ portal_url }} STOP au 36111"
 )
 
 
@@ -41,7 +42,12 @@ def test_lint_refuses_wording_layouts_and_unknown_variables(text: str, words: st
 
 
 def test_lint_accepts_a_denied_fee_and_the_l111_8_paragraphs() -> None:
-    assert lint_template({"body_text": "Aucun frais de recouvrement n'est facturé. {% for p in l111_8 %}{{ p }}{% endfor %}"}) == []
+    assert (
+        lint_template(
+            {"body_text": "Aucun frais de recouvrement n'est facturé. {% for p in l111_8 %}{{ p }}{% endfor %}"}
+        )
+        == []
+    )
 
 
 def test_lint_names_the_line() -> None:
@@ -53,8 +59,13 @@ def test_save_refuses_a_template_without_the_fr_col_06_recall(place):
     case = place().case
     with pytest.raises(TemplateInvalidError) as info:
         template_save(
-            channel="sms", name="reminder", language="fr", subject="", body_text="Payez {{ outstanding }} STOP",
-            sample=case, actor=ACTOR,
+            channel="sms",
+            name="reminder",
+            language="fr",
+            subject="",
+            body_text="Payez {{ outstanding }} STOP",
+            sample=case,
+            actor=ACTOR,
         )
     assert "case.reference" in info.value.message
     assert "first_letter_on" in info.value.message
@@ -71,14 +82,25 @@ def test_save_refuses_syntax_errors_with_their_line(place):
 def test_a_saved_template_overrides_the_file_creditor_first(place, world):
     case = place().case
     agency_wide = template_save(
-        channel="sms", name="reminder", language="fr", subject="", body_text="Agence. " + GOOD_SMS, sample=case,
+        channel="sms",
+        name="reminder",
+        language="fr",
+        subject="",
+        body_text="Agence. " + GOOD_SMS,
+        sample=case,
         actor=ACTOR,
     )
     assert AuditEvent.objects.filter(verb="template.saved").count() == 1
     assert render_message(case=case, channel="sms", template="reminder").text.startswith("Agence.")
     template_save(
-        channel="sms", name="reminder", language="fr", subject="", body_text="Boutique. " + GOOD_SMS,
-        creditor_id=world.creditor.pk, sample=case, actor=ACTOR,
+        channel="sms",
+        name="reminder",
+        language="fr",
+        subject="",
+        body_text="Boutique. " + GOOD_SMS,
+        creditor_id=world.creditor.pk,
+        sample=case,
+        actor=ACTOR,
     )
     assert render_message(case=case, channel="sms", template="reminder").text.startswith("Boutique.")
     other = place("INV-O", creditor=world.other_creditor).case
@@ -97,15 +119,20 @@ def test_check_renders_a_preview_for_the_sample_case(place):
 
 
 def test_emails_recall_the_first_letter_once_it_left(place):
-    from django.utils import timezone  # noqa: PLC0415
+    from django.utils import timezone
 
-    from relance.comms.models import Action  # noqa: PLC0415
+    from relance.comms.models import Action
 
     case = place().case
     assert "courrier du" not in render_message(case=case, channel="email", template="reminder").text
     Action.objects.create(
-        case=case, debtor=case.debtor, channel="letter", template="first_notice", scheduled_at=timezone.now(),
-        sent_at=timezone.now(), status="sent",
+        case=case,
+        debtor=case.debtor,
+        channel="letter",
+        template="first_notice",
+        scheduled_at=timezone.now(),
+        sent_at=timezone.now(),
+        status="sent",
     )
     text = render_message(case=case, channel="email", template="reminder").text
     assert f"Réf. {case.reference} — courrier du {timezone.localdate():%d/%m/%Y}" in text  # FR-COL-06

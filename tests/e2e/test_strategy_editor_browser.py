@@ -20,7 +20,9 @@ expect = playwright_sync.expect
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(chromium_path() is None, reason="no Chromium: install Debian's chromium or set RELANCE_CHROMIUM"),
+    pytest.mark.skipif(
+        chromium_path() is None, reason="no Chromium: install Debian's chromium or set RELANCE_CHROMIUM"
+    ),
 ]
 
 

@@ -29,7 +29,7 @@ FACTS = {
         ("outstanding < 100", False),
         ("outstanding == 120.5", True),
         ("segment == 'b2c' and outstanding < 300", True),
-        ("segment == \"b2b\" or days_past_due > 10", True),
+        ('segment == "b2b" or days_past_due > 10', True),
         ("not has_phone", True),
         ("has_email and not (days_past_due < 30)", False),
         ("segment in ['b2b', 'b2c']", True),
@@ -94,8 +94,8 @@ def test_any_text_parses_or_gives_a_precise_error_and_never_runs_code(text: str)
     calls: list[str] = []
     real_eval, real_exec, real_import = builtins.eval, builtins.exec, builtins.__import__
 
-    def spy(name: str):  # noqa: ANN202 - a recording stand-in
-        def record(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+    def spy(name: str):
+        def record(*args, **kwargs):
             calls.append(name)
             return {"eval": real_eval, "exec": real_exec}[name](*args, **kwargs)
 
@@ -124,7 +124,14 @@ def test_any_text_parses_or_gives_a_precise_error_and_never_runs_code(text: str)
     st.integers(min_value=-10_000, max_value=10_000),
 )
 def test_number_comparisons_agree_with_python(field: str, op: str, value: int, fact: int) -> None:
-    import operator  # noqa: PLC0415
+    import operator
 
-    ops = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge, "==": operator.eq, "!=": operator.ne}
+    ops = {
+        "<": operator.lt,
+        "<=": operator.le,
+        ">": operator.gt,
+        ">=": operator.ge,
+        "==": operator.eq,
+        "!=": operator.ne,
+    }
     assert parse_condition(f"{field} {op} {value}").evaluate({field: fact}) is ops[op](fact, value)

@@ -24,7 +24,7 @@ DAY = timedelta(days=1)
 ALL = frozenset({"email", "sms", "letter", "call"})
 
 
-def doc(body: str, head: str = 'key: t\nversion: 1\nname: "T"\n'):  # noqa: ANN201
+def doc(body: str, head: str = 'key: t\nversion: 1\nname: "T"\n'):
     return parse_strategy(head + body)
 
 
@@ -36,7 +36,10 @@ def snap(**fields: object) -> CaseSnapshot:
 
 
 def test_previous_step_delay_counts_from_when_the_last_step_was_done() -> None:
-    strategy = doc("steps:\n  - {id: a, at: placement + 0d, action: email, template: t}\n  - {id: b, at: previous + 3d, action: sms, template: t}\n")
+    strategy = doc(
+        "steps:\n  - {id: a, at: placement + 0d, action: email, template: t}\n"
+        "  - {id: b, at: previous + 3d, action: sms, template: t}\n"
+    )
     done_at = PLACED + 2 * DAY  # the first step went two days late (policy, engine pause…)
     outcome = decide(snap(step_index=1, step_at=done_at), strategy, POLICY, PLACED + 4 * DAY)
     assert outcome.reason == "waiting"
@@ -47,7 +50,10 @@ def test_previous_step_delay_counts_from_when_the_last_step_was_done() -> None:
 
 
 def test_pre_due_reminder_is_sent_before_the_due_date_and_skipped_after_it() -> None:
-    strategy = doc("steps:\n  - {id: pre, at: due - 5d, action: email, template: pre_due}\n  - {id: after, at: due + 1d, action: email, template: t}\n")
+    strategy = doc(
+        "steps:\n  - {id: pre, at: due - 5d, action: email, template: pre_due}\n"
+        "  - {id: after, at: due + 1d, action: email, template: t}\n"
+    )
     due = date(2025, 6, 20)
     early = decide(snap(status=Status.NEW, due_date=due), strategy, POLICY, PLACED)
     assert early.reason == "waiting"
@@ -122,7 +128,8 @@ def test_variant_assignment_is_deterministic_and_follows_the_split() -> None:
 @given(st.integers(min_value=1, max_value=10**12))
 def test_variant_is_always_a_declared_one(case_id: int) -> None:
     strategy = doc(
-        "variants:\n  - {name: A, share: 1}\n  - {name: B, share: 99}\nsteps:\n  - {id: s, after_days: 0, action: wait}\n"
+        "variants:\n  - {name: A, share: 1}\n  - {name: B, share: 99}\n"
+        "steps:\n  - {id: s, after_days: 0, action: wait}\n"
     )
     assert variant_for(case_id=case_id, strategy=strategy) in {"A", "B"}
 
@@ -178,8 +185,14 @@ def test_reaction_contact_deferred_by_policy_is_queued_later() -> None:
 
 
 def test_routing_picks_the_first_matching_candidate() -> None:
-    small = doc("steps:\n  - {id: s, after_days: 0, action: wait}\n", 'key: small\nversion: 1\nname: S\napplies_to: "outstanding < 300"\n')
-    b2b = doc("steps:\n  - {id: s, after_days: 0, action: wait}\n", "key: b2b\nversion: 1\nname: B\napplies_to: \"segment == 'b2b'\"\n")
+    small = doc(
+        "steps:\n  - {id: s, after_days: 0, action: wait}\n",
+        'key: small\nversion: 1\nname: S\napplies_to: "outstanding < 300"\n',
+    )
+    b2b = doc(
+        "steps:\n  - {id: s, after_days: 0, action: wait}\n",
+        "key: b2b\nversion: 1\nname: B\napplies_to: \"segment == 'b2b'\"\n",
+    )
     assert route(snap(segment="b2b"), [b2b, small], PLACED) == b2b
     assert route(snap(), [b2b, small], PLACED) == small
     assert route(snap(outstanding_minor=90_000), [b2b, small], PLACED) is None

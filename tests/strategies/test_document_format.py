@@ -103,7 +103,7 @@ def test_bad_delays(at: str, words: str) -> None:
 
 
 def test_bad_condition_names_line_and_column() -> None:
-    error = error_of(HEAD + "steps:\n  - id: s\n    after_days: 0\n    action: wait\n    when: \"outstanding >> 3\"\n")
+    error = error_of(HEAD + 'steps:\n  - id: s\n    after_days: 0\n    action: wait\n    when: "outstanding >> 3"\n')
     assert (error.line, error.where) == (8, "steps[1].when")
     assert "column 14" in error.problem
 
@@ -121,7 +121,11 @@ def test_non_contact_step_takes_no_template() -> None:
 
 
 def test_variants_must_add_up_to_100_and_be_known_to_steps() -> None:
-    bad_split = HEAD + "variants:\n  - {name: A, share: 50}\n  - {name: B, share: 40}\nsteps:\n  - {id: s, after_days: 0, action: wait}\n"
+    bad_split = (
+        HEAD
+        + "variants:\n  - {name: A, share: 50}\n  - {name: B, share: 40}\n"
+        + "steps:\n  - {id: s, after_days: 0, action: wait}\n"
+    )
     assert "add up to 90" in error_of(bad_split).problem
     unknown = HEAD + (
         "variants:\n  - {name: A, share: 50}\n  - {name: B, share: 50}\n"

@@ -115,7 +115,11 @@ def test_partial_payment_wakes_the_case_and_its_reaction_fires_once(place):
     case.refresh_from_db()
     later = now + timedelta(days=3)
     payment_record(
-        case=case, amount=Money(2000, "EUR"), method=Payment.Method.SIMULATED, external_ref="p1", actor=ACTOR,
+        case=case,
+        amount=Money(2000, "EUR"),
+        method=Payment.Method.SIMULATED,
+        external_ref="p1",
+        actor=ACTOR,
         received_at=later,
     )
     engine_tick(now=later)
@@ -141,7 +145,9 @@ def test_new_version_from_the_editor_bumps_the_version(db):
     assert (saved.version, again.version) == (1, 2)
     assert "version: 2" in again.source
     with pytest.raises(StrategyInvalidError) as info:
-        strategy_save_new_version(source=AB.replace("action: email, template: final_notice", "action: fax"), actor=ACTOR)
+        strategy_save_new_version(
+            source=AB.replace("action: email, template: final_notice", "action: fax"), actor=ACTOR
+        )
     assert info.value.fields["line"] == 13
     assert info.value.fields["where"] == "steps[4].action"
     with pytest.raises(ConflictError):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
 from django.db import transaction
-from django.db.models import Count
+from django.db.models import Count, Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -94,14 +94,30 @@ def _preview(doc: StrategyDoc, case: Case) -> list[dict[str, str]]:
     out = []
     for channel, template in doc.templates:
         if channel == "letter":
-            out.append({"channel": channel, "template": template, "subject": "", "text": _("(PDF letter, see the case page)"), "error": ""})
+            out.append(
+                {
+                    "channel": channel,
+                    "template": template,
+                    "subject": "",
+                    "text": _("(PDF letter, see the case page)"),
+                    "error": "",
+                }
+            )
             continue
         try:
             rendered = render_message(case=case, channel=channel, template=template)
         except Exception as exc:  # a missing template file, a forbidden word: shown, not raised
             out.append({"channel": channel, "template": template, "subject": "", "text": "", "error": str(exc)})
         else:
-            out.append({"channel": channel, "template": template, "subject": rendered.subject, "text": rendered.text, "error": ""})
+            out.append(
+                {
+                    "channel": channel,
+                    "template": template,
+                    "subject": rendered.subject,
+                    "text": rendered.text,
+                    "error": "",
+                }
+            )
     return out
 
 
@@ -176,20 +192,26 @@ def template_list(request: HttpRequest) -> HttpResponse:
                 body_text=row.body_text,
                 body_html=row.body_html,
             )
+    agency_id = actor.agency_id or 0
     context: dict[str, object] = {
-        "templates": MessageTemplate.objects.select_related("creditor").order_by("channel", "name", "language"),
-        "creditors": Creditor.objects.filter(agency_id=actor.agency_id).order_by("legal_name"),
+        "templates": MessageTemplate.objects.filter(Q(creditor__isnull=True) | Q(creditor__agency_id=agency_id))
+        .select_related("creditor")
+        .order_by("channel", "name", "language"),
+        "creditors": Creditor.objects.filter(agency_id=agency_id).order_by("legal_name"),
         "form": form,
         "variables": sorted(VARIABLES.items()),
         "can_edit": _can_edit(request),
     }
     if request.method == "POST":
         creditor_id = int(form["creditor"]) if form["creditor"].isdigit() else None
-        if creditor_id is not None and not Creditor.objects.filter(pk=creditor_id, agency_id=actor.agency_id).exists():
+        if creditor_id is not None and not Creditor.objects.filter(pk=creditor_id, agency_id=agency_id).exists():
             raise Http404
-        sample = Case.objects.select_related("creditor__agency", "debtor").filter(
-            **({"creditor_id": creditor_id} if creditor_id else {})
-        ).order_by("-pk").first()
+        sample = (
+            Case.objects.select_related("creditor__agency", "debtor")
+            .filter(**({"creditor_id": creditor_id} if creditor_id else {}))
+            .order_by("-pk")
+            .first()
+        )
         if request.POST.get("op") == "save":
             if not _can_edit(request):
                 raise Http404

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db.models import Q
-
 from django.template import engines
 from django.template.loader import render_to_string
 from django.utils import timezone, translation
@@ -105,7 +104,7 @@ def stored_template(*, channel: str, template: str, lang: str, creditor_id: int 
 
 
 def render_source(source: str, context: dict[str, Any]) -> str:
-    return engines["django"].from_string(source).render(context)  # type: ignore[arg-type]
+    return engines["django"].from_string(source).render(context)
 
 
 def render_message(*, case: Case, channel: str, template: str, extra: dict[str, Any] | None = None) -> Rendered:

@@ -48,8 +48,18 @@ VARIABLES: dict[str, str] = {
 }
 
 # FR-COL-09/11/17: fees and damages the platform never invents, unless the sentence denies them.
-_FEES = ("frais de recouvrement", "frais de dossier", "frais de relance", "frais de l'acte", "frais accessoires",
-         "dommages et intérêts", "dommages-intérêts", "collection fee", "recovery fee", "administration fee")
+_FEES = (
+    "frais de recouvrement",
+    "frais de dossier",
+    "frais de relance",
+    "frais de l'acte",
+    "frais accessoires",
+    "dommages et intérêts",
+    "dommages-intérêts",
+    "collection fee",
+    "recovery fee",
+    "administration fee",
+)
 _DENIALS = ("aucun", "aucuns", "sans", "pas de", "ni ", "no ", "without", "not ")
 # FR-COL-15/16/17: threats and imitations of judicial acts or public authority, beyond fr.FORBIDDEN_WORDS.
 _THREATS = (
@@ -112,10 +122,10 @@ def lint_template(parts: dict[str, str]) -> list[TemplateProblem]:
             own = own.replace(paragraph, " " * len(paragraph))
         lowered = own.lower()
         for word in (*fr.FORBIDDEN_WORDS, *_THREATS):
-            for match in re.finditer(r"(?<!\w)" + re.escape(word) + r"(?!\w)", lowered):
-                problems.append(
-                    TemplateProblem(part, _line_of(own, match.start()), f"forbidden wording {word!r} (FR-COL-15/17)")
-                )
+            problems.extend(
+                TemplateProblem(part, _line_of(own, match.start()), f"forbidden wording {word!r} (FR-COL-15/17)")
+                for match in re.finditer(r"(?<!\w)" + re.escape(word) + r"(?!\w)", lowered)
+            )
         for word in _FEES:
             for match in re.finditer(re.escape(word), lowered):
                 before = lowered[max(0, match.start() - 25) : match.start()]
@@ -127,16 +137,16 @@ def lint_template(parts: dict[str, str]) -> list[TemplateProblem]:
                             f"{word!r}: collection fees and damages are not charged to the debtor (FR-COL-09/11/17)",
                         )
                     )
-        for match in _LAYOUT.finditer(own):
-            problems.append(
-                TemplateProblem(
-                    part, _line_of(own, match.start()), f"{match.group(0)!r} imitates an official document (FR-COL-15)"
-                )
+        problems.extend(
+            TemplateProblem(
+                part, _line_of(own, match.start()), f"{match.group(0)!r} imitates an official document (FR-COL-15)"
             )
-        for match in _ACT_HEADING.finditer(own):
-            problems.append(
-                TemplateProblem(part, _line_of(own, match.start()), "a heading that reads like a judicial act (FR-COL-15)")
-            )
+            for match in _LAYOUT.finditer(own)
+        )
+        problems.extend(
+            TemplateProblem(part, _line_of(own, match.start()), "a heading that reads like a judicial act (FR-COL-15)")
+            for match in _ACT_HEADING.finditer(own)
+        )
         loop_names = {n for m in _TAG_NAMES.finditer(source) for n in re.findall(r"[A-Za-z_]\w*", m.group(1))}
         for match in _VARIABLE.finditer(source):
             name = match.group(1)
@@ -161,7 +171,7 @@ def _compile(parts: dict[str, str]) -> list[TemplateProblem]:
 
 def _render_parts(parts: dict[str, str], context: dict[str, Any], lang: str) -> dict[str, str]:
     with translation.override(lang):
-        return {part: engines["django"].from_string(src).render(context) for part, src in parts.items()}  # type: ignore[arg-type]
+        return {part: engines["django"].from_string(src).render(context) for part, src in parts.items()}
 
 
 def template_check(
@@ -190,7 +200,9 @@ def template_check(
         problems.append(TemplateProblem("body_text", None, "must show {{ case.reference }} (FR-COL-06 recall)"))
     if "first_letter_on" not in body_text and "_mentions" not in body_text:
         problems.append(
-            TemplateProblem("body_text", None, "must recall the first letter: {% if first_letter_on %}…{% endif %} (FR-COL-06)")
+            TemplateProblem(
+                "body_text", None, "must recall the first letter: {% if first_letter_on %}…{% endif %} (FR-COL-06)"
+            )
         )
     if channel == "sms" and "STOP" not in body_text:
         problems.append(TemplateProblem("body_text", None, "an SMS says how to stop them (STOP)"))

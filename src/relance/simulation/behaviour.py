@@ -186,8 +186,9 @@ def _per_variant(report: SimulationReport, case_ids: list[int], start: dict[int,
         .values_list("case_id", "s")
     )
     sent = Counter(
-        Action.objects.filter(case_id__in=case_ids, sent_at__isnull=False, sent_at__gte=_start_instant(report))
-        .values_list("case_id", flat=True)
+        Action.objects.filter(
+            case_id__in=case_ids, sent_at__isnull=False, sent_at__gte=_start_instant(report)
+        ).values_list("case_id", flat=True)
     )
     for case_id, key, variant in Case.objects.filter(pk__in=case_ids).values_list("pk", "strategy_key", "variant"):
         row = report.variants.setdefault(f"{key}/{variant or '-'}", [0, 0, 0, 0])

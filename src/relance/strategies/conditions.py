@@ -151,7 +151,7 @@ def parse_condition(text: object) -> Condition:
     if isinstance(text, bool) and text:
         return Condition("true", Truth(Literal(value=True, type="bool")))
     if not isinstance(text, str):
-        raise ConditionError(1, "a condition must be text, e.g. \"outstanding >= 100\"")
+        raise ConditionError(1, 'a condition must be text, e.g. "outstanding >= 100"')
     if len(text) > MAX_LENGTH:
         raise ConditionError(MAX_LENGTH + 1, f"a condition is at most {MAX_LENGTH} characters")
     if not text.strip():

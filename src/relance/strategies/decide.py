@@ -165,7 +165,7 @@ def decide(case: CaseSnapshot, strategy: StrategyDoc, policy: ContactPolicy, now
     reacted = _react(case, strategy, policy, now, events, transition=transition, notes=notes)
     if reacted is not None:
         return reacted
-    return _step(case, strategy, policy, now, transition, notes)
+    return _step(case, strategy, policy, now, transition=transition, notes=notes)
 
 
 def _step(
@@ -173,6 +173,7 @@ def _step(
     strategy: StrategyDoc,
     policy: ContactPolicy,
     now: datetime,
+    *,
     transition: Status | None,
     notes: list[str],
 ) -> Outcome:
@@ -186,8 +187,11 @@ def _step(
     skip = ""
     if due is None:
         skip = f"no {step.delay.anchor} date"
-    elif step.delay.anchor == "due" and step.delay.days < 0 and case.due_date and now >= _local_midnight(
-        case.due_date, case.debtor_timezone
+    elif (
+        step.delay.anchor == "due"
+        and step.delay.days < 0
+        and case.due_date
+        and now >= _local_midnight(case.due_date, case.debtor_timezone)
     ):
         # A pre-due reminder makes no sense once the due date has passed.
         skip = "due date already passed"
@@ -309,7 +313,17 @@ def _react(
                 continue
             label = f"on {event.kind}"
             if reaction.action in CONTACT_ACTIONS:
-                contact, why = _reaction_contact(case, strategy, policy, now, index, reaction, event, recent, chaseable)
+                contact, why = _reaction_contact(
+                    case,
+                    strategy,
+                    policy,
+                    now,
+                    index=index,
+                    reaction=reaction,
+                    event=event,
+                    recent=recent,
+                    chaseable=chaseable,
+                )
                 if contact is not None:
                     contacts.append(contact)
                     recent.append(contact.at or now)
@@ -364,6 +378,7 @@ def _reaction_contact(
     strategy: StrategyDoc,
     policy: ContactPolicy,
     now: datetime,
+    *,
     index: int,
     reaction: Reaction,
     event: CaseEvent,

@@ -344,7 +344,7 @@ def _step(ctx: _Context, index: int, raw: object, seen: set[str], variant_names:
 def _variants(ctx: _Context, raw: object) -> tuple[Variant, ...]:
     if raw is None:
         return ()
-    if not isinstance(raw, list) or len(raw) < 2:  # noqa: PLR2004 - A/B needs two arms at least
+    if not isinstance(raw, list) or len(raw) < 2:
         raise ctx.fail(("variants",), "must list at least two variants, each with a name and a share")
     out: list[Variant] = []
     for index, item in enumerate(raw):
@@ -356,11 +356,11 @@ def _variants(ctx: _Context, raw: object) -> tuple[Variant, ...]:
             raise ctx.fail((*path, "name"), "letters, digits, - and _ only (at most 20)")
         if name in {v.name for v in out}:
             raise ctx.fail((*path, "name"), f"duplicate variant {name!r}")
-        if not isinstance(share, int) or isinstance(share, bool) or not 0 < share <= 100:  # noqa: PLR2004
+        if not isinstance(share, int) or isinstance(share, bool) or not 0 < share <= 100:
             raise ctx.fail((*path, "share"), "must be a whole percentage between 1 and 100")
         out.append(Variant(name, share))
     total = sum(v.share for v in out)
-    if total != 100:  # noqa: PLR2004
+    if total != 100:
         raise ctx.fail(("variants",), f"shares add up to {total}, not 100")
     return tuple(out)
 
@@ -371,12 +371,12 @@ def _reactions(ctx: _Context, raw: object, step_ids: set[str]) -> tuple[Reaction
     if not isinstance(raw, list):
         raise ctx.fail(("reactions",), "must be a list")
     out: list[Reaction] = []
-    for index, item in enumerate(raw):
+    for index, raw_item in enumerate(raw):
         base: Path = ("reactions", index)
-        if not isinstance(item, dict):
+        if not isinstance(raw_item, dict):
             raise ctx.fail(base, "must be a mapping")
-        if True in item:  # YAML 1.1 reads a bare ``on:`` key as the boolean true
-            item = {("on" if k is True else k): v for k, v in item.items()}
+        # YAML 1.1 reads a bare ``on:`` key as the boolean true.
+        item = {("on" if k is True else k): v for k, v in raw_item.items()}
         unknown = [k for k in item if k not in _REACTION_FIELDS]
         if unknown:
             raise ctx.fail((*base, str(unknown[0])), f"unknown field (allowed: {', '.join(_REACTION_FIELDS)})")

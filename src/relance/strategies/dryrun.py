@@ -85,7 +85,7 @@ def strategy_dry_run(
             snap = replace(snap, variant=variant_for(case_id=case.pk, strategy=doc), step_at=case.placed_at)
         report.cases += 1
         report.per_variant[snap.variant or "-"] += 1
-        _replay(snap, doc, policy, now, horizon, report, costs, case.next_action_at)
+        _replay(snap, doc, policy, now, horizon=horizon, report=report, costs=costs, next_at=case.next_action_at)
     return report
 
 
@@ -94,6 +94,7 @@ def _replay(
     doc: StrategyDoc,
     policy: ContactPolicy,
     now: datetime,
+    *,
     horizon: datetime,
     report: DryRunReport,
     costs: dict[str, int],

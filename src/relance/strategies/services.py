@@ -91,7 +91,9 @@ def strategy_enable(*, key: str, enabled: bool, actor: Actor) -> None:
 def strategy_install_default(*, actor: Actor) -> Strategy:
     """Install the shipped strategies; ``default`` becomes the default (fallback) strategy."""
     folder = resources.files("relance.strategies")
-    default = strategy_save(source=folder.joinpath(SHIPPED[0]).read_text(encoding="utf-8"), make_default=True, actor=actor)
+    default = strategy_save(
+        source=folder.joinpath(SHIPPED[0]).read_text(encoding="utf-8"), make_default=True, actor=actor
+    )
     for name in SHIPPED[1:]:
         doc = parse_strategy(folder.joinpath(name).read_text(encoding="utf-8"))
         if not Strategy.objects.filter(key=doc.key, version=doc.version).exists():

@@ -4,20 +4,19 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('cases', '0002_translatable_labels'),
+        ("cases", "0002_translatable_labels"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='case',
-            name='event_seq',
+            model_name="case",
+            name="event_seq",
             field=models.BigIntegerField(default=0),
         ),
         migrations.AddField(
-            model_name='case',
-            name='step_at',
+            model_name="case",
+            name="step_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
     ]

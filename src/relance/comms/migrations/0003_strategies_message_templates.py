@@ -5,29 +5,54 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('comms', '0002_call_tasks'),
-        ('tenancy', '0005_creditor_registered_letters'),
+        ("comms", "0002_call_tasks"),
+        ("tenancy", "0005_creditor_registered_letters"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='MessageTemplate',
+            name="MessageTemplate",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('channel', models.CharField(choices=[('email', 'E-mail'), ('sms', 'SMS'), ('letter', 'Letter'), ('call', 'Call task')], max_length=10)),
-                ('name', models.CharField(max_length=40)),
-                ('language', models.CharField(choices=[('fr', 'Français'), ('en', 'English')], max_length=2)),
-                ('subject', models.CharField(blank=True, max_length=300)),
-                ('body_text', models.TextField()),
-                ('body_html', models.TextField(blank=True)),
-                ('creditor', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='message_templates', to='tenancy.creditor')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "channel",
+                    models.CharField(
+                        choices=[("email", "E-mail"), ("sms", "SMS"), ("letter", "Letter"), ("call", "Call task")],
+                        max_length=10,
+                    ),
+                ),
+                ("name", models.CharField(max_length=40)),
+                ("language", models.CharField(choices=[("fr", "Français"), ("en", "English")], max_length=2)),
+                ("subject", models.CharField(blank=True, max_length=300)),
+                ("body_text", models.TextField()),
+                ("body_html", models.TextField(blank=True)),
+                (
+                    "creditor",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="message_templates",
+                        to="tenancy.creditor",
+                    ),
+                ),
             ],
             options={
-                'constraints': [models.UniqueConstraint(condition=models.Q(('creditor__isnull', False)), fields=('channel', 'name', 'language', 'creditor'), name='message_template_unique_creditor'), models.UniqueConstraint(condition=models.Q(('creditor__isnull', True)), fields=('channel', 'name', 'language'), name='message_template_unique_agency')],
+                "constraints": [
+                    models.UniqueConstraint(
+                        condition=models.Q(("creditor__isnull", False)),
+                        fields=("channel", "name", "language", "creditor"),
+                        name="message_template_unique_creditor",
+                    ),
+                    models.UniqueConstraint(
+                        condition=models.Q(("creditor__isnull", True)),
+                        fields=("channel", "name", "language"),
+                        name="message_template_unique_agency",
+                    ),
+                ],
             },
         ),
     ]

@@ -4,28 +4,27 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('strategies', '0001_initial'),
+        ("strategies", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='EventCursor',
+            name="EventCursor",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=40, unique=True)),
-                ('seq', models.BigIntegerField(default=0)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("name", models.CharField(max_length=40, unique=True)),
+                ("seq", models.BigIntegerField(default=0)),
             ],
         ),
         migrations.AddField(
-            model_name='strategy',
-            name='enabled',
+            model_name="strategy",
+            name="enabled",
             field=models.BooleanField(default=False),
         ),
         migrations.AddField(
-            model_name='strategy',
-            name='priority',
+            model_name="strategy",
+            name="priority",
             field=models.IntegerField(default=0),
         ),
     ]
