@@ -22,6 +22,7 @@ from relance.cases.selectors import case_outstanding_minor
 from relance.cases.services import case_transition
 from relance.cases.status import Status
 from relance.claims.selectors import evidence_missing_for_case
+from relance.comms.models import Action
 from relance.comms.policy import ContactPolicy
 from relance.comms.services import action_queue, debtor_recent_contacts
 from relance.strategies.decide import CaseSnapshot, Outcome, decide
@@ -89,6 +90,7 @@ def snapshot(case: Case, now: datetime) -> CaseSnapshot:
         debtor_kind=debtor.kind,
         language=debtor.language[:2],
         claims=len(claims),
+        contacts_sent=Action.objects.filter(case_id=case.pk).count(),
     )
 
 
