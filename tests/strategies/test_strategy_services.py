@@ -188,3 +188,25 @@ def test_dry_run_counts_steps_channels_and_cost_without_writing(place, settings)
     assert report.per_channel["email"] == 12
     assert report.cost_minor == 12
     assert sum(report.per_variant.values()) == 4
+
+
+def test_an_escalated_case_goes_on_hold_and_resumes_after_the_escalation_step(place):
+    from relance.cases.services import case_transition  # noqa: PLC0415
+    from relance.cases.status import Status  # noqa: PLC0415
+
+    source = (
+        "key: esc\nversion: 1\nname: E\npriority: 99\n"
+        "steps:\n  - {id: esc, at: placement + 0d, action: escalate, reason: look}\n"
+        "  - {id: mail, at: previous + 0d, action: email, template: reminder}\n"
+    )
+    strategy_save(source=source, actor=ACTOR)
+    strategy_enable(key="esc", enabled=True, actor=ACTOR)
+    case = place("INV-1", "80.00").case
+    now = _weekday_noon()
+    engine_tick(now=now)
+    case.refresh_from_db()
+    assert (case.status, case.step) == (Status.ON_HOLD, 1)
+    case_transition(case=case, to=Status.ACTIVE, actor=ACTOR, reason="agent resumes")
+    Case.objects.filter(pk=case.pk).update(next_action_at=now)
+    engine_tick(now=now + timedelta(days=3))
+    assert Action.objects.get(case=case).step_key == "esc:v1:mail"

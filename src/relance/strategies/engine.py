@@ -165,14 +165,15 @@ def apply_outcome(*, case: Case, outcome: Outcome, now: datetime, actor: Actor, 
             actor=actor,
         )
         report.contacts[contact.channel] += 1
+    if outcome.next_step is not None:
+        # Also when the step ended the automatic flow (escalated: on hold), so resuming goes on after it.
+        case.step = outcome.next_step
+        case.step_at = now
     if Status(case.status) in (Status.NEW, Status.ACTIVE, Status.PROMISED):
-        if outcome.next_step is not None:
-            case.step = outcome.next_step
-            case.step_at = now
         case.next_action_at = outcome.next_action_at
         case.save(update_fields=["step", "step_at", "event_seq", "next_action_at", "updated_at"])
-    elif case.event_seq:
-        case.save(update_fields=["event_seq", "updated_at"])
+    elif outcome.next_step is not None or case.event_seq:
+        case.save(update_fields=["step", "step_at", "event_seq", "updated_at"])
     if outcome.notes and not outcome.contacts:
         report.deferred += 1
         audit_record(actor=actor, verb="engine.deferred", subject=case, data={"reason": outcome.reason})
