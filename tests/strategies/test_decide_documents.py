@@ -196,3 +196,15 @@ def test_routing_picks_the_first_matching_candidate() -> None:
     assert route(snap(segment="b2b"), [b2b, small], PLACED) == b2b
     assert route(snap(), [b2b, small], PLACED) == small
     assert route(snap(outstanding_minor=90_000), [b2b, small], PLACED) is None
+
+
+def test_an_answered_dispute_is_no_longer_an_open_one() -> None:
+    strategy = doc(
+        "steps:\n  - {id: first, after_days: 0, action: email, template: t}\n"
+        "  - {id: reminder, after_days: 10, action: email, template: reminder}\n"
+        "reactions:\n  - on: dispute_opened\n    action: escalate\n  - on: dispute_answered\n    goto: reminder\n"
+    )
+    events = (CaseEvent(3, "dispute_opened", PLACED), CaseEvent(8, "dispute_answered", PLACED + DAY))
+    outcome = decide(snap(step_index=0, events=events), strategy, POLICY, PLACED + 2 * DAY)
+    assert outcome.transition is None
+    assert outcome.next_step == 1

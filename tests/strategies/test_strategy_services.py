@@ -10,7 +10,8 @@ import pytest
 
 from relance.audit.models import AuditEvent
 from relance.cases.models import Case
-from relance.cases.services import case_promise
+from relance.cases.services import case_promise, case_transition
+from relance.cases.status import Status
 from relance.comms.models import Action
 from relance.core.errors import ConflictError
 from relance.core.money import Money
@@ -191,9 +192,6 @@ def test_dry_run_counts_steps_channels_and_cost_without_writing(place, settings)
 
 
 def test_an_escalated_case_goes_on_hold_and_resumes_after_the_escalation_step(place):
-    from relance.cases.services import case_transition  # noqa: PLC0415
-    from relance.cases.status import Status  # noqa: PLC0415
-
     source = (
         "key: esc\nversion: 1\nname: E\npriority: 99\n"
         "steps:\n  - {id: esc, at: placement + 0d, action: escalate, reason: look}\n"

@@ -80,6 +80,16 @@ def evidence_missing_reason(missing: tuple[str, ...]) -> str:
     return "evidence missing: " + ", ".join(missing)
 
 
+def current_events(events: tuple[CaseEvent, ...]) -> list[CaseEvent]:
+    """The events still worth reacting to: a dispute already answered is no longer "opened"."""
+    answered_after = {
+        e.id
+        for e in events
+        if e.kind == "dispute_opened" and any(later.kind == "dispute_answered" and later.id > e.id for later in events)
+    }
+    return [e for e in events if e.id not in answered_after]
+
+
 def variant_for(*, case_id: int, strategy: StrategyDoc) -> str:
     """Deterministic A/B/n assignment: a hash of (strategy key, case id) picks a bucket in 0..99.
 
@@ -141,7 +151,7 @@ def decide(case: CaseSnapshot, strategy: StrategyDoc, policy: ContactPolicy, now
     status = case.status
     transition: Status | None = None
     notes: list[str] = []
-    events = list(case.events)
+    events = current_events(case.events)
     if status == Status.PROMISED:
         if case.promise_date is None or now < _day_after(case.promise_date, case.debtor_timezone):
             reacted = _react(case, strategy, policy, now, events, transition=None, notes=[])
