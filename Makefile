@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 SEED ?= 42
 
-.PHONY: run test install install-dev lint typecheck check simulate messages bench-intake clean
+.PHONY: run test install install-dev lint typecheck check simulate messages bench-intake bench-portal clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,11 @@ simulate: install
 ROWS ?= 1000000
 bench-intake: install-dev
 	RELANCE_TEST_PGPORT=54341 scripts/with-postgres.sh $(BIN)/python bench/intake.py --rows $(ROWS)
+
+## make bench-portal: portal pages under 50 concurrent clients (gunicorn + PostgreSQL, wrk) against /healthz
+bench-portal: install-dev
+	@command -v wrk >/dev/null || { if [ "$$(id -u)" = 0 ]; then apt-get install -y -q wrk >/dev/null || { apt-get update -q >/dev/null && apt-get install -y -q wrk >/dev/null; }; else sudo apt-get install -y -q wrk; fi; }
+	RELANCE_TEST_PGPORT=54342 scripts/with-postgres.sh $(BIN)/python bench/portal.py
 
 ## make messages: refresh the French catalogue after changing UI text (needs GNU gettext; .mo is committed)
 messages: install-dev

@@ -4,14 +4,13 @@ saves a new version, the dry run shows counts per step and channel. Headless Deb
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Iterator
 
 import pytest
 
 from relance.strategies.models import Strategy
 from relance.tenancy.models import User
-from support import CHROMIUM_ARGS, PASSWORD, chromium_path
+from support import CHROMIUM_ARGS, PASSWORD, browser_log_in, chromium_path, totp_device
 
 os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
 
@@ -39,15 +38,14 @@ def page(live_server) -> Iterator[object]:
 
 
 def test_edit_check_save_and_dry_run(live_server, world, place, page):
-    User.objects.create_user(username="boss", password=PASSWORD, role=User.Role.AGENCY_ADMIN, agency=world.agency)
+    boss = User.objects.create_user(
+        username="boss", password=PASSWORD, role=User.Role.AGENCY_ADMIN, agency=world.agency
+    )
+    totp_device(boss)
     for n in range(3):
         place(f"INV-{n}", "80.00", email=f"d{n}@example.fr", last_name=f"N{n}")
     base = live_server.url
-    page.goto(f"{base}/bo/login/")
-    page.fill("#id_username", "boss")
-    page.fill("#id_password", PASSWORD)
-    page.click("#login")
-    page.wait_for_url(re.compile(r"/bo/(\?.*)?$"))
+    browser_log_in(page, base, boss)  # password, then the TOTP code (staff)
 
     page.click("#nav-strategies")
     page.click("#strategy-default a")

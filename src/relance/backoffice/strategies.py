@@ -1,12 +1,12 @@
 """Back office: strategies (list, editor with validation by line, preview, 30-day dry run) and templates.
 
-Agency staff only (a creditor's user gets 404); saving needs an agency admin or a supervisor. The dry
-run and the previews write nothing; saving a strategy stores a new version (a case keeps its own).
+Reading needs ``strategies.view`` (agency staff), saving ``strategies.edit`` (agency admin or
+supervisor), both from ``tenancy.permissions.MATRIX``. The dry run and the previews write nothing;
+saving a strategy stores a new version (a case keeps its own).
 """
 
 from __future__ import annotations
 
-from django.contrib.auth.decorators import login_required
 from django.db import transaction
 from django.db.models import Count, Q
 from django.http import Http404, HttpRequest, HttpResponse
@@ -26,10 +26,11 @@ from relance.strategies.document import StrategyDoc, StrategyDocumentError, pars
 from relance.strategies.dryrun import channel_costs, strategy_dry_run
 from relance.strategies.selectors import strategy_latest_versions, strategy_versions
 from relance.strategies.services import StrategyInvalidError, strategy_enable, strategy_save_new_version
+from relance.tenancy.access import actor_of, requires
 from relance.tenancy.actors import Actor
-from relance.tenancy.models import Creditor, User
+from relance.tenancy.models import Creditor
+from relance.tenancy.permissions import allowed
 
-EDITORS = frozenset({User.Role.AGENCY_ADMIN, User.Role.SUPERVISOR})
 NEW_SOURCE = """key: my_strategy
 version: 1
 name: "My strategy"
@@ -46,17 +47,14 @@ steps:
 
 
 def _staff(request: HttpRequest) -> Actor:
-    user = request.user
-    if not isinstance(user, User) or not user.is_agency_staff:
-        raise Http404
-    return Actor.for_user(user)
+    return actor_of(request)
 
 
 def _can_edit(request: HttpRequest) -> bool:
-    return isinstance(request.user, User) and request.user.role in EDITORS
+    return allowed(actor_of(request), "strategies.edit")
 
 
-@login_required
+@requires("strategies.view")
 @require_http_methods(["GET", "POST"])
 def strategy_list(request: HttpRequest) -> HttpResponse:
     actor = _staff(request)
@@ -121,7 +119,7 @@ def _preview(doc: StrategyDoc, case: Case) -> list[dict[str, str]]:
     return out
 
 
-@login_required
+@requires("strategies.view")
 @require_http_methods(["GET", "POST"])
 def strategy_edit(request: HttpRequest, key: str | None = None) -> HttpResponse:
     """Edit ``key`` (its newest version) or a new strategy; POST ``op`` = check | save | preview | dry_run."""
@@ -166,7 +164,7 @@ def strategy_edit(request: HttpRequest, key: str | None = None) -> HttpResponse:
 # --- templates ----------------------------------------------------------------------------------
 
 
-@login_required
+@requires("strategies.view")
 @require_http_methods(["GET", "POST"])
 def template_list(request: HttpRequest) -> HttpResponse:
     actor = _staff(request)
@@ -248,7 +246,7 @@ def template_list(request: HttpRequest) -> HttpResponse:
     return render(request, "backoffice/templates.html", context)
 
 
-@login_required
+@requires("strategies.edit")
 @require_POST
 def template_delete(request: HttpRequest, template_id: int) -> HttpResponse:
     actor = _staff(request)

@@ -1,21 +1,43 @@
-from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from relance.backoffice import imports, strategies, views
+from relance.backoffice import api_keys, audit_search, dashboards, disputes, imports, security, strategies, views, work
 
 app_name = "backoffice"
 urlpatterns = [
-    path("login/", auth_views.LoginView.as_view(template_name="backoffice/login.html"), name="login"),
-    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("login/", security.login, name="login"),
+    path("login/verify/", security.login_verify, name="login_verify"),
+    path("logout/", security.logout, name="logout"),
+    path("security/", security.security, name="security"),
+    path("security/creditor/", security.creditor_security, name="creditor_security"),
     path("", views.home, name="home"),
     path("cases/<int:case_id>/", views.case_detail, name="case"),
+    path("cases/<int:case_id>/act/<slug:verb>/", work.case_act, name="case_act"),
+    path("cases/<int:case_id>/recall/", work.case_recall_view, name="case_recall"),
+    path("queues/", work.queues, name="queues"),
+    path("queues/<slug:kind>/", work.queue, name="queue"),
+    path("queues/<slug:kind>/next/", work.queue_next, name="queue_next"),
+    path("work/<int:item_id>/", work.work_item, name="work_item"),
+    path("work/<int:item_id>/<slug:verb>/", work.work_item_act, name="work_item_act"),
     path("evidence/<int:evidence_id>/", views.evidence_download, name="evidence"),
     path("outbox/", views.outbox, name="outbox"),
     path("outbox/<int:action_id>/", views.message_detail, name="message"),
     path("debtors/review/", views.debtor_reviews, name="debtor_reviews"),
+    path("dashboard/", dashboards.dashboard, name="dashboard"),
+    path("dashboard/<slug:name>.svg", dashboards.dashboard_chart, name="dashboard_chart"),
+    path("dashboard/<slug:name>.<str:fmt>", dashboards.dashboard_export, name="dashboard_export"),
     path("imports/", imports.imports, name="imports"),
     path("imports/<int:import_id>/", imports.import_detail, name="import"),
     path("imports/<int:import_id>/errors.csv", imports.import_errors, name="import_errors"),
+    path("cases/<int:case_id>/disputes/<int:dispute_id>/answer/", disputes.dispute_answer, name="dispute_answer"),
+    path("cases/<int:case_id>/returns/<int:return_id>/", disputes.return_decide, name="return_decide"),
+    path("cases/<int:case_id>/payments/direct/", disputes.payment_report, name="payment_report"),
+    path("dispute-files/<int:file_id>/", disputes.dispute_file, name="dispute_file"),
+    path("notifications/", disputes.notifications, name="notifications"),
+    path("settings/returns/", disputes.return_policy, name="return_policy"),
+    path("payments/psp-events/", disputes.psp_events, name="psp_events"),
+    path("api-keys/", api_keys.api_keys, name="api_keys"),
+    path("api-keys/<int:key_id>/revoke/", api_keys.api_key_revoke_view, name="api_key_revoke"),
+    path("audit/access/", audit_search.access_search, name="access_search"),
     path("strategies/", strategies.strategy_list, name="strategies"),
     path("strategies/new/", strategies.strategy_edit, name="strategy_new"),
     path("strategies/<slug:key>/", strategies.strategy_edit, name="strategy"),

@@ -89,6 +89,8 @@ class Creditor(TimeStampedModel):
     # Letters to this creditor's debtors go out as registered mail (lettre recommandée); the flag is
     # copied into the daily print manifest for the printing house.
     registered_letters = models.BooleanField(default=False)
+    # Issue 6: the creditor's admin can make two-factor authentication mandatory for its users.
+    require_2fa = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["legal_name"]
