@@ -28,6 +28,7 @@ from relance.api.models import WebhookDelivery, WebhookEvent
 from relance.api.webhooks import webhook_endpoint_create
 from relance.cases.models import WorkItem
 from relance.cases.queues import work_item_open
+from relance.claims.models import DebtorMatchReview
 from relance.claims.services import evidence_attach
 from relance.comms.models import Action
 from relance.intake.imports import import_create
@@ -128,7 +129,11 @@ def objects(world, place, settings, tmp_path):
             case=case, reason="defective", statement="Cassé", files=[("p.pdf", io.BytesIO(b"%PDF-1.4\n"))], actor=debtor
         )
         made[side]["dispute"] = dispute
+        made[side]["creditor"] = creditor
         made[side]["dispute_file"] = dispute.files.get()
+    own_debtor, other_debtor = made["own"]["case"].debtor, made["other"]["case"].debtor
+    made["own"]["review"] = DebtorMatchReview.objects.create(debtor=own_debtor, candidate=other_debtor, rule="name")
+    made["other"]["review"] = DebtorMatchReview.objects.create(debtor=other_debtor, candidate=own_debtor, rule="name")
     return made
 
 
@@ -148,6 +153,8 @@ def ids(objects, side: str) -> dict[str, object]:
         "dispute_id": o["dispute"].pk,
         "return_id": o["return"].pk,
         "file_id": o["dispute_file"].pk,
+        "review_id": o["review"].pk,
+        "creditor_id": o["creditor"].pk,
         "verb": "note",  # case actions and work-item actions; POST-only, so GET answers 405 when allowed
         "kind": "call",
         "name": "ageing",

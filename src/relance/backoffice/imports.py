@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 
 from django import forms
 from django.db import transaction
@@ -14,6 +15,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from relance.audit.services import audit_record
 from relance.backoffice.views import _actor
+from relance.intake import parse
 from relance.intake.imports import import_create, import_error_report
 from relance.intake.models import ImportBatch
 from relance.intake.tasks import import_run_task
@@ -93,13 +95,47 @@ def _get(request: HttpRequest, import_id: int) -> ImportBatch:
     return batch
 
 
+@dataclass(frozen=True, slots=True)
+class FileReading:
+    """How the file was read: the layout used, the CSV dialect, and the columns nobody reads."""
+
+    layout: str
+    encoding: str
+    delimiter: str
+    decimal: str
+    unknown: tuple[str, ...]
+
+
+def _file_reading(batch: ImportBatch) -> FileReading | None:
+    """Read the stored file's header again (bounded: the header and a sample of rows, never the file)."""
+    mapping = parse.ColumnMapping.from_dict(batch.mapping) if batch.mapping else None
+    try:
+        with batch.file.open("rb") as raw:
+            if batch.filename.lower().endswith((".xlsx", ".xlsm")):
+                stream = parse.read_xlsx_rows(raw, sheet=batch.sheet or None, mapping=mapping)
+            else:
+                stream = parse.read_rows(raw, mapping=mapping)
+            return FileReading(
+                layout=stream.mapping.name,
+                encoding=stream.encoding,
+                delimiter={"\t": "tab"}.get(stream.delimiter, stream.delimiter),
+                decimal=stream.decimal or "",
+                unknown=stream.unknown_columns,
+            )
+    except (parse.IntakeFileError, OSError, ValueError):
+        return None  # the import's own message says why the file cannot be read
+
+
 @requires("imports.view")
 @require_GET
 def import_detail(request: HttpRequest, import_id: int) -> HttpResponse:
     batch = _get(request, import_id)
-    template = "backoffice/_import_status.html" if request.headers.get("HX-Request") else "backoffice/import.html"
     issues = batch.issues.order_by("row", "pk")[:200]
-    return render(request, template, {"batch": batch, "issues": issues})
+    if request.headers.get("HX-Request"):
+        return render(request, "backoffice/_import_status.html", {"batch": batch, "issues": issues})
+    return render(
+        request, "backoffice/import.html", {"batch": batch, "issues": issues, "reading": _file_reading(batch)}
+    )
 
 
 @requires("imports.view")

@@ -1,6 +1,18 @@
 from django.urls import path
 
-from relance.backoffice import api_keys, audit_search, dashboards, disputes, imports, security, strategies, views, work
+from relance.backoffice import (
+    api_keys,
+    audit_search,
+    dashboards,
+    disputes,
+    imports,
+    intake_setup,
+    reviews,
+    security,
+    strategies,
+    views,
+    work,
+)
 
 app_name = "backoffice"
 urlpatterns = [
@@ -22,6 +34,9 @@ urlpatterns = [
     path("outbox/", views.outbox, name="outbox"),
     path("outbox/<int:action_id>/", views.message_detail, name="message"),
     path("debtors/review/", views.debtor_reviews, name="debtor_reviews"),
+    path("debtors/review/<int:review_id>/", reviews.debtor_review_decide, name="debtor_review_decide"),
+    path("intake/", intake_setup.creditors, name="intake_creditors"),
+    path("intake/<int:creditor_id>/", intake_setup.creditor_settings, name="intake_settings"),
     path("dashboard/", dashboards.dashboard, name="dashboard"),
     path("dashboard/<slug:name>.svg", dashboards.dashboard_chart, name="dashboard_chart"),
     path("dashboard/<slug:name>.<str:fmt>", dashboards.dashboard_export, name="dashboard_export"),

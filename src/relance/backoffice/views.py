@@ -31,6 +31,7 @@ from relance.claims.selectors import (
 )
 from relance.comms.models import Action
 from relance.core.money import Money
+from relance.intake.debtor_review import DECIDING_ROLES
 from relance.payments.models import Payment
 from relance.strategies.decide import evidence_missing_reason
 from relance.tenancy.access import actor_of, requires
@@ -239,6 +240,7 @@ def debtor_reviews(request: HttpRequest) -> HttpResponse:
     reviews = (
         DebtorMatchReview.objects.filter(status=DebtorMatchReview.Status.OPEN, debtor__agency_id=actor.agency_id)
         .select_related("debtor", "candidate")
+        .annotate(debtor_claims=Count("debtor__claims", distinct=True))
         .order_by("-pk")
     )
     page = Paginator(reviews, 50).get_page(request.GET.get("page"))
@@ -246,4 +248,8 @@ def debtor_reviews(request: HttpRequest) -> HttpResponse:
         audit_record(
             actor=actor, verb="debtor_reviews.viewed", subject_type="claims.debtor", data={"page": page.number}
         )
-    return render(request, "backoffice/debtor_reviews.html", {"page": page})
+    return render(
+        request,
+        "backoffice/debtor_reviews.html",
+        {"page": page, "can_decide": actor.role in DECIDING_ROLES},
+    )

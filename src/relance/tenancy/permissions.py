@@ -45,6 +45,7 @@ MATRIX: dict[str, tuple[frozenset[str], str]] = {
     "imports.upload": (OPERATORS | {CREDITOR_ADMIN}, "Upload a file of claims"),
     "intake.mapping": (OPERATORS | {CREDITOR_ADMIN}, "Edit a creditor's import mapping"),
     "debtors.review": (STAFF, "Review possible duplicate debtors (all creditors)"),
+    "debtors.merge": (OPERATORS, "Decide a possible duplicate: merge into the known debtor, or keep apart"),
     "strategies.view": (STAFF, "Read strategies and templates"),
     "strategies.edit": (frozenset({AGENCY_ADMIN, SUPERVISOR}), "Edit strategies and templates"),
     "disputes.answer": (frozenset({AGENCY_ADMIN, SUPERVISOR, CREDITOR_ADMIN}), "Answer a dispute with evidence"),
