@@ -212,6 +212,8 @@ def ids(objects, side: str) -> dict[str, object]:
         "kind": "call",
         "name": "ageing",
         "fmt": "csv",
+        "key": "default",  # a strategy key (strategies are agency-wide)
+        "template_id": 1,  # POST-only delete: GET answers 405 when allowed
     }
 
 

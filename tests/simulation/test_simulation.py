@@ -80,3 +80,22 @@ def test_demo_and_simulate_commands_report_a_recovery_rate():
     assert re.search(r"recovery rate: \d+\.\d+%", text)
     assert "rolled back" in text
     assert _state() == before
+
+
+def test_simulator_prints_results_per_variant():
+    """Issue 4 done-means: A/B assignment is stable and recorded; the simulator prints results per variant."""
+    build_demo_world(seed=1, debtors=60, claims=80)
+    before = _state()
+    first = simulate(days=20, seed=3, enable=("b2c_small",))
+    second = simulate(days=20, seed=3, enable=("b2c_small",))
+    assert _state() == before  # rolled back, routing included
+    assert first.variants == second.variants  # stable
+    assert {"b2c_small/A", "b2c_small/B"} <= set(first.variants)
+    assert sum(row[0] for row in first.variants.values()) == first.cases
+    lines = [line for line in first.lines() if line.startswith("variant b2c_small/")]
+    assert len(lines) == 2
+    assert re.match(r"variant b2c_small/A: \d+ cases, recovered .+ \(\d+\.\d+%\), \d+\.\d+ contacts per case", lines[0])
+
+    out = StringIO()
+    call_command("simulate", "--days", "5", "--seed", "3", "--enable", "b2c_small", stdout=out)
+    assert "variant b2c_small/A:" in out.getvalue()

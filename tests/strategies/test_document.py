@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from relance.strategies.document import Step, StrategyDoc, StrategyDocumentError, parse_strategy
+from relance.strategies.document import Delay, Step, StrategyDoc, StrategyDocumentError, parse_strategy
 
 DEFAULT_YAML = files("relance.strategies").joinpath("default.yaml").read_text(encoding="utf-8")
 
@@ -68,7 +68,7 @@ def test_step_key_names_strategy_version_and_step() -> None:
     strategy = parse_strategy(doc())
     assert strategy.step_key(strategy.steps[1]) == "test:v2:sms"
     assert isinstance(strategy, StrategyDoc)
-    assert strategy.steps[2] == Step(id="end", after_days=20, action="close", template="")
+    assert strategy.steps[2] == Step(id="end", delay=Delay("placement", 20), action="close", template="")
 
 
 def test_steps_on_the_same_day_are_allowed() -> None:
@@ -174,7 +174,8 @@ def test_the_first_error_in_document_order_is_reported() -> None:
     assert error_of(data).where == "steps[2].action"
 
 
-def test_invalid_yaml_is_not_a_strategy_error() -> None:
-    # Syntax errors surface from the YAML parser with their own line and column.
-    with pytest.raises(yaml.YAMLError):
-        parse_strategy("key: [unclosed")
+def test_invalid_yaml_names_its_line() -> None:
+    error = error_of("key: test\nversion: 1\nname: [unclosed\nsteps: []\n")
+    assert error.where == "document"
+    assert error.line is not None and error.line >= 3
+    assert "invalid YAML" in error.problem

@@ -11,6 +11,7 @@ from relance.backoffice import (
     remittances,
     reviews,
     security,
+    strategies,
     views,
     work,
 )
@@ -64,4 +65,9 @@ urlpatterns = [
     path("remittances/<int:remittance_id>/invoice.pdf", remittances.remittance_invoice, name="remittance_invoice"),
     path("remittances/files/<int:batch_id>.xml", remittances.payout_file, name="payout_file"),
     path("remittances/files/<int:batch_id>/paid", remittances.payout_file_paid, name="payout_file_paid"),
+    path("strategies/", strategies.strategy_list, name="strategies"),
+    path("strategies/new/", strategies.strategy_edit, name="strategy_new"),
+    path("strategies/<slug:key>/", strategies.strategy_edit, name="strategy"),
+    path("templates/", strategies.template_list, name="templates"),
+    path("templates/<int:template_id>/delete/", strategies.template_delete, name="template_delete"),
 ]

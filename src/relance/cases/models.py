@@ -61,6 +61,11 @@ class Case(TimeStampedModel):
     strategy_version = models.PositiveIntegerField(default=1)
     variant = models.CharField(max_length=20, blank=True)
     step = models.PositiveIntegerField(default=0, help_text="Index of the next strategy step")
+    # When the case reached its current step (``previous + Nd`` delays); null until the engine first
+    # looks at it, which is when it is routed to a strategy and given its A/B/n variant.
+    step_at = models.DateTimeField(null=True, blank=True)
+    # Audit sequence number up to which the engine has seen this case's events (strategy reactions).
+    event_seq = models.BigIntegerField(default=0)
     placed_at = models.DateTimeField()
     next_action_at = models.DateTimeField(null=True, blank=True, db_index=True)
     last_contact_at = models.DateTimeField(null=True, blank=True)

@@ -93,3 +93,44 @@ class CallTask(TimeStampedModel):
 
     def __str__(self) -> str:
         return f"call {self.case_id} ({self.status})"
+
+
+class MessageTemplate(TimeStampedModel):
+    """A message template edited in the back office: channel × name × language × creditor override.
+
+    It takes precedence over the template shipped in ``comms/templates`` with the same channel, name
+    and language; a creditor's row takes precedence over the agency-wide one (``creditor`` null).
+    Saved only through ``comms.templates.template_save``, which lints it (FR-COL-15/17) and renders it
+    against a sample case first.
+    """
+
+    class Language(models.TextChoices):
+        FR = "fr", "Français"
+        EN = "en", "English"
+
+    channel = models.CharField(max_length=10, choices=Action.Channel.choices)
+    name = models.CharField(max_length=40)
+    language = models.CharField(max_length=2, choices=Language.choices)
+    creditor = models.ForeignKey(
+        "tenancy.Creditor", on_delete=models.CASCADE, null=True, blank=True, related_name="message_templates"
+    )
+    subject = models.CharField(max_length=300, blank=True)
+    body_text = models.TextField()
+    body_html = models.TextField(blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["channel", "name", "language", "creditor"],
+                condition=Q(creditor__isnull=False),
+                name="message_template_unique_creditor",
+            ),
+            models.UniqueConstraint(
+                fields=["channel", "name", "language"],
+                condition=Q(creditor__isnull=True),
+                name="message_template_unique_agency",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.channel}/{self.name}.{self.language}" + (f" ({self.creditor_id})" if self.creditor_id else "")

@@ -12,12 +12,15 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
+from django.db.models import Q
+from django.template import engines
 from django.template.loader import render_to_string
-from django.utils import translation
+from django.utils import timezone, translation
 
 from relance.cases.links import portal_url
 from relance.cases.models import Case
 from relance.cases.selectors import case_claim_balances
+from relance.comms.models import Action, MessageTemplate
 from relance.compliance import fr
 from relance.core.errors import ValidationError
 from relance.core.money import Money
@@ -74,7 +77,34 @@ def message_context(*, case: Case, lang: str) -> dict[str, Any]:
         "portal_url": portal_url(case_id=case.pk, reference=case.reference),
         "l111_8": fr.L111_8_PARAGRAPHS,
         "amicable_statement": fr.AMICABLE_COLLECTION_STATEMENT,
+        # FR-COL-06: every contact after the first letter recalls its reference and date.
+        "first_letter_on": _first_letter_on(case),
     }
+
+
+def _first_letter_on(case: Case) -> object:
+    if case.pk is None:
+        return None
+    first = (
+        Action.objects.filter(case_id=case.pk, channel=Action.Channel.LETTER, sent_at__isnull=False)
+        .order_by("sent_at")
+        .values_list("sent_at", flat=True)
+        .first()
+    )
+    return timezone.localdate(first) if first is not None else None
+
+
+def stored_template(*, channel: str, template: str, lang: str, creditor_id: int | None) -> MessageTemplate | None:
+    """The back office's template for (channel, name, language): the creditor's, else the agency's."""
+    rows = MessageTemplate.objects.filter(channel=channel, name=template, language=lang).filter(
+        Q(creditor_id=creditor_id) | Q(creditor__isnull=True)
+    )
+    found = sorted(rows, key=lambda t: t.creditor_id is None)
+    return found[0] if found else None
+
+
+def render_source(source: str, context: dict[str, Any]) -> str:
+    return engines["django"].from_string(source).render(context)
 
 
 def render_message(*, case: Case, channel: str, template: str, extra: dict[str, Any] | None = None) -> Rendered:
@@ -83,10 +113,16 @@ def render_message(*, case: Case, channel: str, template: str, extra: dict[str, 
     context = {**message_context(case=case, lang=lang), **(extra or {})}
     base = f"comms/{channel}/{template}.{lang}"
     text_only = channel in TEXT_ONLY_CHANNELS
+    stored = stored_template(channel=channel, template=template, lang=lang, creditor_id=case.creditor_id)
     with translation.override(lang):
-        subject = "" if text_only else " ".join(render_to_string(f"{base}.subject", context).split())
-        text = render_to_string(f"{base}.txt", context).strip() + "\n"
-        html = "" if text_only else render_to_string(f"{base}.html", context)
+        if stored is not None:
+            subject = "" if text_only else " ".join(render_source(stored.subject, context).split())
+            text = render_source(stored.body_text, context).strip() + "\n"
+            html = "" if text_only or not stored.body_html else render_source(stored.body_html, context)
+        else:
+            subject = "" if text_only else " ".join(render_to_string(f"{base}.subject", context).split())
+            text = render_to_string(f"{base}.txt", context).strip() + "\n"
+            html = "" if text_only else render_to_string(f"{base}.html", context)
     # The L111-8 paragraphs are mandated verbatim (FR-COL-07) and may name what the rest may not.
     own_words = text
     for paragraph in fr.L111_8_PARAGRAPHS:

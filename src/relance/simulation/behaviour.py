@@ -28,6 +28,7 @@ from relance.core.money import Money
 from relance.payments.models import Payment
 from relance.payments.services import payment_record
 from relance.strategies.engine import engine_tick
+from relance.strategies.services import strategy_enable
 from relance.tenancy.actors import Actor
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -77,6 +78,8 @@ class SimulationReport:
     promises: int = 0
     promises_kept: int = 0
     disputes: int = 0
+    # "strategy/variant" -> [cases, outstanding at start, recovered, contacts], for A/B/n comparisons.
+    variants: dict[str, list[int]] = field(default_factory=dict)
 
     @property
     def recovery_rate(self) -> float:
@@ -93,16 +96,33 @@ class SimulationReport:
             f"contacts sent per channel: {contacts}",
             f"promises: {self.promises} made, {self.promises_kept} kept; disputes: {self.disputes}",
             f"case statuses at end: {statuses}",
+            *self.variant_lines(),
         ]
 
+    def variant_lines(self) -> list[str]:
+        """One line per strategy variant: cases, recovery rate, contacts per case (issue 4, A/B/n)."""
+        out = []
+        for name, (cases, start, recovered, contacts) in sorted(self.variants.items()):
+            rate = recovered / start if start else 0.0
+            out.append(
+                f"variant {name}: {cases} cases, recovered {Money(recovered, self.currency).format('en_GB')}"
+                f" of {Money(start, self.currency).format('en_GB')} ({rate:.2%}),"
+                f" {contacts / cases if cases else 0:.2f} contacts per case"
+            )
+        return out
 
-def simulate(*, days: int, seed: int, commit: bool = False, start: date | None = None) -> SimulationReport:
+
+def simulate(
+    *, days: int, seed: int, commit: bool = False, start: date | None = None, enable: tuple[str, ...] = ()
+) -> SimulationReport:
     """Play ``days`` days on the current database; rolled back unless ``commit``.
 
     ``start`` defaults to the day after the latest placement, so a run is reproducible on a given
     database whatever the wall clock says.
     """
     with transaction.atomic():
+        for key in enable:  # route new cases to these strategies for this run (A/B/n comparisons)
+            strategy_enable(key=key, enabled=True, actor=Actor.system("simulator"))
         report = _play(days=days, seed=seed, start=start)
         if not commit:
             transaction.set_rollback(True)
@@ -125,7 +145,8 @@ def _play(*, days: int, seed: int, start: date | None) -> SimulationReport:
     open_cases = list(
         Case.objects.filter(status__in=[Status.NEW.value, Status.ACTIVE.value]).values_list("pk", flat=True)
     )
-    outstanding = sum(case_outstanding_minor(case=c) for c in Case.objects.filter(pk__in=open_cases))
+    start_outstanding = {c.pk: case_outstanding_minor(case=c) for c in Case.objects.filter(pk__in=open_cases)}
+    outstanding = sum(start_outstanding.values())
     report = SimulationReport(
         days=days, seed=seed, start=start, cases=len(open_cases), outstanding_at_start=outstanding
     )
@@ -152,7 +173,33 @@ def _play(*, days: int, seed: int, start: date | None) -> SimulationReport:
         or 0
     )
     report.statuses.update(Case.objects.filter(pk__in=open_cases).values_list("status", flat=True))
+    _per_variant(report, open_cases, start_outstanding, first_payment_id)
     return report
+
+
+def _per_variant(report: SimulationReport, case_ids: list[int], start: dict[int, int], first_payment_id: int) -> None:
+    """Group the results by the strategy variant each case was given (recorded on the case)."""
+    paid = dict(
+        Payment.objects.filter(pk__gt=first_payment_id, case_id__in=case_ids)
+        .values_list("case_id")
+        .annotate(s=Sum("amount_minor"))
+        .values_list("case_id", "s")
+    )
+    sent = Counter(
+        Action.objects.filter(
+            case_id__in=case_ids, sent_at__isnull=False, sent_at__gte=_start_instant(report)
+        ).values_list("case_id", flat=True)
+    )
+    for case_id, key, variant in Case.objects.filter(pk__in=case_ids).values_list("pk", "strategy_key", "variant"):
+        row = report.variants.setdefault(f"{key}/{variant or '-'}", [0, 0, 0, 0])
+        row[0] += 1
+        row[1] += start.get(case_id, 0)
+        row[2] += paid.get(case_id, 0) or 0
+        row[3] += sent[case_id]
+
+
+def _start_instant(report: SimulationReport) -> datetime:
+    return datetime.combine(report.start, time(0), tzinfo=PARIS)
 
 
 def _react(seed: int, case_id: int, contact_number: int, day: date, agenda: dict[date, list[Event]]) -> None:

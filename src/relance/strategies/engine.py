@@ -22,10 +22,12 @@ from relance.cases.selectors import case_outstanding_minor
 from relance.cases.services import case_transition
 from relance.cases.status import Status
 from relance.claims.selectors import evidence_missing_for_case
+from relance.comms.models import Action
 from relance.comms.policy import ContactPolicy
 from relance.comms.services import action_queue, debtor_recent_contacts
 from relance.strategies.decide import CaseSnapshot, Outcome, decide
-from relance.strategies.selectors import strategy_doc
+from relance.strategies.selectors import case_events_since, strategy_doc
+from relance.strategies.services import case_events_wake, case_strategy_assign, snapshot_with_assignment
 from relance.tenancy.actors import Actor
 
 log = logging.getLogger("relance.engine")
@@ -61,17 +63,34 @@ def snapshot(case: Case, now: datetime) -> CaseSnapshot:
         channels.add("call")
         if not debtor.sms_opt_out:  # they answered STOP: the step is skipped, not queued and blocked
             channels.add("sms")
+    outstanding = case_outstanding_minor(case=case)
+    claims = list(case.claims.values_list("due_date", flat=True))
     return CaseSnapshot(
         case_id=case.pk,
         status=Status(case.status),
         step_index=case.step,
         placed_at=case.placed_at,
-        outstanding_minor=case_outstanding_minor(case=case),
+        outstanding_minor=outstanding,
         debtor_timezone=debtor.timezone,
         channels=frozenset(channels),
         recent_contacts=tuple(debtor_recent_contacts(debtor_id=debtor.pk, now=now)),
         promise_date=case.promise_date,
         missing_evidence=evidence_missing_for_case(case_id=case.pk, required=case.creditor.required_evidence),
+        # Strategy documents: delays, conditions, variants and reactions (docs/strategies.md).
+        step_at=case.step_at,
+        due_date=min(claims) if claims else None,
+        variant=case.variant,
+        events=tuple(
+            case_events_since(
+                case_id=case.pk, debtor_id=debtor.pk, after_seq=case.event_seq, outstanding_minor=outstanding
+            )
+        ),
+        segment=case.creditor.segment,
+        creditor=case.creditor.slug,
+        debtor_kind=debtor.kind,
+        language=debtor.language[:2],
+        claims=len(claims),
+        contacts_sent=Action.objects.filter(case_id=case.pk).count(),
     )
 
 
@@ -88,6 +107,7 @@ def engine_tick(
     policy = policy or ContactPolicy()
     actor = actor or Actor.system("engine")
     report = TickReport()
+    case_events_wake(now=now)  # cases with new events (payments, promises, bounces…) react now
     last_id = 0
     while True:
         with transaction.atomic():
@@ -111,10 +131,15 @@ def _decide_one(*, case: Case, now: datetime, policy: ContactPolicy, actor: Acto
     """One case in its own savepoint: a failure is recorded and retried later, never blocks the batch."""
     try:
         with transaction.atomic():
-            doc = strategy_doc(key=case.strategy_key, version=case.strategy_version)
-            apply_outcome(
-                case=case, outcome=decide(snapshot(case, now), doc, policy, now), now=now, actor=actor, report=report
-            )
+            facts = snapshot(case, now)
+            if case.step_at is None:  # first look: routed to a strategy and given its variant, recorded
+                doc = case_strategy_assign(case=case, snapshot=facts, now=now, actor=actor)
+                facts = snapshot_with_assignment(facts, case)
+            else:
+                doc = strategy_doc(key=case.strategy_key, version=case.strategy_version)
+            if facts.events:
+                case.event_seq = max(e.id for e in facts.events)
+            apply_outcome(case=case, outcome=decide(facts, doc, policy, now), now=now, actor=actor, report=report)
     except Exception as exc:
         log.exception("engine failed on case %s", case.pk)
         report.errors += 1
@@ -136,15 +161,19 @@ def apply_outcome(*, case: Case, outcome: Outcome, now: datetime, actor: Actor, 
             channel=contact.channel,
             template=contact.template,
             step_key=contact.step_key,
-            scheduled_at=now,
+            scheduled_at=contact.at or now,
             actor=actor,
         )
         report.contacts[contact.channel] += 1
+    if outcome.next_step is not None:
+        # Also when the step ended the automatic flow (escalated: on hold), so resuming goes on after it.
+        case.step = outcome.next_step
+        case.step_at = now
     if Status(case.status) in (Status.NEW, Status.ACTIVE, Status.PROMISED):
-        if outcome.next_step is not None:
-            case.step = outcome.next_step
         case.next_action_at = outcome.next_action_at
-        case.save(update_fields=["step", "next_action_at", "updated_at"])
+        case.save(update_fields=["step", "step_at", "event_seq", "next_action_at", "updated_at"])
+    elif outcome.next_step is not None or case.event_seq:
+        case.save(update_fields=["step", "step_at", "event_seq", "updated_at"])
     if outcome.notes and not outcome.contacts:
         report.deferred += 1
         audit_record(actor=actor, verb="engine.deferred", subject=case, data={"reason": outcome.reason})
