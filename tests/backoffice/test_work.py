@@ -166,3 +166,35 @@ def test_a_creditor_admin_recalls_a_case_and_chasing_stops(world, place):
     case.refresh_from_db()
     assert case.status == "returned" and case.next_action_at is None
     assert 'id="recall"' not in admin.get(f"/bo/cases/{case.pk}/").content.decode()
+
+
+CALLS = """
+key: calls
+version: 1
+name: "Call first"
+steps:
+  - id: call
+    at: placement + 0d
+    action: call
+    template: call_script
+"""
+
+
+def test_an_agent_moves_a_case_to_another_strategy_from_its_first_step(world, place):
+    from relance.audit.models import AuditEvent
+    from relance.strategies.services import strategy_save
+
+    strategy_save(source=CALLS, actor=SYSTEM)
+    case = place().case
+    before = case.strategy_key
+    client = _client(world.agent)
+    assert 'value="calls"' in client.get(f"/bo/cases/{case.pk}/").content.decode()
+    client.post(f"/bo/cases/{case.pk}/act/strategy/", {"strategy-key": "calls"})
+    case.refresh_from_db()
+    assert (case.strategy_key, case.strategy_version, case.step) == ("calls", 1, 0)
+    assert case.next_action_at is not None
+    event = AuditEvent.objects.get(verb="strategy.changed")
+    assert event.data["from"]["key"] == before and event.data["key"] == "calls"
+    refused = client.post(f"/bo/cases/{case.pk}/act/strategy/", {"strategy-key": "nope"}, follow=True)
+    assert 'class="messages"' in refused.content.decode()
+    assert AuditEvent.objects.filter(verb="strategy.changed").count() == 1

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
 from django.utils.translation import gettext_lazy
 
 from relance.comms.calls import CallResult
+from relance.strategies.selectors import strategy_latest_versions
 
 
 class ReasonForm(forms.Form):
@@ -41,12 +44,23 @@ class DiscountForm(forms.Form):
     reason = forms.CharField(label=gettext_lazy("Reason"), max_length=300)
 
 
+class StrategyForm(forms.Form):
+    key = forms.ChoiceField(label=gettext_lazy("Strategy"), choices=[])
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["key"].choices = [  # type: ignore[attr-defined]
+            (s.key, f"{s.name} ({s.key} v{s.version})") for s in strategy_latest_versions()
+        ]
+
+
 CASE_FORMS: dict[str, type[forms.Form]] = {
     "note": NoteForm,
     "call": CallForm,
     "promise": PromiseForm,
     "hold": HoldForm,
     "resume": forms.Form,
+    "strategy": StrategyForm,
     "discount": DiscountForm,
     "return": ReasonForm,
     "write_off": ReasonForm,

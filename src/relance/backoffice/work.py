@@ -46,6 +46,7 @@ from relance.core.money import Money, MoneyError
 from relance.payments.arrangements import promise_create
 from relance.payments.bank import bank_entry_ignore, bank_entry_match
 from relance.payments.models import UnmatchedBankEntry
+from relance.strategies.services import case_strategy_change
 from relance.tenancy.access import requires
 from relance.tenancy.actors import Actor
 
@@ -263,6 +264,8 @@ def case_act(request: HttpRequest, case_id: int, verb: str) -> HttpResponse:
             case_hold(case=case, until=data["until"], reason=data["reason"], actor=actor)
         elif verb == "resume":
             case_resume(case=case, actor=actor)
+        elif verb == "strategy":
+            case_strategy_change(case=case, key=data["key"], actor=actor, now=timezone.now())
         elif verb == "discount":
             pending = case_discount_grant(
                 case=case, amount_minor=_money(data["amount"], case.currency), reason=data["reason"], actor=actor

@@ -12,12 +12,17 @@ from django.db.models import Max
 from relance.audit.models import AuditEvent
 from relance.audit.services import audit_record
 from relance.cases.models import Case
-from relance.core.errors import ConflictError, NotFoundError, ValidationError
+from relance.core.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError
 from relance.strategies.decide import CaseSnapshot, route, variant_for
 from relance.strategies.document import StrategyDoc, StrategyDocumentError, parse_strategy
 from relance.strategies.events import EVENT_VERBS, event_kind
 from relance.strategies.models import EventCursor, Strategy
-from relance.strategies.selectors import strategy_doc, strategy_doc_of, strategy_routing_candidates
+from relance.strategies.selectors import (
+    strategy_doc,
+    strategy_doc_of,
+    strategy_latest_versions,
+    strategy_routing_candidates,
+)
 from relance.tenancy.actors import Actor
 
 # Shipped with Relance: installed (not enabled) by ``migrate``; ``default`` is the fallback.
@@ -184,6 +189,42 @@ def strategy_migrate_cases(*, key: str, from_version: int, to_version: int, acto
         )
         moved += 1
     return moved
+
+
+OPERATOR_ROLES = frozenset({"agent", "supervisor", "agency_admin"})
+
+
+@transaction.atomic
+def case_strategy_change(*, case: Case, key: str, actor: Actor, now: datetime) -> Case:
+    """An agent moves a case to another strategy (its newest version), from the first step.
+
+    The case gets the new strategy's variant (deterministic, as at routing) and is due at once; the
+    change is audited with what it replaced. Closed, disputed or held cases keep their strategy.
+    """
+    if actor.kind != "staff" or actor.role not in OPERATOR_ROLES:
+        raise PermissionDeniedError("Only agents, supervisors and agency admins change a case's strategy.")
+    latest = strategy_latest_versions().filter(key=key).first()
+    if latest is None:
+        raise ValidationError("No strategy has this key.", field="key")
+    case = Case.objects.select_for_update().get(pk=case.pk)
+    if case.status not in {"new", "active", "promised"}:
+        raise ConflictError(f"A {case.status} case keeps its strategy.", field="key")
+    doc = strategy_doc_of(latest)
+    before = {"key": case.strategy_key, "version": case.strategy_version, "step": case.step, "variant": case.variant}
+    case.strategy_key, case.strategy_version, case.step = doc.key, doc.version, 0
+    case.variant = variant_for(case_id=case.pk, strategy=doc)
+    case.step_at = now
+    case.next_action_at = now
+    case.save(
+        update_fields=["strategy_key", "strategy_version", "step", "variant", "step_at", "next_action_at", "updated_at"]
+    )
+    audit_record(
+        actor=actor,
+        verb="strategy.changed",
+        subject=case,
+        data={"from": before, "key": doc.key, "version": doc.version, "variant": case.variant},
+    )
+    return case
 
 
 __all__ = ["strategy_doc_of"]
