@@ -10,6 +10,7 @@ so a provider or the debtor's mailbox can de-duplicate a resend.
 from __future__ import annotations
 
 import logging
+import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -22,7 +23,8 @@ from relance.audit.services import audit_record
 from relance.cases.models import Case
 from relance.cases.status import CHASEABLE, Status
 from relance.claims.models import Debtor
-from relance.comms.channels import SendContext, sender_for
+from relance.comms.channels import SendContext, Sent, sender_for
+from relance.comms.mail import HandoverAborted
 from relance.comms.models import Action
 from relance.comms.policy import ContactPolicy, check_contact
 from relance.tenancy.actors import Actor
@@ -77,13 +79,13 @@ class DispatchReport:
     failed: int = 0
 
 
-def _claim_batch(now: datetime, limit: int) -> list[int]:
+def _claim_batch(now: datetime, limit: int, lease: str) -> list[int]:
     with transaction.atomic():
         qs = Action.objects.filter(status=Action.Status.QUEUED, scheduled_at__lte=now).order_by("scheduled_at", "pk")
         if connection.vendor == "postgresql":
             qs = qs.select_for_update(skip_locked=True)
         ids = list(qs.values_list("pk", flat=True)[:limit])
-        Action.objects.filter(pk__in=ids).update(status=Action.Status.SENDING, updated_at=now)
+        Action.objects.filter(pk__in=ids).update(status=Action.Status.SENDING, lease=lease, updated_at=now)
     return ids
 
 
@@ -96,6 +98,62 @@ def _block_reason(action: Action, debtor: Debtor, case: Case) -> str:
     return sender.blocked(action, debtor)
 
 
+def _sent_fields(action: Action, sent: Sent, now: datetime) -> dict[str, object]:
+    return {
+        "sent_at": now,
+        "attempts": action.attempts + 1,
+        "to_address": sent.to_address,
+        "subject": sent.subject,
+        "body_text": sent.body_text,
+        "body_html": sent.body_html,
+        "content_hash": sent.content_hash,
+        "provider_message_id": sent.provider_message_id,
+    }
+
+
+def _audit_sent(action: Action, sent: Sent, actor: Actor) -> None:
+    audit_record(
+        actor=actor,
+        verb="action.sent",
+        subject=action.case,
+        data={"action": action.pk, "channel": action.channel, "hash": sent.content_hash, **sent.meta},
+    )
+
+
+class _Handover:
+    """The dispatcher run's side of ``comms.mail``: record the hand-over, confirm what the server took.
+
+    Confirmations (``handover`` → ``sent``) ride on the next hand-over's transaction, so an e-mail costs
+    one commit; the last ones are written by ``flush``.
+    """
+
+    def __init__(self, *, lease: str, now: datetime, actor: Actor) -> None:
+        self.lease, self.now, self.actor = lease, now, actor
+        self.confirmed: list[int] = []
+
+    def __call__(self, action: Action, sent: Sent) -> None:
+        with transaction.atomic():
+            taken = Action.objects.filter(pk=action.pk, status=Action.Status.SENDING, lease=self.lease).update(
+                status=Action.Status.HANDOVER, **_sent_fields(action, sent, self.now)
+            )
+            if not taken:  # recovered and claimed by another run meanwhile: that run sends it
+                raise HandoverAborted(f"action {action.pk} is no longer leased to this dispatcher")
+            Case.objects.filter(pk=action.case_id).update(last_contact_at=self.now)
+            _audit_sent(action, sent, self.actor)
+            self._confirm()
+
+    def _confirm(self) -> None:
+        if self.confirmed:
+            Action.objects.filter(pk__in=self.confirmed, status=Action.Status.HANDOVER).update(
+                status=Action.Status.SENT
+            )
+            self.confirmed = []
+
+    def flush(self) -> None:
+        with transaction.atomic():
+            self._confirm()
+
+
 def outbox_dispatch(
     *,
     now: datetime | None = None,
@@ -104,72 +162,89 @@ def outbox_dispatch(
     email_connection: BaseEmailBackend | None = None,
     actor: Actor | None = None,
 ) -> DispatchReport:
-    """Send every queued action due at ``now`` (one batch of at most ``limit``)."""
+    """Send every queued action due at ``now`` (one batch of at most ``limit``).
+
+    E-mail goes through one SMTP connection for the whole batch; with a backend that has a hand-over
+    point (``comms.mail``) each message reaches the server at most once, whatever kills this process.
+    """
     now = now or timezone.now()
     policy = policy or ContactPolicy()
     actor = actor or Actor.system("dispatcher")
     report = DispatchReport()
-    ids = _claim_batch(now, limit)
+    lease = uuid.uuid4().hex
+    ids = _claim_batch(now, limit, lease)
     if not ids:
         return report
-    context = SendContext(now=now, resources={"email_connection": email_connection} if email_connection else {})
-    for action in (
-        Action.objects.filter(pk__in=ids).select_related("case__creditor__agency", "case__debtor").order_by("pk")
-    ):
-        case, debtor = action.case, action.case.debtor
-        reason = _block_reason(action, debtor, case)
-        if reason:
-            _finish(action, Action.Status.BLOCKED, reason=reason, actor=actor)
-            report.blocked += 1
-            continue
-        others = debtor_recent_contacts(debtor_id=debtor.pk, now=now, exclude_action_id=action.pk)
-        verdict = check_contact(
-            policy=policy, channel=action.channel, now=now, debtor_timezone=debtor.timezone, recent_contacts=others
-        )
-        if not verdict.allowed:
-            if verdict.retry_at is None:
-                _finish(action, Action.Status.BLOCKED, reason=verdict.reason, actor=actor)
-                report.blocked += 1
-            else:
-                Action.objects.filter(pk=action.pk).update(
-                    status=Action.Status.QUEUED, scheduled_at=verdict.retry_at, status_reason=verdict.reason
-                )
-                report.deferred += 1
-            continue
-        sender = sender_for(action.channel)
-        if sender is None:  # checked by _block_reason; kept for type narrowing
-            continue
-        try:
-            sent = sender.send(action, context)
-        except Exception as exc:
-            log.warning("action %s failed: %s", action.pk, exc)
-            _finish(action, Action.Status.FAILED, reason=str(exc)[:300], actor=actor)
-            report.failed += 1
-            continue
-        with transaction.atomic():
-            what_left = {
-                "sent_at": now,
-                "attempts": action.attempts + 1,
-                "to_address": sent.to_address,
-                "subject": sent.subject,
-                "body_text": sent.body_text,
-                "body_html": sent.body_html,
-                "content_hash": sent.content_hash,
-                "provider_message_id": sent.provider_message_id,
-            }
-            mine = Action.objects.filter(pk=action.pk)
-            # A provider's delivery receipt can beat this write (SMS webhooks): keep its verdict then.
-            if not mine.exclude(status__in=RECEIPT_STATUSES).update(status=Action.Status.SENT, **what_left):
-                mine.update(**what_left)
-            Case.objects.filter(pk=case.pk).update(last_contact_at=now)
-            audit_record(
-                actor=actor,
-                verb="action.sent",
-                subject=case,
-                data={"action": action.pk, "channel": action.channel, "hash": sent.content_hash, **sent.meta},
-            )
-        report.sent[action.channel] += 1
+    handover = _Handover(lease=lease, now=now, actor=actor)
+    resources: dict[str, object] = {"handover": handover}
+    if email_connection is not None:
+        resources["email_connection"] = email_connection
+    context = SendContext(now=now, resources=resources)
+    try:
+        for action in (
+            Action.objects.filter(pk__in=ids).select_related("case__creditor__agency", "case__debtor").order_by("pk")
+        ):
+            _dispatch_one(action, now=now, policy=policy, context=context, actor=actor, report=report)
+    finally:
+        handover.flush()
+        opened = resources.get("email_connection_opened")
+        if opened is not None:
+            opened.close()  # type: ignore[attr-defined]
     return report
+
+
+def _dispatch_one(
+    action: Action, *, now: datetime, policy: ContactPolicy, context: SendContext, actor: Actor, report: DispatchReport
+) -> None:
+    case, debtor = action.case, action.case.debtor
+    reason = _block_reason(action, debtor, case)
+    if reason:
+        _finish(action, Action.Status.BLOCKED, reason=reason, actor=actor)
+        report.blocked += 1
+        return
+    others = debtor_recent_contacts(debtor_id=debtor.pk, now=now, exclude_action_id=action.pk)
+    verdict = check_contact(
+        policy=policy, channel=action.channel, now=now, debtor_timezone=debtor.timezone, recent_contacts=others
+    )
+    if not verdict.allowed:
+        if verdict.retry_at is None:
+            _finish(action, Action.Status.BLOCKED, reason=verdict.reason, actor=actor)
+            report.blocked += 1
+        else:
+            Action.objects.filter(pk=action.pk).update(
+                status=Action.Status.QUEUED, scheduled_at=verdict.retry_at, status_reason=verdict.reason, lease=""
+            )
+            report.deferred += 1
+        return
+    sender = sender_for(action.channel)
+    if sender is None:  # checked by _block_reason; kept for type narrowing
+        return
+    try:
+        sent = sender.send(action, context)
+    except HandoverAborted:
+        return  # another dispatcher owns it now
+    except Exception as exc:
+        log.warning("action %s failed: %s", action.pk, exc)
+        handed = Action.objects.filter(pk=action.pk, status=Action.Status.HANDOVER).exists()
+        why = str(exc)[:200]
+        if handed:  # the whole message was with the server when the reply went wrong
+            why = f"mail server reply lost or refused after hand-over ({why}); delivered at most once"
+        _finish(action, Action.Status.FAILED, reason=why, actor=actor)
+        report.failed += 1
+        return
+    if sent.handed_over:
+        context.resources["handover"].confirmed.append(action.pk)
+        report.sent[action.channel] += 1
+        return
+    with transaction.atomic():
+        what_left = _sent_fields(action, sent, now)
+        mine = Action.objects.filter(pk=action.pk)
+        # A provider's delivery receipt can beat this write (SMS webhooks): keep its verdict then.
+        if not mine.exclude(status__in=RECEIPT_STATUSES).update(status=Action.Status.SENT, **what_left):
+            mine.update(**what_left)
+        Case.objects.filter(pk=case.pk).update(last_contact_at=now)
+        _audit_sent(action, sent, actor)
+    report.sent[action.channel] += 1
 
 
 def _finish(action: Action, status: str, *, reason: str, actor: Actor) -> None:
@@ -183,12 +258,41 @@ def _finish(action: Action, status: str, *, reason: str, actor: Actor) -> None:
         )
 
 
+HANDOVER_UNKNOWN = (
+    "the dispatcher stopped while the mail server was taking the message: delivered once or not at all"
+    " (see the server log for Message-ID {mid}); not resent"
+)
+
+
 def outbox_recover(*, now: datetime | None = None, stale_after: timedelta = timedelta(minutes=15)) -> int:
-    """Return actions stuck in ``sending`` (a crashed dispatcher) to the queue."""
+    """Settle actions a crashed dispatcher left behind; how many.
+
+    ``sending`` never reached a provider's hands in full: back to the queue (a live dispatcher that
+    still holds it loses its lease and drops it). ``handover`` may have been delivered: marked failed
+    with the reason, never sent a second time (see ``comms.mail``).
+    """
     now = now or timezone.now()
-    return Action.objects.filter(status=Action.Status.SENDING, updated_at__lt=now - stale_after).update(
-        status=Action.Status.QUEUED, status_reason="recovered after dispatcher crash"
+    stale = Action.objects.filter(updated_at__lt=now - stale_after)
+    requeued = stale.filter(status=Action.Status.SENDING).update(
+        status=Action.Status.QUEUED, lease="", status_reason="recovered after dispatcher crash"
     )
+    unknown = 0
+    for pk, mid, case_id in stale.filter(status=Action.Status.HANDOVER).values_list(
+        "pk", "provider_message_id", "case_id"
+    ):
+        with transaction.atomic():
+            reason = HANDOVER_UNKNOWN.format(mid=mid)[:300]
+            if Action.objects.filter(pk=pk, status=Action.Status.HANDOVER).update(
+                status=Action.Status.FAILED, status_reason=reason
+            ):
+                unknown += 1
+                audit_record(
+                    actor=Actor.system("dispatcher"),
+                    verb="action.failed",
+                    subject=Case.objects.get(pk=case_id),
+                    data={"action": pk, "channel": "email", "reason": reason},
+                )
+    return requeued + unknown
 
 
 # Provider delivery statuses that settle an SMS action; anything else (queued, sent…) changes nothing.
@@ -256,4 +360,80 @@ def sms_receipt_record(
                 "error_code": error_code,
             },
         )
+    return True
+
+
+def email_opt_out_record(*, debtor_id: int, source: str, actor: Actor) -> bool:
+    """The debtor asked for no more e-mail (one-click unsubscribe, complaint): recorded once, audited.
+
+    FR-COL-16: further e-mails would be unwanted solicitations; queued ones are blocked by the
+    dispatcher's last check and the engine skips e-mail steps for this debtor.
+    """
+    with transaction.atomic():
+        debtor = Debtor.objects.select_for_update().filter(pk=debtor_id).first()
+        if debtor is None or debtor.email_opt_out:
+            return False
+        Debtor.objects.filter(pk=debtor.pk).update(email_opt_out=True, updated_at=timezone.now())
+        audit_record(actor=actor, verb="debtor.email_opt_out", subject=debtor, data={"source": source})
+    return True
+
+
+# anymail's normalised event types -> what they do to the action (other types are recorded only).
+EMAIL_EVENT_STATUSES = {
+    "delivered": Action.Status.DELIVERED,
+    "bounced": Action.Status.BOUNCED,
+    "rejected": Action.Status.FAILED,
+    "failed": Action.Status.FAILED,
+}
+
+
+def email_event_record(
+    *,
+    action_id: int | None,
+    message_id: str,
+    provider: str,
+    kind: str,
+    event_id: str,
+    occurred_at: datetime,
+    detail: str,
+    actor: Actor,
+) -> bool:
+    """One ESP event (anymail-normalised) about an e-mail we sent; ``False`` when unknown or a replay.
+
+    delivered/bounced/rejected settle the action (a ``failed`` hand-over that the ESP saw delivered
+    becomes ``delivered``); a bounce marks the debtor's address bounced and a complaint opts them out
+    (contact quality); opens and clicks are kept as events.
+    """
+    from relance.comms.models import ActionEvent  # noqa: PLC0415 - kept next to its only writer
+
+    with transaction.atomic():
+        actions = Action.objects.select_for_update().filter(channel=Action.Channel.EMAIL)
+        if action_id is not None:
+            action = actions.filter(pk=action_id).first()
+        elif message_id:
+            action = actions.filter(provider_message_id=message_id).first()
+        else:
+            action = None
+        if action is None:
+            return False
+        if event_id and ActionEvent.objects.filter(provider=provider, event_id=event_id).exists():
+            return False
+        ActionEvent.objects.create(
+            action=action, kind=kind, provider=provider, event_id=event_id, occurred_at=occurred_at, detail=detail[:300]
+        )
+        target = EMAIL_EVENT_STATUSES.get(kind)
+        settled = (Action.Status.DELIVERED, Action.Status.BOUNCED)
+        if target is not None and action.status not in settled and action.status != target:
+            reason = "" if target == Action.Status.DELIVERED else f"{provider}: {kind} {detail}".strip()[:300]
+            Action.objects.filter(pk=action.pk).update(status=target, status_reason=reason)
+        if kind == "bounced":
+            Debtor.objects.filter(pk=action.debtor_id).update(email_bounced=True, updated_at=timezone.now())
+        audit_record(
+            actor=actor,
+            verb=f"email.{kind}",
+            subject=action.case,
+            data={"action": action.pk, "provider": provider, "detail": detail[:120]},
+        )
+    if kind == "complained":
+        email_opt_out_record(debtor_id=action.debtor_id, source=f"{provider} complaint", actor=actor)
     return True
