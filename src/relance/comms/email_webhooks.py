@@ -54,7 +54,8 @@ def on_tracking(sender: object, event: AnymailTrackingEvent, esp_name: str, **kw
     occurred = event.timestamp or timezone.now()
     message_id = str(event.message_id or "")
     # Brevo and Mailjet give no event id: the same (type, message, instant) is the same event.
-    event_id = event.event_id or hashlib.sha256(f"{event.event_type}|{message_id}|{occurred.isoformat()}".encode()).hexdigest()
+    same = f"{event.event_type}|{message_id}|{occurred.isoformat()}"
+    event_id = event.event_id or hashlib.sha256(same.encode()).hexdigest()
     detail = " ".join(str(x) for x in (event.reject_reason, event.description, event.mta_response) if x)
     email_event_record(
         action_id=_action_id(event),

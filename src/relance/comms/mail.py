@@ -50,7 +50,8 @@ class HandoverSMTPBackend(EmailBackend):
         if self.connection is None:
             self.open()
         conn = self.connection
-        assert conn is not None
+        if conn is None:  # open() failed silently (fail_silently)
+            raise smtplib.SMTPServerDisconnected("no SMTP connection")
         encoding = message.encoding or settings.DEFAULT_CHARSET
         sender = sanitize_address(message.from_email, encoding)
         recipients = [sanitize_address(addr, encoding) for addr in message.recipients()]

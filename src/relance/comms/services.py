@@ -272,7 +272,7 @@ def outbox_recover(*, now: datetime | None = None, stale_after: timedelta = time
     with the reason, never sent a second time (see ``comms.mail``).
     """
     now = now or timezone.now()
-    stale = Action.objects.filter(updated_at__lt=now - stale_after)
+    stale = Action.objects.filter(updated_at__lte=now - stale_after)
     requeued = stale.filter(status=Action.Status.SENDING).update(
         status=Action.Status.QUEUED, lease="", status_reason="recovered after dispatcher crash"
     )
