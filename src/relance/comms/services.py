@@ -12,11 +12,13 @@ from __future__ import annotations
 import logging
 import uuid
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.core.mail.backends.base import BaseEmailBackend
 from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from relance.audit.services import audit_record
@@ -46,6 +48,22 @@ def debtor_recent_contacts(*, debtor_id: int, now: datetime, exclude_action_id: 
         "scheduled_at", flat=True
     )
     return [t for t in [*sent, *pending] if t is not None]
+
+
+def debtors_recent_contacts(*, debtor_ids: Sequence[int], now: datetime) -> dict[int, list[datetime]]:
+    """``debtor_recent_contacts`` for many debtors in one query (the engine's batches)."""
+    since = now - timedelta(days=7)
+    pending = [Action.Status.QUEUED, Action.Status.SENDING]
+    rows = Action.objects.filter(debtor_id__in=debtor_ids).filter(
+        Q(sent_at__gt=since, sent_at__lte=now) | Q(status__in=pending)
+    )
+    result: dict[int, list[datetime]] = {pk: [] for pk in debtor_ids}
+    for debtor_id, status, sent_at, scheduled_at in rows.values_list("debtor_id", "status", "sent_at", "scheduled_at"):
+        if sent_at is not None and since < sent_at <= now:
+            result[debtor_id].append(sent_at)
+        if status in pending and scheduled_at is not None:
+            result[debtor_id].append(scheduled_at)
+    return result
 
 
 def action_queue(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -16,15 +17,18 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from relance.audit.services import audit_record
+from relance.audit.services import PendingEvent, audit_record, audit_record_many
 from relance.cases.models import Case
-from relance.cases.selectors import case_outstanding_minor
+from relance.cases.selectors import case_outstanding_minor, cases_outstanding_minor
 from relance.cases.services import case_transition
 from relance.cases.status import Status
-from relance.claims.selectors import evidence_missing_for_case
+from relance.claims.models import Claim, Debtor
+from relance.claims.selectors import evidence_missing, evidence_missing_for_case
+from relance.comms.models import Action
 from relance.comms.policy import ContactPolicy
-from relance.comms.services import action_queue, debtor_recent_contacts
+from relance.comms.services import action_queue, debtor_recent_contacts, debtors_recent_contacts
 from relance.strategies.decide import CaseSnapshot, Outcome, decide
+from relance.strategies.document import StrategyDoc
 from relance.strategies.selectors import strategy_doc
 from relance.tenancy.actors import Actor
 
@@ -42,6 +46,13 @@ class TickReport:
     deferred: int = 0
     errors: int = 0
 
+    def merge(self, other: TickReport) -> None:
+        self.cases += other.cases
+        self.contacts.update(other.contacts)
+        self.transitions.update(other.transitions)
+        self.deferred += other.deferred
+        self.errors += other.errors
+
     def __str__(self) -> str:
         contacts = ", ".join(f"{k} {v}" for k, v in sorted(self.contacts.items())) or "none"
         moves = ", ".join(f"{k} {v}" for k, v in sorted(self.transitions.items())) or "none"
@@ -51,8 +62,7 @@ class TickReport:
         )
 
 
-def snapshot(case: Case, now: datetime) -> CaseSnapshot:
-    debtor = case.debtor
+def _channels(debtor: Debtor) -> frozenset[str]:
     # A returned letter (NPAI) means the address is wrong: the letter step is skipped, with its reason.
     channels = {"letter"} if debtor.address_line1 and not debtor.address_invalid else set()
     if debtor.email and not debtor.email_opt_out and not debtor.email_bounced:
@@ -61,18 +71,49 @@ def snapshot(case: Case, now: datetime) -> CaseSnapshot:
         channels.add("call")
         if not debtor.sms_opt_out:  # they answered STOP: the step is skipped, not queued and blocked
             channels.add("sms")
+    return frozenset(channels)
+
+
+def _snapshot(
+    case: Case, *, outstanding_minor: int, recent_contacts: Sequence[datetime], missing_evidence: tuple[str, ...]
+) -> CaseSnapshot:
     return CaseSnapshot(
         case_id=case.pk,
         status=Status(case.status),
         step_index=case.step,
         placed_at=case.placed_at,
-        outstanding_minor=case_outstanding_minor(case=case),
-        debtor_timezone=debtor.timezone,
-        channels=frozenset(channels),
-        recent_contacts=tuple(debtor_recent_contacts(debtor_id=debtor.pk, now=now)),
+        outstanding_minor=outstanding_minor,
+        debtor_timezone=case.debtor.timezone,
+        channels=_channels(case.debtor),
+        recent_contacts=tuple(recent_contacts),
         promise_date=case.promise_date,
+        missing_evidence=missing_evidence,
+    )
+
+
+def snapshot(case: Case, now: datetime) -> CaseSnapshot:
+    """What ``decide`` sees of one case at ``now`` (a few queries; the tick reads whole batches)."""
+    return _snapshot(
+        case,
+        outstanding_minor=case_outstanding_minor(case=case),
+        recent_contacts=debtor_recent_contacts(debtor_id=case.debtor_id, now=now),
         missing_evidence=evidence_missing_for_case(case_id=case.pk, required=case.creditor.required_evidence),
     )
+
+
+def _batch_missing_evidence(batch: Sequence[Case]) -> dict[int, tuple[str, ...]]:
+    wanting = [c for c in batch if c.creditor.required_evidence]
+    if not wanting:
+        return {}
+    held: dict[int, dict[int, set[str]]] = {}
+    rows = Claim.objects.filter(case_link__case_id__in=[c.pk for c in wanting]).values_list(
+        "case_link__case_id", "pk", "evidence__kind"
+    )
+    for case_id, claim_id, kind in rows:
+        kinds = held.setdefault(case_id, {}).setdefault(claim_id, set())
+        if kind:
+            kinds.add(kind)
+    return {c.pk: evidence_missing(c.creditor.required_evidence, held.get(c.pk, {}).values()) for c in wanting}
 
 
 def engine_tick(
@@ -82,12 +123,20 @@ def engine_tick(
     policy: ContactPolicy | None = None,
     actor: Actor | None = None,
 ) -> TickReport:
-    """Decide every case due at ``now``; each case at most once per tick."""
+    """Decide every case due at ``now``; each case at most once per tick.
+
+    Per batch: claim the due cases (``SKIP LOCKED`` on PostgreSQL, so workers share the work), read
+    what ``decide`` needs for the whole batch in a handful of queries, decide in memory, then write
+    the actions, the cases and the audit events in bulk — all in the batch's one transaction
+    (invariant 3). If the bulk write fails, the batch is redone case by case, each in its own
+    savepoint, so one bad case never blocks the others.
+    """
     now = now or timezone.now()
     batch_size = batch_size or settings.RELANCE_ENGINE_BATCH_SIZE
     policy = policy or ContactPolicy()
     actor = actor or Actor.system("engine")
     report = TickReport()
+    docs: dict[tuple[str, int], StrategyDoc] = {}
     last_id = 0
     while True:
         with transaction.atomic():
@@ -101,16 +150,113 @@ def engine_tick(
             batch = list(qs[:batch_size])
             if not batch:
                 break
-            for case in batch:
-                _decide_one(case=case, now=now, policy=policy, actor=actor, report=report)
             last_id = batch[-1].pk
+            partial = TickReport()
+            try:
+                with transaction.atomic():
+                    _decide_batch(batch, now=now, policy=policy, actor=actor, report=partial, docs=docs)
+            except Exception:
+                log.exception("engine batch from case %s failed; deciding its cases one by one", batch[0].pk)
+                for case in batch:
+                    _decide_one(case=case, now=now, policy=policy, actor=actor, report=report)
+            else:
+                report.merge(partial)
     return report
+
+
+def _strategy(docs: dict[tuple[str, int], StrategyDoc], case: Case) -> StrategyDoc:
+    key = (case.strategy_key, case.strategy_version)
+    if key not in docs:
+        docs[key] = strategy_doc(key=case.strategy_key, version=case.strategy_version)
+    return docs[key]
+
+
+def _decide_batch(
+    batch: list[Case],
+    *,
+    now: datetime,
+    policy: ContactPolicy,
+    actor: Actor,
+    report: TickReport,
+    docs: dict[tuple[str, int], StrategyDoc],
+) -> None:
+    ids = [c.pk for c in batch]
+    outstanding = cases_outstanding_minor(case_ids=ids)
+    recent = debtors_recent_contacts(debtor_ids=list({c.debtor_id for c in batch}), now=now)
+    missing = _batch_missing_evidence(batch)
+    decided: list[tuple[Case, Outcome]] = []
+    for case in batch:
+        outcome = decide(
+            _snapshot(
+                case,
+                outstanding_minor=outstanding[case.pk],
+                recent_contacts=recent[case.debtor_id],
+                missing_evidence=missing.get(case.pk, ()),
+            ),
+            _strategy(docs, case),
+            policy,
+            now,
+        )
+        # The next case of the same debtor must see these contacts (the cap is per debtor).
+        recent[case.debtor_id].extend(now for _ in outcome.contacts)
+        decided.append((case, outcome))
+    _apply_batch(decided, now=now, actor=actor, report=report)
+
+
+def _apply_batch(decided: list[tuple[Case, Outcome]], *, now: datetime, actor: Actor, report: TickReport) -> None:
+    """Write a batch's outcomes: transitions (rare) one by one, actions, cases and audit in bulk."""
+    actions: list[Action] = []
+    changed: list[Case] = []
+    events: list[PendingEvent] = []
+    touched = timezone.now()  # updated_at is wall-clock time, whatever instant the engine plays
+    for case, outcome in decided:
+        report.cases += 1
+        if outcome.transition is not None:
+            case_transition(case=case, to=outcome.transition, actor=actor, reason=outcome.reason, now=now)
+            report.transitions[outcome.transition.value] += 1
+        for contact in outcome.contacts:
+            actions.append(
+                Action(
+                    case=case,
+                    debtor_id=case.debtor_id,
+                    channel=contact.channel,
+                    template=contact.template,
+                    step_key=contact.step_key,
+                    scheduled_at=now,
+                )
+            )
+            report.contacts[contact.channel] += 1
+        if Status(case.status) in (Status.NEW, Status.ACTIVE, Status.PROMISED):
+            if outcome.next_step is not None:
+                case.step = outcome.next_step
+            case.next_action_at = outcome.next_action_at
+            case.updated_at = touched
+            changed.append(case)
+        if outcome.notes and not outcome.contacts:
+            report.deferred += 1
+            events.append(PendingEvent("engine.deferred", "cases.case", case.pk, {"reason": outcome.reason}))
+    if actions:
+        Action.objects.bulk_create(actions)
+        events.extend(
+            PendingEvent(
+                "action.queued",
+                "cases.case",
+                a.case_id,
+                {"action": a.pk, "channel": a.channel, "template": a.template, "step": a.step_key},
+            )
+            for a in actions
+        )
+    if changed:
+        Case.objects.bulk_update(changed, ["step", "next_action_at", "updated_at"])
+    if events:
+        audit_record_many(actor=actor, events=events)
 
 
 def _decide_one(*, case: Case, now: datetime, policy: ContactPolicy, actor: Actor, report: TickReport) -> None:
     """One case in its own savepoint: a failure is recorded and retried later, never blocks the batch."""
     try:
         with transaction.atomic():
+            case.refresh_from_db()  # the failed bulk attempt may have changed it in memory
             doc = strategy_doc(key=case.strategy_key, version=case.strategy_version)
             apply_outcome(
                 case=case, outcome=decide(snapshot(case, now), doc, policy, now), now=now, actor=actor, report=report
