@@ -20,7 +20,7 @@ from django.utils import timezone
 from relance.audit.services import PendingEvent, audit_record, audit_record_many
 from relance.cases.models import Case
 from relance.cases.selectors import case_outstanding_minor, cases_outstanding_minor
-from relance.cases.services import case_transition
+from relance.cases.services import case_transition, case_transition_in_memory
 from relance.cases.status import Status
 from relance.claims.models import Claim, Debtor
 from relance.claims.selectors import evidence_missing, evidence_missing_for_case
@@ -203,8 +203,29 @@ def _decide_batch(
     _apply_batch(decided, now=now, actor=actor, report=report)
 
 
+_CASE_FIELDS = ("status", "step", "next_action_at", "closed_at", "updated_at")
+
+
+def _cases_update(cases: list[Case]) -> None:
+    """Write the engine's fields of many cases: one ``UPDATE … FROM (VALUES …)`` on PostgreSQL."""
+    if connection.vendor != "postgresql":
+        Case.objects.bulk_update(cases, list(_CASE_FIELDS), batch_size=500)
+        return
+    rows = ", ".join(["(%s, %s, %s, %s::timestamptz, %s::timestamptz, %s::timestamptz)"] * len(cases))
+    params: list[object] = []
+    for c in cases:
+        params += [c.pk, c.status, c.step, c.next_action_at, c.closed_at, c.updated_at]
+    sets = ", ".join(f"{f} = v.{f}" for f in _CASE_FIELDS)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE cases_case SET {sets} FROM (VALUES {rows}) AS v(id, {', '.join(_CASE_FIELDS)})"  # noqa: S608
+            " WHERE cases_case.id = v.id",
+            params,
+        )
+
+
 def _apply_batch(decided: list[tuple[Case, Outcome]], *, now: datetime, actor: Actor, report: TickReport) -> None:
-    """Write a batch's outcomes: transitions (rare) one by one, actions, cases and audit in bulk."""
+    """Write a batch's outcomes: actions, case changes (transitions included) and audit events in bulk."""
     actions: list[Action] = []
     changed: list[Case] = []
     events: list[PendingEvent] = []
@@ -212,8 +233,13 @@ def _apply_batch(decided: list[tuple[Case, Outcome]], *, now: datetime, actor: A
     for case, outcome in decided:
         report.cases += 1
         if outcome.transition is not None:
-            case_transition(case=case, to=outcome.transition, actor=actor, reason=outcome.reason, now=now)
+            moved = case_transition_in_memory(case=case, to=outcome.transition, reason=outcome.reason, now=now)
+            if moved is not None:
+                events.append(moved[1])
             report.transitions[outcome.transition.value] += 1
+        if outcome.transition is not None or Status(case.status) in (Status.NEW, Status.ACTIVE, Status.PROMISED):
+            case.updated_at = touched
+            changed.append(case)
         for contact in outcome.contacts:
             actions.append(
                 Action(
@@ -230,8 +256,6 @@ def _apply_batch(decided: list[tuple[Case, Outcome]], *, now: datetime, actor: A
             if outcome.next_step is not None:
                 case.step = outcome.next_step
             case.next_action_at = outcome.next_action_at
-            case.updated_at = touched
-            changed.append(case)
         if outcome.notes and not outcome.contacts:
             report.deferred += 1
             events.append(PendingEvent("engine.deferred", "cases.case", case.pk, {"reason": outcome.reason}))
@@ -247,7 +271,7 @@ def _apply_batch(decided: list[tuple[Case, Outcome]], *, now: datetime, actor: A
             for a in actions
         )
     if changed:
-        Case.objects.bulk_update(changed, ["step", "next_action_at", "updated_at"])
+        _cases_update(changed)
     if events:
         audit_record_many(actor=actor, events=events)
 
