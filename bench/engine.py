@@ -75,7 +75,7 @@ CLONES: list[tuple[str, dict[str, str]]] = [
 ]
 
 
-def _clone(conn: psycopg.Connection, rows: int) -> None:
+def clone_cases(conn: psycopg.Connection, rows: int) -> None:
     for table, overrides in CLONES:
         cols = [
             r[0]
@@ -107,6 +107,14 @@ def _clone(conn: psycopg.Connection, rows: int) -> None:
     conn.execute("SELECT setval(pg_get_serial_sequence('ledger_posting', 'id'), (SELECT max(id) FROM ledger_posting))")
 
 
+def next_weekday_noon() -> datetime:
+    """Noon (Paris) on the next weekday: inside every channel's contact window."""
+    day = datetime.now(ZoneInfo("Europe/Paris")).date() + timedelta(days=1)
+    while day.weekday() >= 5:
+        day += timedelta(days=1)
+    return datetime(day.year, day.month, day.day, 12, tzinfo=ZoneInfo("Europe/Paris"))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -120,13 +128,10 @@ def main() -> None:
     started = time.perf_counter()
     with psycopg.connect(pg_url, autocommit=True) as conn:
         with conn.transaction():
-            _clone(conn, args.rows)
+            clone_cases(conn, args.rows)
         conn.execute("VACUUM ANALYZE")
         print(f"set up {args.rows:,} active cases in {time.perf_counter() - started:.1f}s")
-        day = datetime.now(ZoneInfo("Europe/Paris")).date() + timedelta(days=1)
-        while day.weekday() >= 5:
-            day += timedelta(days=1)
-        now = datetime(day.year, day.month, day.day, 12, tzinfo=ZoneInfo("Europe/Paris"))
+        now = next_weekday_noon()
 
         started = time.perf_counter()
         updated = conn.execute(

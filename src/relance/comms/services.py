@@ -21,7 +21,7 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from relance.audit.services import audit_record
+from relance.audit.services import PendingEvent, audit_record, audit_record_many
 from relance.cases.models import Case
 from relance.cases.status import CHASEABLE, Status
 from relance.claims.models import Debtor
@@ -141,13 +141,18 @@ def _audit_sent(action: Action, sent: Sent, actor: Actor) -> None:
 class _Handover:
     """The dispatcher run's side of ``comms.mail``: record the hand-over, confirm what the server took.
 
-    Confirmations (``handover`` → ``sent``) ride on the next hand-over's transaction, so an e-mail costs
-    one commit; the last ones are written by ``flush``.
+    The hand-over itself is one conditional UPDATE in its own transaction (it must be committed before
+    the final "."). Confirmations (``handover`` → ``sent``), their audit events and the cases'
+    ``last_contact_at`` are written together for up to ``CONFIRM_EVERY`` messages, riding on a
+    hand-over's transaction, and by ``flush`` at the end of the batch. A crash leaves at most that
+    many confirmed messages in ``handover``: recovery marks them failed (delivered once, never twice).
     """
+
+    CONFIRM_EVERY = 20
 
     def __init__(self, *, lease: str, now: datetime, actor: Actor) -> None:
         self.lease, self.now, self.actor = lease, now, actor
-        self.confirmed: list[int] = []
+        self.confirmed: list[tuple[Action, Sent]] = []
 
     def __call__(self, action: Action, sent: Sent) -> None:
         with transaction.atomic():
@@ -156,16 +161,35 @@ class _Handover:
             )
             if not taken:  # recovered and claimed by another run meanwhile: that run sends it
                 raise HandoverAborted(f"action {action.pk} is no longer leased to this dispatcher")
-            Case.objects.filter(pk=action.case_id).update(last_contact_at=self.now)
-            _audit_sent(action, sent, self.actor)
-            self._confirm()
+            if len(self.confirmed) >= self.CONFIRM_EVERY:
+                self._confirm()
+
+    def confirm(self, action: Action, sent: Sent) -> None:
+        self.confirmed.append((action, sent))
 
     def _confirm(self) -> None:
-        if self.confirmed:
-            Action.objects.filter(pk__in=self.confirmed, status=Action.Status.HANDOVER).update(
-                status=Action.Status.SENT
-            )
-            self.confirmed = []
+        if not self.confirmed:
+            return
+        ids = [a.pk for a, _ in self.confirmed]
+        done = set(Action.objects.filter(pk__in=ids, status=Action.Status.HANDOVER).values_list("pk", flat=True))
+        Action.objects.filter(pk__in=done).update(status=Action.Status.SENT)
+        Case.objects.filter(pk__in={a.case_id for a, _ in self.confirmed if a.pk in done}).update(
+            last_contact_at=self.now
+        )
+        audit_record_many(
+            actor=self.actor,
+            events=[
+                PendingEvent(
+                    "action.sent",
+                    "cases.case",
+                    a.case_id,
+                    {"action": a.pk, "channel": a.channel, "hash": sent.content_hash, **sent.meta},
+                )
+                for a, sent in self.confirmed
+                if a.pk in done
+            ],
+        )
+        self.confirmed = []
 
     def flush(self) -> None:
         with transaction.atomic():
@@ -251,7 +275,7 @@ def _dispatch_one(
         report.failed += 1
         return
     if sent.handed_over:
-        context.resources["handover"].confirmed.append(action.pk)
+        context.resources["handover"].confirm(action, sent)
         report.sent[action.channel] += 1
         return
     with transaction.atomic():
