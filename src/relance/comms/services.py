@@ -443,7 +443,8 @@ def email_event_record(
     """One ESP event (anymail-normalised) about an e-mail we sent; ``False`` when unknown or a replay.
 
     delivered/bounced/rejected settle the action (a ``failed`` hand-over that the ESP saw delivered
-    becomes ``delivered``); a bounce marks the debtor's address bounced and a complaint opts them out
+    becomes ``delivered``); a bounce marks the debtor's address bounced, a complaint or an ESP-side
+    unsubscribe opts them out
     (contact quality); opens and clicks are kept as events.
     """
     from relance.comms.models import ActionEvent  # noqa: PLC0415 - kept next to its only writer
@@ -476,6 +477,6 @@ def email_event_record(
             subject=action.case,
             data={"action": action.pk, "provider": provider, "detail": detail[:120]},
         )
-    if kind == "complained":
-        email_opt_out_record(debtor_id=action.debtor_id, source=f"{provider} complaint", actor=actor)
+    if kind in ("complained", "unsubscribed"):
+        email_opt_out_record(debtor_id=action.debtor_id, source=f"{provider} {kind}", actor=actor)
     return True

@@ -60,6 +60,8 @@ class EmailSender:
             connection=connection,
         )
         msg.attach_alternative(rendered.html, "text/html")
+        # anymail passes metadata to the ESP, which returns it in every webhook event (comms.email_webhooks).
+        msg.metadata = {"action": str(action.pk)}  # type: ignore[attr-defined]
         sent = Sent(
             to_address=debtor.email,
             subject=rendered.subject,
