@@ -69,7 +69,7 @@ class HandoverSMTPBackend(EmailBackend):
                     refused[rcpt] = (code, reply)
             if len(refused) == len(recipients):
                 conn.rset()
-                raise smtplib.SMTPRecipientsRefused(refused)  # type: ignore[arg-type]
+                raise smtplib.SMTPRecipientsRefused(refused)
             conn.putcmd("data")
             code, reply = conn.getreply()
             if code != 354:

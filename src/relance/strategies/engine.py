@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -212,7 +213,7 @@ def _cases_update(cases: list[Case]) -> None:
         Case.objects.bulk_update(cases, list(_CASE_FIELDS), batch_size=500)
         return
     rows = ", ".join(["(%s, %s, %s, %s::timestamptz, %s::timestamptz, %s::timestamptz)"] * len(cases))
-    params: list[object] = []
+    params: list[Any] = []
     for c in cases:
         params += [c.pk, c.status, c.step, c.next_action_at, c.closed_at, c.updated_at]
     sets = ", ".join(f"{f} = v.{f}" for f in _CASE_FIELDS)
