@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 SEED ?= 42
 
-.PHONY: run test install install-dev lint typecheck check simulate messages bench-intake clean
+.PHONY: run test install install-dev lint typecheck check simulate messages bench-intake bench-engine bench-email clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,15 @@ simulate: install
 ROWS ?= 1000000
 bench-intake: install-dev
 	RELANCE_TEST_PGPORT=54341 scripts/with-postgres.sh $(BIN)/python bench/intake.py --rows $(ROWS)
+
+## make bench-engine: one engine tick over 1,000,000 active cases, 2 worker processes, against a bare UPDATE (ROWS=…)
+bench-engine: install-dev
+	RELANCE_TEST_PGPORT=54342 scripts/with-postgres.sh $(BIN)/python bench/engine.py --rows $(ROWS)
+
+## make bench-email: 100,000 e-mails rendered and sent to a local SMTP sink, against raw smtplib (ROWS=…)
+EMAIL_ROWS := $(if $(filter command line environment,$(origin ROWS)),$(ROWS),100000)
+bench-email: install-dev
+	RELANCE_TEST_PGPORT=54343 scripts/with-postgres.sh $(BIN)/python bench/email_send.py --rows $(EMAIL_ROWS)
 
 ## make messages: refresh the French catalogue after changing UI text (needs GNU gettext; .mo is committed)
 messages: install-dev
