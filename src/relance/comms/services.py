@@ -196,6 +196,36 @@ class _Handover:
             self._confirm()
 
 
+class _ContactPressure:
+    """The batch's debtors' recent and pending contacts (``debtor_recent_contacts``), read in one query
+    and kept current as the batch's own actions are sent, deferred or blocked."""
+
+    def __init__(self, *, debtor_ids: set[int], now: datetime) -> None:
+        since = now - timedelta(days=7)
+        pending = (Action.Status.QUEUED, Action.Status.SENDING)
+        self.now = now
+        self.times: dict[int, dict[int, list[datetime]]] = {pk: {} for pk in debtor_ids}
+        rows = Action.objects.filter(debtor_id__in=debtor_ids).filter(
+            Q(sent_at__gt=since, sent_at__lte=now) | Q(status__in=pending)
+        )
+        for pk, debtor_id, status, sent_at, scheduled_at in rows.values_list(
+            "pk", "debtor_id", "status", "sent_at", "scheduled_at"
+        ):
+            mine = self.times[debtor_id].setdefault(pk, [])
+            if sent_at is not None and since < sent_at <= now:
+                mine.append(sent_at)
+            if status in pending and scheduled_at is not None:
+                mine.append(scheduled_at)
+
+    def others(self, action_id: int, debtor_id: int) -> list[datetime]:
+        return [t for pk, times in self.times[debtor_id].items() if pk != action_id for t in times]
+
+    def settled(self, action_id: int, debtor_id: int, *, contacted: bool) -> None:
+        """What one action of the batch counts for now: its send, or nothing (blocked, deferred to a later
+        slot — which the policy's rolling week does not count before it comes — or failed)."""
+        self.times[debtor_id][action_id] = [self.now] if contacted else []
+
+
 def outbox_dispatch(
     *,
     now: datetime | None = None,
@@ -222,11 +252,14 @@ def outbox_dispatch(
     if email_connection is not None:
         resources["email_connection"] = email_connection
     context = SendContext(now=now, resources=resources)
+    actions = list(
+        Action.objects.filter(pk__in=ids).select_related("case__creditor__agency", "case__debtor").order_by("pk")
+    )
+    pressure = context.resources["pressure"] = _ContactPressure(debtor_ids={a.debtor_id for a in actions}, now=now)
     try:
-        for action in (
-            Action.objects.filter(pk__in=ids).select_related("case__creditor__agency", "case__debtor").order_by("pk")
-        ):
-            _dispatch_one(action, now=now, policy=policy, context=context, actor=actor, report=report)
+        for action in actions:
+            contacted = _dispatch_one(action, now=now, policy=policy, context=context, actor=actor, report=report)
+            pressure.settled(action.pk, action.debtor_id, contacted=contacted)
     finally:
         handover.flush()
         opened = resources.get("email_connection_opened")
@@ -237,14 +270,15 @@ def outbox_dispatch(
 
 def _dispatch_one(
     action: Action, *, now: datetime, policy: ContactPolicy, context: SendContext, actor: Actor, report: DispatchReport
-) -> None:
+) -> bool:
+    """One claimed action; whether the debtor was (or may have been) contacted by it."""
     case, debtor = action.case, action.case.debtor
     reason = _block_reason(action, debtor, case)
     if reason:
         _finish(action, Action.Status.BLOCKED, reason=reason, actor=actor)
         report.blocked += 1
-        return
-    others = debtor_recent_contacts(debtor_id=debtor.pk, now=now, exclude_action_id=action.pk)
+        return False
+    others = context.resources["pressure"].others(action.pk, debtor.pk)
     verdict = check_contact(
         policy=policy, channel=action.channel, now=now, debtor_timezone=debtor.timezone, recent_contacts=others
     )
@@ -257,14 +291,14 @@ def _dispatch_one(
                 status=Action.Status.QUEUED, scheduled_at=verdict.retry_at, status_reason=verdict.reason, lease=""
             )
             report.deferred += 1
-        return
+        return False
     sender = sender_for(action.channel)
     if sender is None:  # checked by _block_reason; kept for type narrowing
-        return
+        return False
     try:
         sent = sender.send(action, context)
     except HandoverAborted:
-        return  # another dispatcher owns it now
+        return False  # another dispatcher owns it now
     except Exception as exc:
         log.warning("action %s failed: %s", action.pk, exc)
         handed = Action.objects.filter(pk=action.pk, status=Action.Status.HANDOVER).exists()
@@ -273,11 +307,11 @@ def _dispatch_one(
             why = f"mail server reply lost or refused after hand-over ({why}); delivered at most once"
         _finish(action, Action.Status.FAILED, reason=why, actor=actor)
         report.failed += 1
-        return
+        return handed
     if sent.handed_over:
         context.resources["handover"].confirm(action, sent)
         report.sent[action.channel] += 1
-        return
+        return True
     with transaction.atomic():
         what_left = _sent_fields(action, sent, now)
         mine = Action.objects.filter(pk=action.pk)
@@ -287,6 +321,7 @@ def _dispatch_one(
         Case.objects.filter(pk=case.pk).update(last_contact_at=now)
         _audit_sent(action, sent, actor)
     report.sent[action.channel] += 1
+    return True
 
 
 def _finish(action: Action, status: str, *, reason: str, actor: Actor) -> None:
