@@ -16,12 +16,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.core.mail.backends.base import BaseEmailBackend
 from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from relance.audit.services import PendingEvent, audit_record, audit_record_many
+from relance.audit.services import audit_record
 from relance.cases.models import Case
 from relance.cases.status import CHASEABLE, Status
 from relance.claims.models import Debtor
@@ -141,18 +142,17 @@ def _audit_sent(action: Action, sent: Sent, actor: Actor) -> None:
 class _Handover:
     """The dispatcher run's side of ``comms.mail``: record the hand-over, confirm what the server took.
 
-    The hand-over itself is one conditional UPDATE in its own transaction (it must be committed before
-    the final "."). Confirmations (``handover`` → ``sent``), their audit events and the cases'
-    ``last_contact_at`` are written together for up to ``CONFIRM_EVERY`` messages, riding on a
-    hand-over's transaction, and by ``flush`` at the end of the batch. A crash leaves at most that
-    many confirmed messages in ``handover``: recovery marks them failed (delivered once, never twice).
+    The hand-over is one transaction committed before the final ".": the action becomes ``handover``
+    (conditional on the lease) with what is being sent, the case's ``last_contact_at`` and the
+    ``action.sent`` audit event. The server's ``250`` for a message (``handover`` → ``sent``) rides on
+    the next hand-over's transaction, and ``flush`` writes the last one. So a crash leaves at most one
+    message whose fate is unknown (recovery marks it failed with that reason: delivered once or not at
+    all, never twice), and its audit trail reads ``action.sent`` then ``action.failed``.
     """
-
-    CONFIRM_EVERY = 20
 
     def __init__(self, *, lease: str, now: datetime, actor: Actor) -> None:
         self.lease, self.now, self.actor = lease, now, actor
-        self.confirmed: list[tuple[Action, Sent]] = []
+        self.confirmed: list[int] = []
 
     def __call__(self, action: Action, sent: Sent) -> None:
         with transaction.atomic():
@@ -161,35 +161,19 @@ class _Handover:
             )
             if not taken:  # recovered and claimed by another run meanwhile: that run sends it
                 raise HandoverAborted(f"action {action.pk} is no longer leased to this dispatcher")
-            if len(self.confirmed) >= self.CONFIRM_EVERY:
-                self._confirm()
+            Case.objects.filter(pk=action.case_id).update(last_contact_at=self.now)
+            _audit_sent(action, sent, self.actor)
+            self._confirm()
 
     def confirm(self, action: Action, sent: Sent) -> None:
-        self.confirmed.append((action, sent))
+        self.confirmed.append(action.pk)
 
     def _confirm(self) -> None:
-        if not self.confirmed:
-            return
-        ids = [a.pk for a, _ in self.confirmed]
-        done = set(Action.objects.filter(pk__in=ids, status=Action.Status.HANDOVER).values_list("pk", flat=True))
-        Action.objects.filter(pk__in=done).update(status=Action.Status.SENT)
-        Case.objects.filter(pk__in={a.case_id for a, _ in self.confirmed if a.pk in done}).update(
-            last_contact_at=self.now
-        )
-        audit_record_many(
-            actor=self.actor,
-            events=[
-                PendingEvent(
-                    "action.sent",
-                    "cases.case",
-                    a.case_id,
-                    {"action": a.pk, "channel": a.channel, "hash": sent.content_hash, **sent.meta},
-                )
-                for a, sent in self.confirmed
-                if a.pk in done
-            ],
-        )
-        self.confirmed = []
+        if self.confirmed:
+            Action.objects.filter(pk__in=self.confirmed, status=Action.Status.HANDOVER).update(
+                status=Action.Status.SENT
+            )
+            self.confirmed = []
 
     def flush(self) -> None:
         with transaction.atomic():
@@ -341,7 +325,7 @@ HANDOVER_UNKNOWN = (
 )
 
 
-def outbox_recover(*, now: datetime | None = None, stale_after: timedelta = timedelta(minutes=15)) -> int:
+def outbox_recover(*, now: datetime | None = None, stale_after: timedelta | None = None) -> int:
     """Settle actions a crashed dispatcher left behind; how many.
 
     ``sending`` never reached a provider's hands in full: back to the queue (a live dispatcher that
@@ -349,6 +333,8 @@ def outbox_recover(*, now: datetime | None = None, stale_after: timedelta = time
     with the reason, never sent a second time (see ``comms.mail``).
     """
     now = now or timezone.now()
+    if stale_after is None:
+        stale_after = timedelta(seconds=settings.RELANCE_OUTBOX_LEASE_SECONDS)
     stale = Action.objects.filter(updated_at__lte=now - stale_after)
     requeued = stale.filter(status=Action.Status.SENDING).update(
         status=Action.Status.QUEUED, lease="", status_reason="recovered after dispatcher crash"
