@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 SEED ?= 42
 
-.PHONY: run test install install-dev lint typecheck check simulate messages bench-intake bench-engine bench-email clean
+.PHONY: run test install install-dev lint typecheck check simulate messages bench-intake clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -49,15 +49,6 @@ ROWS ?= 1000000
 bench-intake: install-dev
 	RELANCE_TEST_PGPORT=54341 scripts/with-postgres.sh $(BIN)/python bench/intake.py --rows $(ROWS)
 
-## make bench-engine: one engine tick over 1,000,000 active cases, 2 worker processes, against a bare UPDATE (ROWS=…)
-bench-engine: install-dev
-	RELANCE_TEST_PGPORT=54342 scripts/with-postgres.sh $(BIN)/python bench/engine.py --rows $(ROWS)
-
-## make bench-email: 100,000 e-mails rendered and sent to a local SMTP sink, against raw smtplib (ROWS=…)
-EMAIL_ROWS := $(if $(filter command line environment,$(origin ROWS)),$(ROWS),100000)
-bench-email: install-dev
-	RELANCE_TEST_PGPORT=54343 scripts/with-postgres.sh $(BIN)/python bench/email_send.py --rows $(EMAIL_ROWS)
-
 ## make messages: refresh the French catalogue after changing UI text (needs GNU gettext; .mo is committed)
 messages: install-dev
 	mkdir -p src/relance/locale/fr/LC_MESSAGES
@@ -66,3 +57,14 @@ messages: install-dev
 
 clean:
 	rm -rf var/ .pytest_cache .mypy_cache .ruff_cache
+
+.PHONY: bench-engine bench-email
+
+## make bench-engine: one engine tick over 1,000,000 active cases, 2 worker processes, against a bare UPDATE (ROWS=…)
+bench-engine: install-dev
+	RELANCE_TEST_PGPORT=54344 scripts/with-postgres.sh $(BIN)/python bench/engine.py --rows $(ROWS)
+
+## make bench-email: 100,000 e-mails rendered and sent to a local SMTP sink, against raw smtplib (ROWS=…)
+EMAIL_ROWS := $(if $(filter command line environment,$(origin ROWS)),$(ROWS),100000)
+bench-email: install-dev
+	RELANCE_TEST_PGPORT=54345 scripts/with-postgres.sh $(BIN)/python bench/email_send.py --rows $(EMAIL_ROWS)
