@@ -62,3 +62,14 @@ messages: install-dev
 
 clean:
 	rm -rf var/ .pytest_cache .mypy_cache .ruff_cache
+
+.PHONY: bench-engine bench-email
+
+## make bench-engine: one engine tick over 1,000,000 active cases, 2 worker processes, against a bare UPDATE (ROWS=…)
+bench-engine: install-dev
+	RELANCE_TEST_PGPORT=54344 scripts/with-postgres.sh $(BIN)/python bench/engine.py --rows $(ROWS)
+
+## make bench-email: 100,000 e-mails rendered and sent to a local SMTP sink, against raw smtplib (ROWS=…)
+EMAIL_ROWS := $(if $(filter command line environment,$(origin ROWS)),$(ROWS),100000)
+bench-email: install-dev
+	RELANCE_TEST_PGPORT=54345 scripts/with-postgres.sh $(BIN)/python bench/email_send.py --rows $(EMAIL_ROWS)

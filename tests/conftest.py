@@ -71,7 +71,7 @@ def smtp_server(settings: object) -> Iterator[SmtpServer]:
     controller = Controller(Collect(), hostname="127.0.0.1", port=port)
     controller.start()
     try:
-        settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"  # type: ignore[attr-defined]
+        settings.EMAIL_BACKEND = "relance.comms.mail.HandoverSMTPBackend"  # type: ignore[attr-defined]
         settings.EMAIL_HOST = "127.0.0.1"  # type: ignore[attr-defined]
         settings.EMAIL_PORT = port  # type: ignore[attr-defined]
         settings.EMAIL_USE_TLS = False  # type: ignore[attr-defined]

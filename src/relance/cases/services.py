@@ -9,7 +9,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from relance.audit.services import audit_record
+from relance.audit.services import PendingEvent, audit_record
 from relance.cases.models import Case
 from relance.cases.status import CHASEABLE, TERMINAL, Status, can_transition
 from relance.core.errors import InvalidTransitionError
@@ -34,9 +34,24 @@ def case_transition(
     now: datetime | None = None,
 ) -> Case:
     """Move a case to ``to`` if the status machine allows it; audited."""
+    pending = case_transition_in_memory(case=case, to=to, reason=reason, data=data, now=now)
+    if pending is None:
+        return case
+    fields, event = pending
+    case.save(update_fields=fields)
+    audit_record(actor=actor, verb=event.verb, subject=case, data=event.data)
+    return case
+
+
+def case_transition_in_memory(
+    *, case: Case, to: Status, reason: str = "", data: dict[str, Any] | None = None, now: datetime | None = None
+) -> tuple[list[str], PendingEvent] | None:
+    """``case_transition`` without the writes, for bulk writers (the engine's batches): the changed
+    fields and the audit event the caller must save and record in its transaction; ``None`` if no change.
+    """
     current = Status(case.status)
     if current == to:
-        return case
+        return None
     if not can_transition(current, to):
         raise InvalidTransitionError(
             f"A case cannot go from {current} to {to}.", case_id=case.pk, current=current.value, target=to.value
@@ -50,14 +65,13 @@ def case_transition(
     elif to not in CHASEABLE:
         case.next_action_at = None
         fields.append("next_action_at")
-    case.save(update_fields=fields)
-    audit_record(
-        actor=actor,
-        verb="case.status_changed",
-        subject=case,
-        data={"from": current.value, "to": to.value, "reason": reason, **(data or {})},
+    event = PendingEvent(
+        "case.status_changed",
+        "cases.case",
+        case.pk,
+        {"from": current.value, "to": to.value, "reason": reason, **(data or {})},
     )
-    return case
+    return fields, event
 
 
 @transaction.atomic

@@ -28,6 +28,9 @@ class Action(TimeStampedModel):
     class Status(models.TextChoices):
         QUEUED = "queued", _("Queued")
         SENDING = "sending", _("Sending")
+        # E-mail only: the whole message is with the SMTP server, its final "." not yet acknowledged
+        # (see comms.mail): a dispatcher that dies now leaves a delivery nobody can confirm.
+        HANDOVER = "handover", _("Handed to the mail server")
         SENT = "sent", _("Sent")
         DELIVERED = "delivered", _("Delivered")
         BOUNCED = "bounced", _("Bounced")
@@ -51,6 +54,8 @@ class Action(TimeStampedModel):
     provider_message_id = models.CharField(max_length=200, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
     status_reason = models.CharField(max_length=300, blank=True)
+    # The dispatcher run that claimed this action (``sending``); only that run may hand it over.
+    lease = models.CharField(max_length=32, blank=True)
 
     class Meta:
         constraints = [
@@ -64,6 +69,28 @@ class Action(TimeStampedModel):
 
     def __str__(self) -> str:
         return f"{self.channel}:{self.template} for {self.case_id} ({self.status})"
+
+
+class ActionEvent(models.Model):
+    """What a provider reported about a sent action afterwards (ESP webhooks: delivered, bounced…)."""
+
+    action = models.ForeignKey(Action, on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(max_length=20)  # anymail's event_type: delivered, bounced, opened, complained…
+    provider = models.CharField(max_length=30)
+    event_id = models.CharField(max_length=200, blank=True)
+    occurred_at = models.DateTimeField()
+    detail = models.CharField(max_length=300, blank=True)  # the provider's reason/description, never PII
+
+    class Meta:
+        constraints = [
+            # Providers retry webhooks: the same event is recorded once.
+            models.UniqueConstraint(
+                fields=["provider", "event_id"], condition=~Q(event_id=""), name="actionevent_unique_event"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} for action {self.action_id}"
 
 
 class CallTask(TimeStampedModel):

@@ -10,19 +10,24 @@ so a provider or the debtor's mailbox can de-duplicate a resend.
 from __future__ import annotations
 
 import logging
+import uuid
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.core.mail.backends.base import BaseEmailBackend
 from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from relance.audit.services import audit_record
 from relance.cases.models import Case
 from relance.cases.status import CHASEABLE, Status
 from relance.claims.models import Debtor
-from relance.comms.channels import SendContext, sender_for
+from relance.comms.channels import SendContext, Sent, sender_for
+from relance.comms.mail import HandoverAborted
 from relance.comms.models import Action
 from relance.comms.policy import ContactPolicy, check_contact
 from relance.tenancy.actors import Actor
@@ -44,6 +49,22 @@ def debtor_recent_contacts(*, debtor_id: int, now: datetime, exclude_action_id: 
         "scheduled_at", flat=True
     )
     return [t for t in [*sent, *pending] if t is not None]
+
+
+def debtors_recent_contacts(*, debtor_ids: Sequence[int], now: datetime) -> dict[int, list[datetime]]:
+    """``debtor_recent_contacts`` for many debtors in one query (the engine's batches)."""
+    since = now - timedelta(days=7)
+    pending = [Action.Status.QUEUED, Action.Status.SENDING]
+    rows = Action.objects.filter(debtor_id__in=debtor_ids).filter(
+        Q(sent_at__gt=since, sent_at__lte=now) | Q(status__in=pending)
+    )
+    result: dict[int, list[datetime]] = {pk: [] for pk in debtor_ids}
+    for debtor_id, status, sent_at, scheduled_at in rows.values_list("debtor_id", "status", "sent_at", "scheduled_at"):
+        if sent_at is not None and since < sent_at <= now:
+            result[debtor_id].append(sent_at)
+        if status in pending and scheduled_at is not None:
+            result[debtor_id].append(scheduled_at)
+    return result
 
 
 def action_queue(
@@ -77,13 +98,13 @@ class DispatchReport:
     failed: int = 0
 
 
-def _claim_batch(now: datetime, limit: int) -> list[int]:
+def _claim_batch(now: datetime, limit: int, lease: str) -> list[int]:
     with transaction.atomic():
         qs = Action.objects.filter(status=Action.Status.QUEUED, scheduled_at__lte=now).order_by("scheduled_at", "pk")
         if connection.vendor == "postgresql":
             qs = qs.select_for_update(skip_locked=True)
         ids = list(qs.values_list("pk", flat=True)[:limit])
-        Action.objects.filter(pk__in=ids).update(status=Action.Status.SENDING, updated_at=now)
+        Action.objects.filter(pk__in=ids).update(status=Action.Status.SENDING, lease=lease, updated_at=now)
     return ids
 
 
@@ -96,6 +117,99 @@ def _block_reason(action: Action, debtor: Debtor, case: Case) -> str:
     return sender.blocked(action, debtor)
 
 
+def _sent_fields(action: Action, sent: Sent, now: datetime) -> dict[str, object]:
+    return {
+        "sent_at": now,
+        "attempts": action.attempts + 1,
+        "to_address": sent.to_address,
+        "subject": sent.subject,
+        "body_text": sent.body_text,
+        "body_html": sent.body_html,
+        "content_hash": sent.content_hash,
+        "provider_message_id": sent.provider_message_id,
+    }
+
+
+def _audit_sent(action: Action, sent: Sent, actor: Actor) -> None:
+    audit_record(
+        actor=actor,
+        verb="action.sent",
+        subject=action.case,
+        data={"action": action.pk, "channel": action.channel, "hash": sent.content_hash, **sent.meta},
+    )
+
+
+class _Handover:
+    """The dispatcher run's side of ``comms.mail``: record the hand-over, confirm what the server took.
+
+    The hand-over is one transaction committed before the final ".": the action becomes ``handover``
+    (conditional on the lease) with what is being sent, the case's ``last_contact_at`` and the
+    ``action.sent`` audit event. The server's ``250`` for a message (``handover`` → ``sent``) rides on
+    the next hand-over's transaction, and ``flush`` writes the last one. So a crash leaves at most one
+    message whose fate is unknown (recovery marks it failed with that reason: delivered once or not at
+    all, never twice), and its audit trail reads ``action.sent`` then ``action.failed``.
+    """
+
+    def __init__(self, *, lease: str, now: datetime, actor: Actor) -> None:
+        self.lease, self.now, self.actor = lease, now, actor
+        self.confirmed: list[int] = []
+
+    def __call__(self, action: Action, sent: Sent) -> None:
+        with transaction.atomic():
+            taken = Action.objects.filter(pk=action.pk, status=Action.Status.SENDING, lease=self.lease).update(
+                status=Action.Status.HANDOVER, **_sent_fields(action, sent, self.now)
+            )
+            if not taken:  # recovered and claimed by another run meanwhile: that run sends it
+                raise HandoverAborted(f"action {action.pk} is no longer leased to this dispatcher")
+            Case.objects.filter(pk=action.case_id).update(last_contact_at=self.now)
+            _audit_sent(action, sent, self.actor)
+            self._confirm()
+
+    def confirm(self, action: Action, sent: Sent) -> None:
+        self.confirmed.append(action.pk)
+
+    def _confirm(self) -> None:
+        if self.confirmed:
+            Action.objects.filter(pk__in=self.confirmed, status=Action.Status.HANDOVER).update(
+                status=Action.Status.SENT
+            )
+            self.confirmed = []
+
+    def flush(self) -> None:
+        with transaction.atomic():
+            self._confirm()
+
+
+class _ContactPressure:
+    """The batch's debtors' recent and pending contacts (``debtor_recent_contacts``), read in one query
+    and kept current as the batch's own actions are sent, deferred or blocked."""
+
+    def __init__(self, *, debtor_ids: set[int], now: datetime) -> None:
+        since = now - timedelta(days=7)
+        pending = (Action.Status.QUEUED, Action.Status.SENDING)
+        self.now = now
+        self.times: dict[int, dict[int, list[datetime]]] = {pk: {} for pk in debtor_ids}
+        rows = Action.objects.filter(debtor_id__in=debtor_ids).filter(
+            Q(sent_at__gt=since, sent_at__lte=now) | Q(status__in=pending)
+        )
+        for pk, debtor_id, status, sent_at, scheduled_at in rows.values_list(
+            "pk", "debtor_id", "status", "sent_at", "scheduled_at"
+        ):
+            mine = self.times[debtor_id].setdefault(pk, [])
+            if sent_at is not None and since < sent_at <= now:
+                mine.append(sent_at)
+            if status in pending and scheduled_at is not None:
+                mine.append(scheduled_at)
+
+    def others(self, action_id: int, debtor_id: int) -> list[datetime]:
+        return [t for pk, times in self.times[debtor_id].items() if pk != action_id for t in times]
+
+    def settled(self, action_id: int, debtor_id: int, *, contacted: bool) -> None:
+        """What one action of the batch counts for now: its send, or nothing (blocked, deferred to a later
+        slot — which the policy's rolling week does not count before it comes — or failed)."""
+        self.times[debtor_id][action_id] = [self.now] if contacted else []
+
+
 def outbox_dispatch(
     *,
     now: datetime | None = None,
@@ -104,72 +218,94 @@ def outbox_dispatch(
     email_connection: BaseEmailBackend | None = None,
     actor: Actor | None = None,
 ) -> DispatchReport:
-    """Send every queued action due at ``now`` (one batch of at most ``limit``)."""
+    """Send every queued action due at ``now`` (one batch of at most ``limit``).
+
+    E-mail goes through one SMTP connection for the whole batch; with a backend that has a hand-over
+    point (``comms.mail``) each message reaches the server at most once, whatever kills this process.
+    """
     now = now or timezone.now()
     policy = policy or ContactPolicy()
     actor = actor or Actor.system("dispatcher")
     report = DispatchReport()
-    ids = _claim_batch(now, limit)
+    lease = uuid.uuid4().hex
+    ids = _claim_batch(now, limit, lease)
     if not ids:
         return report
-    context = SendContext(now=now, resources={"email_connection": email_connection} if email_connection else {})
-    for action in (
+    handover = _Handover(lease=lease, now=now, actor=actor)
+    resources: dict[str, object] = {"handover": handover}
+    if email_connection is not None:
+        resources["email_connection"] = email_connection
+    context = SendContext(now=now, resources=resources)
+    actions = list(
         Action.objects.filter(pk__in=ids).select_related("case__creditor__agency", "case__debtor").order_by("pk")
-    ):
-        case, debtor = action.case, action.case.debtor
-        reason = _block_reason(action, debtor, case)
-        if reason:
-            _finish(action, Action.Status.BLOCKED, reason=reason, actor=actor)
-            report.blocked += 1
-            continue
-        others = debtor_recent_contacts(debtor_id=debtor.pk, now=now, exclude_action_id=action.pk)
-        verdict = check_contact(
-            policy=policy, channel=action.channel, now=now, debtor_timezone=debtor.timezone, recent_contacts=others
-        )
-        if not verdict.allowed:
-            if verdict.retry_at is None:
-                _finish(action, Action.Status.BLOCKED, reason=verdict.reason, actor=actor)
-                report.blocked += 1
-            else:
-                Action.objects.filter(pk=action.pk).update(
-                    status=Action.Status.QUEUED, scheduled_at=verdict.retry_at, status_reason=verdict.reason
-                )
-                report.deferred += 1
-            continue
-        sender = sender_for(action.channel)
-        if sender is None:  # checked by _block_reason; kept for type narrowing
-            continue
-        try:
-            sent = sender.send(action, context)
-        except Exception as exc:
-            log.warning("action %s failed: %s", action.pk, exc)
-            _finish(action, Action.Status.FAILED, reason=str(exc)[:300], actor=actor)
-            report.failed += 1
-            continue
-        with transaction.atomic():
-            what_left = {
-                "sent_at": now,
-                "attempts": action.attempts + 1,
-                "to_address": sent.to_address,
-                "subject": sent.subject,
-                "body_text": sent.body_text,
-                "body_html": sent.body_html,
-                "content_hash": sent.content_hash,
-                "provider_message_id": sent.provider_message_id,
-            }
-            mine = Action.objects.filter(pk=action.pk)
-            # A provider's delivery receipt can beat this write (SMS webhooks): keep its verdict then.
-            if not mine.exclude(status__in=RECEIPT_STATUSES).update(status=Action.Status.SENT, **what_left):
-                mine.update(**what_left)
-            Case.objects.filter(pk=case.pk).update(last_contact_at=now)
-            audit_record(
-                actor=actor,
-                verb="action.sent",
-                subject=case,
-                data={"action": action.pk, "channel": action.channel, "hash": sent.content_hash, **sent.meta},
-            )
-        report.sent[action.channel] += 1
+    )
+    pressure = context.resources["pressure"] = _ContactPressure(debtor_ids={a.debtor_id for a in actions}, now=now)
+    try:
+        for action in actions:
+            contacted = _dispatch_one(action, now=now, policy=policy, context=context, actor=actor, report=report)
+            pressure.settled(action.pk, action.debtor_id, contacted=contacted)
+    finally:
+        handover.flush()
+        opened = resources.get("email_connection_opened")
+        if opened is not None:
+            opened.close()  # type: ignore[attr-defined]
     return report
+
+
+def _dispatch_one(
+    action: Action, *, now: datetime, policy: ContactPolicy, context: SendContext, actor: Actor, report: DispatchReport
+) -> bool:
+    """One claimed action; whether the debtor was (or may have been) contacted by it."""
+    case, debtor = action.case, action.case.debtor
+    reason = _block_reason(action, debtor, case)
+    if reason:
+        _finish(action, Action.Status.BLOCKED, reason=reason, actor=actor)
+        report.blocked += 1
+        return False
+    others = context.resources["pressure"].others(action.pk, debtor.pk)
+    verdict = check_contact(
+        policy=policy, channel=action.channel, now=now, debtor_timezone=debtor.timezone, recent_contacts=others
+    )
+    if not verdict.allowed:
+        if verdict.retry_at is None:
+            _finish(action, Action.Status.BLOCKED, reason=verdict.reason, actor=actor)
+            report.blocked += 1
+        else:
+            Action.objects.filter(pk=action.pk).update(
+                status=Action.Status.QUEUED, scheduled_at=verdict.retry_at, status_reason=verdict.reason, lease=""
+            )
+            report.deferred += 1
+        return False
+    sender = sender_for(action.channel)
+    if sender is None:  # checked by _block_reason; kept for type narrowing
+        return False
+    try:
+        sent = sender.send(action, context)
+    except HandoverAborted:
+        return False  # another dispatcher owns it now
+    except Exception as exc:
+        log.warning("action %s failed: %s", action.pk, exc)
+        handed = Action.objects.filter(pk=action.pk, status=Action.Status.HANDOVER).exists()
+        why = str(exc)[:200]
+        if handed:  # the whole message was with the server when the reply went wrong
+            why = f"mail server reply lost or refused after hand-over ({why}); delivered at most once"
+        _finish(action, Action.Status.FAILED, reason=why, actor=actor)
+        report.failed += 1
+        return handed
+    if sent.handed_over:
+        context.resources["handover"].confirm(action, sent)
+        report.sent[action.channel] += 1
+        return True
+    with transaction.atomic():
+        what_left = _sent_fields(action, sent, now)
+        mine = Action.objects.filter(pk=action.pk)
+        # A provider's delivery receipt can beat this write (SMS webhooks): keep its verdict then.
+        if not mine.exclude(status__in=RECEIPT_STATUSES).update(status=Action.Status.SENT, **what_left):
+            mine.update(**what_left)
+        Case.objects.filter(pk=case.pk).update(last_contact_at=now)
+        _audit_sent(action, sent, actor)
+    report.sent[action.channel] += 1
+    return True
 
 
 def _finish(action: Action, status: str, *, reason: str, actor: Actor) -> None:
@@ -183,12 +319,43 @@ def _finish(action: Action, status: str, *, reason: str, actor: Actor) -> None:
         )
 
 
-def outbox_recover(*, now: datetime | None = None, stale_after: timedelta = timedelta(minutes=15)) -> int:
-    """Return actions stuck in ``sending`` (a crashed dispatcher) to the queue."""
+HANDOVER_UNKNOWN = (
+    "the dispatcher stopped while the mail server was taking the message: delivered once or not at all"
+    " (see the server log for Message-ID {mid}); not resent"
+)
+
+
+def outbox_recover(*, now: datetime | None = None, stale_after: timedelta | None = None) -> int:
+    """Settle actions a crashed dispatcher left behind; how many.
+
+    ``sending`` never reached a provider's hands in full: back to the queue (a live dispatcher that
+    still holds it loses its lease and drops it). ``handover`` may have been delivered: marked failed
+    with the reason, never sent a second time (see ``comms.mail``).
+    """
     now = now or timezone.now()
-    return Action.objects.filter(status=Action.Status.SENDING, updated_at__lt=now - stale_after).update(
-        status=Action.Status.QUEUED, status_reason="recovered after dispatcher crash"
+    if stale_after is None:
+        stale_after = timedelta(seconds=settings.RELANCE_OUTBOX_LEASE_SECONDS)
+    stale = Action.objects.filter(updated_at__lte=now - stale_after)
+    requeued = stale.filter(status=Action.Status.SENDING).update(
+        status=Action.Status.QUEUED, lease="", status_reason="recovered after dispatcher crash"
     )
+    unknown = 0
+    for pk, mid, case_id in stale.filter(status=Action.Status.HANDOVER).values_list(
+        "pk", "provider_message_id", "case_id"
+    ):
+        with transaction.atomic():
+            reason = HANDOVER_UNKNOWN.format(mid=mid)[:300]
+            if Action.objects.filter(pk=pk, status=Action.Status.HANDOVER).update(
+                status=Action.Status.FAILED, status_reason=reason
+            ):
+                unknown += 1
+                audit_record(
+                    actor=Actor.system("dispatcher"),
+                    verb="action.failed",
+                    subject=Case.objects.get(pk=case_id),
+                    data={"action": pk, "channel": "email", "reason": reason},
+                )
+    return requeued + unknown
 
 
 # Provider delivery statuses that settle an SMS action; anything else (queued, sent…) changes nothing.
@@ -256,4 +423,81 @@ def sms_receipt_record(
                 "error_code": error_code,
             },
         )
+    return True
+
+
+def email_opt_out_record(*, debtor_id: int, source: str, actor: Actor) -> bool:
+    """The debtor asked for no more e-mail (one-click unsubscribe, complaint): recorded once, audited.
+
+    FR-COL-16: further e-mails would be unwanted solicitations; queued ones are blocked by the
+    dispatcher's last check and the engine skips e-mail steps for this debtor.
+    """
+    with transaction.atomic():
+        debtor = Debtor.objects.select_for_update().filter(pk=debtor_id).first()
+        if debtor is None or debtor.email_opt_out:
+            return False
+        Debtor.objects.filter(pk=debtor.pk).update(email_opt_out=True, updated_at=timezone.now())
+        audit_record(actor=actor, verb="debtor.email_opt_out", subject=debtor, data={"source": source})
+    return True
+
+
+# anymail's normalised event types -> what they do to the action (other types are recorded only).
+EMAIL_EVENT_STATUSES = {
+    "delivered": Action.Status.DELIVERED,
+    "bounced": Action.Status.BOUNCED,
+    "rejected": Action.Status.FAILED,
+    "failed": Action.Status.FAILED,
+}
+
+
+def email_event_record(
+    *,
+    action_id: int | None,
+    message_id: str,
+    provider: str,
+    kind: str,
+    event_id: str,
+    occurred_at: datetime,
+    detail: str,
+    actor: Actor,
+) -> bool:
+    """One ESP event (anymail-normalised) about an e-mail we sent; ``False`` when unknown or a replay.
+
+    delivered/bounced/rejected settle the action (a ``failed`` hand-over that the ESP saw delivered
+    becomes ``delivered``); a bounce marks the debtor's address bounced, a complaint or an ESP-side
+    unsubscribe opts them out
+    (contact quality); opens and clicks are kept as events.
+    """
+    from relance.comms.models import ActionEvent  # noqa: PLC0415 - kept next to its only writer
+
+    with transaction.atomic():
+        actions = Action.objects.select_for_update().filter(channel=Action.Channel.EMAIL)
+        if action_id is not None:
+            action = actions.filter(pk=action_id).first()
+        elif message_id:
+            action = actions.filter(provider_message_id=message_id).first()
+        else:
+            action = None
+        if action is None:
+            return False
+        if event_id and ActionEvent.objects.filter(provider=provider, event_id=event_id).exists():
+            return False
+        ActionEvent.objects.create(
+            action=action, kind=kind, provider=provider, event_id=event_id, occurred_at=occurred_at, detail=detail[:300]
+        )
+        target = EMAIL_EVENT_STATUSES.get(kind)
+        settled = (Action.Status.DELIVERED, Action.Status.BOUNCED)
+        if target is not None and action.status not in settled and action.status != target:
+            reason = "" if target == Action.Status.DELIVERED else f"{provider}: {kind} {detail}".strip()[:300]
+            Action.objects.filter(pk=action.pk).update(status=target, status_reason=reason)
+        if kind == "bounced":
+            Debtor.objects.filter(pk=action.debtor_id).update(email_bounced=True, updated_at=timezone.now())
+        audit_record(
+            actor=actor,
+            verb=f"email.{kind}",
+            subject=action.case,
+            data={"action": action.pk, "provider": provider, "detail": detail[:120]},
+        )
+    if kind in ("complained", "unsubscribed"):
+        email_opt_out_record(debtor_id=action.debtor_id, source=f"{provider} {kind}", actor=actor)
     return True

@@ -13,13 +13,16 @@ import hmac
 
 import phonenumbers
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
+from django.http import HttpRequest, HttpResponse, HttpResponseForbidden, HttpResponseNotFound
+from django.shortcuts import render
+from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
 
-from relance.comms.services import sms_opt_out_record, sms_receipt_record
+from relance.comms.services import email_opt_out_record, sms_opt_out_record, sms_receipt_record
 from relance.comms.sms import is_stop_request
 from relance.comms.sms_providers import twilio_signature_valid
+from relance.comms.unsubscribe import unsubscribe_debtor_id
 from relance.tenancy.actors import Actor
 
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
@@ -99,3 +102,20 @@ def ovh_inbound(request: HttpRequest) -> HttpResponse:
             phone=_e164(data.get("senderid", "")), provider="ovh", message=message, actor=Actor.system("ovh")
         )
     return HttpResponse("OK", content_type="text/plain")
+
+
+@csrf_exempt
+@require_http_methods(["GET", "POST"])
+def email_unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
+    """The List-Unsubscribe URL: a POST (one-click from the mail client, RFC 8058, or the page's button)
+    records the opt-out; a GET only shows the button, so link scanners never unsubscribe anyone.
+
+    CSRF-exempt: mail clients post without a session; the signed token is the authentication.
+    """
+    debtor_id = unsubscribe_debtor_id(token)
+    if debtor_id is None:
+        return HttpResponseNotFound(_("This unsubscribe link is not valid."))
+    done = request.method == "POST"
+    if done:
+        email_opt_out_record(debtor_id=debtor_id, source="list-unsubscribe", actor=Actor.system("unsubscribe"))
+    return render(request, "comms/unsubscribe.html", {"done": done})

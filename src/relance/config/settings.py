@@ -209,9 +209,19 @@ EMAIL_USE_TLS = os.environ.get("EMAIL_USE_TLS", "0") == "1"
 EMAIL_TIMEOUT = 20
 EMAIL_BACKEND = os.environ.get(
     "EMAIL_BACKEND",
-    "django.core.mail.backends.smtp.EmailBackend" if EMAIL_HOST else "django.core.mail.backends.filebased.EmailBackend",
+    # SMTP with a hand-over point (relance.comms.mail: never twice); an ESP by anymail's backend, e.g.
+    # anymail.backends.brevo.EmailBackend with ANYMAIL_BREVO_API_KEY (docs/channels.md).
+    "relance.comms.mail.HandoverSMTPBackend" if EMAIL_HOST else "django.core.mail.backends.filebased.EmailBackend",
 )
 EMAIL_FILE_PATH = VAR_DIR / "mail"
+# ESP credentials and the webhook basic-auth secret ("user:password"); hooks refuse all without it.
+ANYMAIL = {
+    key: os.environ[f"ANYMAIL_{key}"]
+    for key in ("WEBHOOK_SECRET", "BREVO_API_KEY", "MAILJET_API_KEY", "MAILJET_SECRET_KEY", "AMAZON_SES_CLIENT_PARAMS")
+    if os.environ.get(f"ANYMAIL_{key}")
+}
+# A dispatcher that claimed actions and went silent this long is presumed dead (comms.services.outbox_recover).
+RELANCE_OUTBOX_LEASE_SECONDS = int(os.environ.get("RELANCE_OUTBOX_LEASE_SECONDS", "900"))
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "relance@localhost")
 
 # SMS: written as JSON lines under var/sms by default; Twilio or OVHcloud when SMS_PROVIDER says so.

@@ -18,9 +18,11 @@ from django.db import transaction
 from faker import Faker
 from schwifty import IBAN
 
+from relance.cases.models import Case
 from relance.claims.models import Claim
 from relance.intake.services import claim_place
 from relance.intake.validate import ClaimData, DebtorData
+from relance.strategies.services import strategy_save
 from relance.tenancy.actors import Actor
 from relance.tenancy.models import Agency, Creditor, User
 from relance.tenancy.services import api_key_create
@@ -41,6 +43,39 @@ class CreditorSpec:
     prefix: str
     share: float  # of the claims
 
+
+# Volt Électro's cases follow a strategy that uses every channel, so the demo (and `relance simulate`)
+# shows e-mail, SMS, letter and call tasks side by side under one contact policy.
+MULTICHANNEL = """\
+key: demo-multichannel
+version: 1
+name: "Demo — e-mail, SMS, letter, call, final e-mail"
+steps:
+  - id: first_notice
+    after_days: 0
+    action: email
+    template: first_notice
+  - id: sms_reminder
+    after_days: 4
+    action: sms
+    template: reminder
+  - id: letter_reminder
+    after_days: 8
+    action: letter
+    template: reminder
+  - id: call
+    after_days: 12
+    action: call
+    template: call_script
+  - id: final_notice
+    after_days: 16
+    action: email
+    template: final_notice
+  - id: return
+    after_days: 30
+    action: return_to_creditor
+"""
+MULTICHANNEL_CREDITOR = "volt-electro"
 
 CREDITORS = (
     CreditorSpec(
@@ -188,6 +223,10 @@ def build_demo_world(*, seed: int, debtors: int = 2000, claims: int = 3000, toda
                 actor=system,
                 placed_at=placed_at,
             )
+        multichannel = strategy_save(source=MULTICHANNEL, actor=system)
+        Case.objects.filter(creditor__slug=MULTICHANNEL_CREDITOR).update(
+            strategy_key=multichannel.key, strategy_version=multichannel.version
+        )
     return DemoWorld(agency, creditors, agent, creditor_user, secret, Claim.objects.count())
 
 

@@ -9,23 +9,28 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import Count, Min
 from django.utils import timezone
 
-from relance.audit.services import audit_record
-from relance.cases.models import Case
-from relance.cases.selectors import case_outstanding_minor
-from relance.cases.services import case_transition
+from relance.audit.services import PendingEvent, audit_record, audit_record_many
+from relance.cases.models import Case, CaseClaim
+from relance.cases.selectors import case_outstanding_minor, cases_outstanding_minor
+from relance.cases.services import case_transition, case_transition_in_memory
 from relance.cases.status import Status
-from relance.claims.selectors import evidence_missing_for_case
+from relance.claims.models import Claim, Debtor
+from relance.claims.selectors import evidence_missing, evidence_missing_for_case
 from relance.comms.models import Action
 from relance.comms.policy import ContactPolicy
-from relance.comms.services import action_queue, debtor_recent_contacts
-from relance.strategies.decide import CaseSnapshot, Outcome, decide
+from relance.comms.services import action_queue, debtor_recent_contacts, debtors_recent_contacts
+from relance.strategies.decide import CaseEvent, CaseSnapshot, Outcome, decide
+from relance.strategies.document import StrategyDoc
 from relance.strategies.selectors import case_events_since, strategy_doc
 from relance.strategies.services import case_events_wake, case_strategy_assign, snapshot_with_assignment
 from relance.tenancy.actors import Actor
@@ -44,6 +49,13 @@ class TickReport:
     deferred: int = 0
     errors: int = 0
 
+    def merge(self, other: TickReport) -> None:
+        self.cases += other.cases
+        self.contacts.update(other.contacts)
+        self.transitions.update(other.transitions)
+        self.deferred += other.deferred
+        self.errors += other.errors
+
     def __str__(self) -> str:
         contacts = ", ".join(f"{k} {v}" for k, v in sorted(self.contacts.items())) or "none"
         moves = ", ".join(f"{k} {v}" for k, v in sorted(self.transitions.items())) or "none"
@@ -53,8 +65,7 @@ class TickReport:
         )
 
 
-def snapshot(case: Case, now: datetime) -> CaseSnapshot:
-    debtor = case.debtor
+def _channels(debtor: Debtor) -> frozenset[str]:
     # A returned letter (NPAI) means the address is wrong: the letter step is skipped, with its reason.
     channels = {"letter"} if debtor.address_line1 and not debtor.address_invalid else set()
     if debtor.email and not debtor.email_opt_out and not debtor.email_bounced:
@@ -63,35 +74,79 @@ def snapshot(case: Case, now: datetime) -> CaseSnapshot:
         channels.add("call")
         if not debtor.sms_opt_out:  # they answered STOP: the step is skipped, not queued and blocked
             channels.add("sms")
-    outstanding = case_outstanding_minor(case=case)
-    claims = list(case.claims.values_list("due_date", flat=True))
+    return frozenset(channels)
+
+
+def _snapshot(
+    case: Case,
+    *,
+    outstanding_minor: int,
+    recent_contacts: Sequence[datetime],
+    missing_evidence: tuple[str, ...],
+    due_date: date | None,
+    claims: int,
+    contacts_sent: int,
+) -> CaseSnapshot:
+    """The one place a ``CaseSnapshot`` is made, from facts read one case at a time or a batch at a time."""
+    debtor = case.debtor
     return CaseSnapshot(
         case_id=case.pk,
         status=Status(case.status),
         step_index=case.step,
         placed_at=case.placed_at,
-        outstanding_minor=outstanding,
+        outstanding_minor=outstanding_minor,
         debtor_timezone=debtor.timezone,
-        channels=frozenset(channels),
-        recent_contacts=tuple(debtor_recent_contacts(debtor_id=debtor.pk, now=now)),
+        channels=_channels(debtor),
+        recent_contacts=tuple(recent_contacts),
         promise_date=case.promise_date,
-        missing_evidence=evidence_missing_for_case(case_id=case.pk, required=case.creditor.required_evidence),
+        missing_evidence=missing_evidence,
         # Strategy documents: delays, conditions, variants and reactions (docs/strategies.md).
         step_at=case.step_at,
-        due_date=min(claims) if claims else None,
+        due_date=due_date,
         variant=case.variant,
-        events=tuple(
-            case_events_since(
-                case_id=case.pk, debtor_id=debtor.pk, after_seq=case.event_seq, outstanding_minor=outstanding
-            )
-        ),
+        events=tuple(_events(case, outstanding_minor)),
         segment=case.creditor.segment,
         creditor=case.creditor.slug,
         debtor_kind=debtor.kind,
         language=debtor.language[:2],
-        claims=len(claims),
+        claims=claims,
+        contacts_sent=contacts_sent,
+    )
+
+
+def _events(case: Case, outstanding_minor: int) -> list[CaseEvent]:
+    return case_events_since(
+        case_id=case.pk, debtor_id=case.debtor_id, after_seq=case.event_seq, outstanding_minor=outstanding_minor
+    )
+
+
+def snapshot(case: Case, now: datetime) -> CaseSnapshot:
+    """What ``decide`` sees of one case at ``now`` (a few queries; the tick reads whole batches)."""
+    dues = list(case.claims.values_list("due_date", flat=True))
+    return _snapshot(
+        case,
+        outstanding_minor=case_outstanding_minor(case=case),
+        recent_contacts=debtor_recent_contacts(debtor_id=case.debtor_id, now=now),
+        missing_evidence=evidence_missing_for_case(case_id=case.pk, required=case.creditor.required_evidence),
+        due_date=min(dues) if dues else None,
+        claims=len(dues),
         contacts_sent=Action.objects.filter(case_id=case.pk).count(),
     )
+
+
+def _batch_missing_evidence(batch: Sequence[Case]) -> dict[int, tuple[str, ...]]:
+    wanting = [c for c in batch if c.creditor.required_evidence]
+    if not wanting:
+        return {}
+    held: dict[int, dict[int, set[str]]] = {}
+    rows = Claim.objects.filter(case_link__case_id__in=[c.pk for c in wanting]).values_list(
+        "case_link__case_id", "pk", "evidence__kind"
+    )
+    for case_id, claim_id, kind in rows:
+        kinds = held.setdefault(case_id, {}).setdefault(claim_id, set())
+        if kind:
+            kinds.add(kind)
+    return {c.pk: evidence_missing(c.creditor.required_evidence, held.get(c.pk, {}).values()) for c in wanting}
 
 
 def engine_tick(
@@ -101,13 +156,21 @@ def engine_tick(
     policy: ContactPolicy | None = None,
     actor: Actor | None = None,
 ) -> TickReport:
-    """Decide every case due at ``now``; each case at most once per tick."""
+    """Decide every case due at ``now``; each case at most once per tick.
+
+    Per batch: claim the due cases (``SKIP LOCKED`` on PostgreSQL, so workers share the work), read
+    what ``decide`` needs for the whole batch in a handful of queries, decide in memory, then write
+    the actions, the cases and the audit events in bulk — all in the batch's one transaction
+    (invariant 3). If the bulk write fails, the batch is redone case by case, each in its own
+    savepoint, so one bad case never blocks the others.
+    """
     now = now or timezone.now()
     batch_size = batch_size or settings.RELANCE_ENGINE_BATCH_SIZE
     policy = policy or ContactPolicy()
     actor = actor or Actor.system("engine")
     report = TickReport()
     case_events_wake(now=now)  # cases with new events (payments, promises, bounces…) react now
+    docs: dict[tuple[str, int], StrategyDoc] = {}
     last_id = 0
     while True:
         with transaction.atomic():
@@ -121,16 +184,162 @@ def engine_tick(
             batch = list(qs[:batch_size])
             if not batch:
                 break
-            for case in batch:
-                _decide_one(case=case, now=now, policy=policy, actor=actor, report=report)
             last_id = batch[-1].pk
+            partial = TickReport()
+            try:
+                with transaction.atomic():
+                    _decide_batch(batch, now=now, policy=policy, actor=actor, report=partial, docs=docs)
+            except Exception:
+                log.exception("engine batch from case %s failed; deciding its cases one by one", batch[0].pk)
+                for case in batch:
+                    _decide_one(case=case, now=now, policy=policy, actor=actor, report=report)
+            else:
+                report.merge(partial)
     return report
+
+
+def _strategy(docs: dict[tuple[str, int], StrategyDoc], case: Case) -> StrategyDoc:
+    key = (case.strategy_key, case.strategy_version)
+    if key not in docs:
+        docs[key] = strategy_doc(key=case.strategy_key, version=case.strategy_version)
+    return docs[key]
+
+
+def _decide_batch(
+    batch: list[Case],
+    *,
+    now: datetime,
+    policy: ContactPolicy,
+    actor: Actor,
+    report: TickReport,
+    docs: dict[tuple[str, int], StrategyDoc],
+) -> None:
+    ids = [c.pk for c in batch]
+    outstanding = cases_outstanding_minor(case_ids=ids)
+    recent = debtors_recent_contacts(debtor_ids=list({c.debtor_id for c in batch}), now=now)
+    missing = _batch_missing_evidence(batch)
+    claims = {
+        row["case_id"]: (row["due"], row["n"])
+        for row in CaseClaim.objects.filter(case_id__in=ids)
+        .values("case_id")
+        .annotate(due=Min("claim__due_date"), n=Count("pk"))
+    }
+    sent = dict(
+        Action.objects.filter(case_id__in=ids).values("case_id").annotate(n=Count("pk")).values_list("case_id", "n")
+    )
+    decided: list[tuple[Case, Outcome]] = []
+    for case in batch:
+        due, n_claims = claims.get(case.pk, (None, 0))
+        facts = _snapshot(
+            case,
+            outstanding_minor=outstanding[case.pk],
+            recent_contacts=recent[case.debtor_id],
+            missing_evidence=missing.get(case.pk, ()),
+            due_date=due,
+            claims=n_claims,
+            contacts_sent=sent.get(case.pk, 0),
+        )
+        doc = _assigned(case, facts, now=now, actor=actor, docs=docs)
+        facts = snapshot_with_assignment(facts, case)
+        if facts.events:
+            case.event_seq = max(e.id for e in facts.events)
+        outcome = decide(facts, doc, policy, now)
+        # The next case of the same debtor must see these contacts (the cap is per debtor).
+        recent[case.debtor_id].extend(now for _ in outcome.contacts)
+        decided.append((case, outcome))
+    _apply_batch(decided, now=now, actor=actor, report=report)
+
+
+def _assigned(
+    case: Case, facts: CaseSnapshot, *, now: datetime, actor: Actor, docs: dict[tuple[str, int], StrategyDoc]
+) -> StrategyDoc:
+    """The case's strategy; at its first look it is routed and given its variant (recorded, audited)."""
+    if case.step_at is None:
+        return case_strategy_assign(case=case, snapshot=facts, now=now, actor=actor)
+    return _strategy(docs, case)
+
+
+_CASE_FIELDS = ("status", "step", "step_at", "event_seq", "next_action_at", "closed_at", "updated_at")
+
+
+def _cases_update(cases: list[Case]) -> None:
+    """Write the engine's fields of many cases: one ``UPDATE … FROM (VALUES …)`` on PostgreSQL."""
+    if connection.vendor != "postgresql":
+        Case.objects.bulk_update(cases, list(_CASE_FIELDS), batch_size=500)
+        return
+    rows = ", ".join(
+        ["(%s, %s, %s, %s::timestamptz, %s::bigint, %s::timestamptz, %s::timestamptz, %s::timestamptz)"] * len(cases)
+    )
+    params: list[Any] = []
+    for c in cases:
+        params += [c.pk, c.status, c.step, c.step_at, c.event_seq, c.next_action_at, c.closed_at, c.updated_at]
+    sets = ", ".join(f"{f} = v.{f}" for f in _CASE_FIELDS)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE cases_case SET {sets} FROM (VALUES {rows}) AS v(id, {', '.join(_CASE_FIELDS)})"  # noqa: S608
+            " WHERE cases_case.id = v.id",
+            params,
+        )
+
+
+def _apply_batch(decided: list[tuple[Case, Outcome]], *, now: datetime, actor: Actor, report: TickReport) -> None:
+    """Write a batch's outcomes: actions, case changes (transitions included) and audit events in bulk."""
+    actions: list[Action] = []
+    changed: list[Case] = []
+    events: list[PendingEvent] = []
+    touched = timezone.now()  # updated_at is wall-clock time, whatever instant the engine plays
+    for case, outcome in decided:
+        report.cases += 1
+        if outcome.transition is not None:
+            moved = case_transition_in_memory(case=case, to=outcome.transition, reason=outcome.reason, now=now)
+            if moved is not None:
+                events.append(moved[1])
+            report.transitions[outcome.transition.value] += 1
+        case.updated_at = touched
+        changed.append(case)  # its step, event cursor or next look change, whatever the outcome
+        for contact in outcome.contacts:
+            actions.append(
+                Action(
+                    case=case,
+                    debtor_id=case.debtor_id,
+                    channel=contact.channel,
+                    template=contact.template,
+                    step_key=contact.step_key,
+                    scheduled_at=contact.at or now,
+                )
+            )
+            report.contacts[contact.channel] += 1
+        if outcome.next_step is not None:
+            # Also when the step ended the automatic flow (escalated: on hold), so resuming goes on after it.
+            case.step = outcome.next_step
+            case.step_at = now
+        if Status(case.status) in (Status.NEW, Status.ACTIVE, Status.PROMISED):
+            case.next_action_at = outcome.next_action_at
+        if outcome.notes and not outcome.contacts:
+            report.deferred += 1
+            events.append(PendingEvent("engine.deferred", "cases.case", case.pk, {"reason": outcome.reason}))
+    if actions:
+        Action.objects.bulk_create(actions)
+        events.extend(
+            PendingEvent(
+                "action.queued",
+                "cases.case",
+                a.case_id,
+                {"action": a.pk, "channel": a.channel, "template": a.template, "step": a.step_key},
+            )
+            for a in actions
+        )
+    if changed:
+        _cases_update(changed)
+    if events:
+        audit_record_many(actor=actor, events=events)
 
 
 def _decide_one(*, case: Case, now: datetime, policy: ContactPolicy, actor: Actor, report: TickReport) -> None:
     """One case in its own savepoint: a failure is recorded and retried later, never blocks the batch."""
     try:
         with transaction.atomic():
+            case.refresh_from_db()  # the failed bulk attempt may have changed it in memory
             facts = snapshot(case, now)
             if case.step_at is None:  # first look: routed to a strategy and given its variant, recorded
                 doc = case_strategy_assign(case=case, snapshot=facts, now=now, actor=actor)

@@ -22,6 +22,8 @@ class Sent:
     provider_message_id: str
     # Facts worth keeping in the audit row (e.g. SMS encoding, segments and cost); never secrets.
     meta: dict[str, Any] = field(default_factory=dict)
+    # E-mail through ``comms.mail``: the dispatcher already recorded it (``handover``) before the final ".".
+    handed_over: bool = False
 
 
 @dataclass

@@ -1,6 +1,14 @@
-"""E-mail through Django's e-mail backends (SMTP by default; any backend by settings)."""
+"""E-mail through Django's e-mail backends (SMTP by default; django-anymail for ESPs by settings).
+
+One connection serves a whole dispatch batch. With ``comms.mail.HandoverSMTPBackend`` (the SMTP
+default) the dispatcher records the hand-over just before the server can accept the message, so a
+crash never sends it twice. Every message carries ``List-Unsubscribe`` (a signed one-click URL, RFC
+8058, and a mailto) so the debtor can stop e-mail from their mail client (FR-COL-16).
+"""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
@@ -9,6 +17,12 @@ from relance.claims.models import Debtor
 from relance.comms.channels.base import SendContext, Sent
 from relance.comms.models import Action
 from relance.comms.render import render_message
+from relance.comms.unsubscribe import unsubscribe_url
+
+
+def action_message_id(action_id: int) -> str:
+    """The Message-ID of an action's e-mail: the action id, so a resend is recognisable everywhere."""
+    return f"<action-{action_id}@{settings.DEFAULT_FROM_EMAIL.split('@')[-1]}>"
 
 
 class EmailSender:
@@ -25,26 +39,41 @@ class EmailSender:
         connection = context.resources.get("email_connection")
         if connection is None:
             connection = context.resources["email_connection"] = get_connection()
+            connection.open()  # kept open for the batch; the dispatcher closes it
+            context.resources["email_connection_opened"] = connection
         rendered = render_message(case=action.case, channel="email", template=action.template)
-        creditor = action.case.creditor
-        # The action id in the Message-ID lets a provider or a mailbox de-duplicate a resend.
-        message_id = f"<action-{action.pk}@{settings.DEFAULT_FROM_EMAIL.split('@')[-1]}>"
+        creditor, debtor = action.case.creditor, action.case.debtor
+        message_id = action_message_id(action.pk)
+        opt_out = unsubscribe_url(debtor_id=debtor.pk)
         msg = EmailMultiAlternatives(
             subject=rendered.subject,
             body=rendered.text,
             from_email=settings.DEFAULT_FROM_EMAIL,
-            to=[action.case.debtor.email],
+            to=[debtor.email],
             reply_to=[creditor.support_email] if creditor.support_email else None,
-            headers={"Message-ID": message_id, "X-Relance-Action": str(action.pk)},
+            headers={
+                "Message-ID": message_id,
+                "X-Relance-Action": str(action.pk),
+                "List-Unsubscribe": f"<{opt_out}>",
+                "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+            },
             connection=connection,
         )
         msg.attach_alternative(rendered.html, "text/html")
-        msg.send()
-        return Sent(
-            to_address=action.case.debtor.email,
+        # anymail passes metadata to the ESP, which returns it in every webhook event (comms.email_webhooks).
+        msg.metadata = {"action": str(action.pk)}  # type: ignore[attr-defined]
+        sent = Sent(
+            to_address=debtor.email,
             subject=rendered.subject,
             body_text=rendered.text,
             body_html=rendered.html,
             content_hash=rendered.content_hash,
             provider_message_id=message_id,
         )
+        handover = context.resources.get("handover")
+        send_with_handover = getattr(connection, "send_with_handover", None)
+        if handover is not None and send_with_handover is not None:
+            send_with_handover(msg, lambda: handover(action, sent))
+            return replace(sent, handed_over=True)
+        msg.send()
+        return sent

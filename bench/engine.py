@@ -1,0 +1,171 @@
+"""Benchmark: one engine tick over ROWS active cases on PostgreSQL, 2 worker processes, against a bare UPDATE.
+
+Run with `make bench-engine` (ROWS=1000000 by default), which starts a throwaway PostgreSQL.
+
+Set-up: one claim is placed through the real services (debtor, claim, case, ledger placement), then
+cloned in SQL into ROWS debtors, claims, cases, ledger accounts and balanced placements (distinct
+debtors, all due now). Then, in the same run:
+
+- **baseline**: a bare ``UPDATE cases_case SET next_action_at = …`` over the same rows;
+- **engine**: ``relance engine tick --no-dispatch`` in 2 processes at once (``FOR UPDATE SKIP LOCKED``
+  shares the cases): snapshot reads, the strategy decision and the contact policy, outbox actions,
+  case updates and the audit chain, committed per batch.
+
+Prints cases decided per second, the ratio against the baseline and the workers' peak RSS; the last
+line is the headline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import resource
+import subprocess
+import tempfile
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import psycopg
+
+ROOT = Path(__file__).resolve().parent.parent
+RELANCE = str(ROOT / ".venv" / "bin" / "relance")
+
+SEED_ONE = """
+from datetime import date, timedelta
+from relance.intake.validate import ClaimData, DebtorData
+from relance.intake.services import claim_place
+from relance.tenancy.actors import Actor
+from relance.tenancy.models import Agency, Creditor
+creditor = Creditor.objects.create(
+    agency=Agency.objects.create(legal_name="Bench", address="1 rue de la Paix, 75002 Paris"),
+    slug="bench", legal_name="Bench SAS", address="2 rue du Commerce, 75002 Paris", mode="B",
+)
+today = date.today()
+claim_place(creditor=creditor, actor=Actor.system("bench"), data=ClaimData(
+    external_ref="B-0", invoice_number="F-B-0", invoice_date=today - timedelta(days=40),
+    due_date=today - timedelta(days=10), amount="120.50", currency="EUR",
+    debtor=DebtorData(first_name="Jeanne", last_name="Martin", email="b0@example.fr", phone="",
+                      address_line1="3 rue des Lilas", postcode="33000", city="Bordeaux"),
+))
+"""
+
+# Per table: the columns that must differ in each clone (g = 1 .. ROWS-1; the template has id 1).
+CLONES: list[tuple[str, dict[str, str]]] = [
+    (
+        "claims_debtor",
+        {
+            "id": "1 + g",
+            "email": "'b' || g || '@example.fr'",
+            "email_key": "'b' || g || '@example.fr'",
+            "last_name": "t.last_name || g",
+            "name_key": "t.name_key || g",
+        },
+    ),
+    (
+        "claims_claim",
+        {"id": "1 + g", "debtor_id": "1 + g", "external_ref": "'B-' || g", "invoice_number": "'F-B-' || g"},
+    ),
+    ("cases_case", {"id": "1 + g", "debtor_id": "1 + g", "reference": "'BR' || g"}),
+    ("cases_caseclaim", {"id": "1 + g", "case_id": "1 + g", "claim_id": "1 + g"}),
+    ("ledger_account", {"id": "1000 + g", "key": "'claim:' || (1 + g)"}),
+    ("ledger_ledgertransaction", {"id": "1 + g", "idempotency_key": "t.idempotency_key || '-' || g"}),
+]
+
+
+def clone_cases(conn: psycopg.Connection, rows: int) -> None:
+    for table, overrides in CLONES:
+        cols = [
+            r[0]
+            for r in conn.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = %s ORDER BY ordinal_position",
+                [table],
+            )
+        ]
+        where = "t.key = 'claim:1'" if table == "ledger_account" else "t.id = 1"
+        exprs = ", ".join(overrides.get(c, f"t.{c}") for c in cols)
+        conn.execute(
+            f"INSERT INTO {table} ({', '.join(cols)}) SELECT {exprs} FROM {table} t,"  # noqa: S608 - our own names
+            f" generate_series(1, {rows - 1}) g WHERE {where}"
+        )
+        conn.execute(
+            f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))"  # noqa: S608
+        )
+    # The placement's two postings: the claim's side goes to the clone's account, the other side stays.
+    conn.execute(
+        """
+        INSERT INTO ledger_posting (debit, credit, currency, account_id, transaction_id)
+        SELECT p.debit, p.credit, p.currency,
+               CASE WHEN a.key = 'claim:1' THEN 1000 + g ELSE p.account_id END, 1 + g
+        FROM ledger_posting p JOIN ledger_account a ON a.id = p.account_id, generate_series(1, %s) g
+        WHERE p.transaction_id = 1
+        """,
+        [rows - 1],
+    )
+    conn.execute("SELECT setval(pg_get_serial_sequence('ledger_posting', 'id'), (SELECT max(id) FROM ledger_posting))")
+
+
+def next_weekday_noon() -> datetime:
+    """Noon (Paris) on the next weekday: inside every channel's contact window."""
+    day = datetime.now(ZoneInfo("Europe/Paris")).date() + timedelta(days=1)
+    while day.weekday() >= 5:
+        day += timedelta(days=1)
+    return datetime(day.year, day.month, day.day, 12, tzinfo=ZoneInfo("Europe/Paris"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--batch", type=int, default=1000)
+    args = parser.parse_args()
+    pg_url = os.environ["PG_URL"]
+    env = {**os.environ, "RELANCE_VAR_DIR": tempfile.mkdtemp(prefix="relance-bench-"), "SECRET_KEY": "bench"}
+    subprocess.run([RELANCE, "migrate", "-v0"], check=True, env=env)
+    subprocess.run([RELANCE, "shell", "-c", SEED_ONE], check=True, env=env)
+    started = time.perf_counter()
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        with conn.transaction():
+            clone_cases(conn, args.rows)
+        conn.execute("VACUUM ANALYZE")
+        print(f"set up {args.rows:,} active cases in {time.perf_counter() - started:.1f}s")
+        now = next_weekday_noon()
+
+        started = time.perf_counter()
+        updated = conn.execute(
+            "UPDATE cases_case SET next_action_at = next_action_at WHERE status IN ('new', 'active')"
+            " AND next_action_at <= %s",
+            [now],
+        ).rowcount
+        base_seconds = time.perf_counter() - started
+        conn.execute("VACUUM ANALYZE cases_case")
+    base_rate = updated / base_seconds
+    print(f"baseline bare UPDATE of next_action_at: {updated:,} rows in {base_seconds:.2f}s = {base_rate:,.0f} rows/s")
+
+    started = time.perf_counter()
+    workers = [
+        subprocess.Popen(
+            [RELANCE, "engine", "tick", "--no-dispatch", "--now", now.isoformat(), "--batch-size", str(args.batch)],
+            env=env,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(args.workers)
+    ]
+    outputs = [w.communicate()[0] for w in workers]
+    seconds = time.perf_counter() - started
+    if any(w.returncode for w in workers):
+        raise SystemExit(f"a worker failed: {outputs}")
+    decided = sum(int(m.group(1)) for out in outputs if (m := re.search(r"engine: (\d+) cases decided", out)))
+    for n, out in enumerate(outputs, 1):
+        print(f"worker {n}: {out.strip()}")
+    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    rate = decided / seconds
+    print(f"engine: {decided:,} cases decided in {seconds:.1f}s with {args.workers} workers")
+    print(f"engine: {rate:,.0f} cases/s; ratio {rate / base_rate:.3f} vs bare UPDATE; peak RSS {peak_mb:.0f} MB")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,69 @@
+"""The engine's batch reads and bulk writes decide exactly as the one-case path would (issue 4).
+
+``engine_tick`` reads balances, contact pressure and evidence for a whole batch and writes in bulk;
+``snapshot`` is the one-case read. Both must see the same case, and cases of one debtor in the same
+batch must see each other's fresh contacts (the cap is per debtor, across creditors: FR-COL-16/19).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from relance.audit.models import AuditEvent
+from relance.audit.services import audit_verify
+from relance.cases.models import Case
+from relance.cases.selectors import case_outstanding_minor, cases_outstanding_minor
+from relance.comms.models import Action
+from relance.comms.services import debtor_recent_contacts, debtors_recent_contacts
+from relance.strategies.engine import engine_tick
+
+pytestmark = pytest.mark.django_db
+PARIS = ZoneInfo("Europe/Paris")
+SAME = {"email": "paul.durand@example.fr", "last_name": "Durand", "first_name": "Paul"}
+
+
+def _weekday_noon() -> datetime:
+    day = datetime.now(PARIS).date() + timedelta(days=1)
+    while day.weekday() >= 5:
+        day += timedelta(days=1)
+    return datetime(day.year, day.month, day.day, 12, tzinfo=PARIS)
+
+
+def test_batch_reads_equal_the_one_case_reads(place, world):
+    now = _weekday_noon()
+    first = place("INV-1", "120.50", **SAME).case
+    place("INV-2", "30.00", **SAME)  # same debtor, same creditor: may join the same case
+    other = place("INV-3", "99.99", creditor=world.other_creditor, **SAME).case
+    alone = place("INV-4", "10.00", email="x@example.fr", last_name="Autre").case
+    engine_tick(now=now)  # queues first notices: pending contacts to count
+    now += timedelta(days=1)
+    cases = list(Case.objects.filter(pk__in=[first.pk, other.pk, alone.pk]))
+
+    expected = {c.pk: case_outstanding_minor(case=c) for c in cases}
+    assert cases_outstanding_minor(case_ids=[c.pk for c in cases]) == expected
+    debtors = list({c.debtor_id for c in cases})
+    batch = debtors_recent_contacts(debtor_ids=debtors, now=now)
+    assert {d: sorted(t) for d, t in batch.items()} == {
+        d: sorted(debtor_recent_contacts(debtor_id=d, now=now)) for d in debtors
+    }
+    assert any(batch.values())  # the earlier tick's contacts are there to compare
+
+
+def test_two_creditors_cases_of_one_debtor_in_one_batch_share_the_contact_policy(place, world):
+    now = _weekday_noon()
+    mine = place("INV-1", "120.50", **SAME).case
+    theirs = place("INV-9", "80.00", creditor=world.other_creditor, **SAME).case
+    assert mine.debtor_id == theirs.debtor_id  # one debtor, two creditors
+
+    report = engine_tick(now=now, batch_size=10)  # both in one batch
+
+    assert report.cases == 2
+    actions = list(Action.objects.filter(debtor_id=mine.debtor_id))
+    assert len(actions) == 1  # the second case saw the first one's fresh contact: minimum gap (48 h)
+    deferred = Case.objects.get(pk=theirs.pk if actions[0].case_id == mine.pk else mine.pk)
+    assert deferred.next_action_at > now
+    assert AuditEvent.objects.filter(verb="engine.deferred").count() == 1
+    assert audit_verify()[1] is None
