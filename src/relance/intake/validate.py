@@ -9,10 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-import phonenumbers
-from email_validator import EmailNotValidError, validate_email
-
 from relance.core.money import Money, MoneyError
+from relance.intake.normalise import email_normalise, phone_normalise
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,25 +178,20 @@ def validate_claim(data: ClaimData, *, today: date) -> tuple[CleanClaim | None, 
         )
     email = ""
     if debtor.email.strip():
-        try:
-            email = validate_email(debtor.email.strip(), check_deliverability=False).normalized
-        except EmailNotValidError as exc:
+        email, problem = email_normalise(debtor.email.strip())
+        if problem:
             errors.append(
                 _err(
                     "debtor.email",
                     "email.invalid",
-                    f"Invalid e-mail {debtor.email!r}: {exc}",
+                    f"Invalid e-mail {debtor.email!r}: {problem}",
                     "Adresse e-mail invalide",
                 )
             )
     phone = ""
     if debtor.phone.strip():
-        try:
-            parsed = phonenumbers.parse(debtor.phone, debtor.country.upper() or "FR")
-            if not phonenumbers.is_valid_number(parsed):
-                raise phonenumbers.NumberParseException(0, "not a valid number")
-            phone = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
-        except phonenumbers.NumberParseException:
+        phone = phone_normalise(debtor.phone, debtor.country.upper() or "FR") or ""
+        if not phone:
             errors.append(
                 _err(
                     "debtor.phone",
