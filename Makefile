@@ -46,8 +46,9 @@ simulate: install
 
 ## make bench-intake: 1,000,000-row French CSV into a throwaway PostgreSQL, against raw COPY (ROWS=…)
 ROWS ?= 1000000
+BENCH_PGPORT ?= 54341
 bench-intake: install-dev
-	RELANCE_TEST_PGPORT=54341 scripts/with-postgres.sh $(BIN)/python bench/intake.py --rows $(ROWS)
+	RELANCE_TEST_PGPORT=$(BENCH_PGPORT) scripts/with-postgres.sh $(BIN)/python bench/intake.py --rows $(ROWS)
 
 ## make messages: refresh the French catalogue after changing UI text (needs GNU gettext; .mo is committed)
 messages: install-dev

@@ -13,9 +13,13 @@ import csv
 import hashlib
 import io
 import logging
+import multiprocessing
+import os
+import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
+from queue import Full
 from typing import IO, Any
 
 from django.core.files.base import File
@@ -34,6 +38,8 @@ from relance.tenancy.models import Creditor
 log = logging.getLogger("relance.intake")
 
 CHUNK_ROWS = 1000
+# On PostgreSQL, parse and validate CSV files in a second process while the first one writes.
+PARSE_WORKER = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -287,18 +293,96 @@ def _place_all(
             locked.save()
         chunk.clear()
 
-    for row in _checked(batch, reader, today):
-        seen_rows += 1
-        if seen_rows <= skip:
-            continue
-        chunk.append(row)
-        if len(chunk) >= chunk_rows:
-            flush()
-            if progress is not None:
-                progress(Progress(rows=seen_rows, bytes_read=counting.count, bytes_total=size))
+    source = _checked_blocks(batch, reader, counting, today, chunk_rows)
+    if PARSE_WORKER and connection.vendor == "postgresql" and (os.cpu_count() or 1) > 1 and not _is_xlsx(batch):
+        # The database side is fast there (COPY): parse and validate in a second process meanwhile.
+        source = _in_worker(source)
+    for block, bytes_read in source:
+        for row in block:
+            seen_rows += 1
+            if seen_rows <= skip:
+                continue
+            chunk.append(row)
+            if len(chunk) >= chunk_rows:
+                flush()
+                if progress is not None:
+                    progress(Progress(rows=seen_rows, bytes_read=bytes_read, bytes_total=size))
     flush()
     if progress is not None:
         progress(Progress(rows=seen_rows, bytes_read=size, bytes_total=size))
+
+
+def _is_xlsx(batch: ImportBatch) -> bool:
+    return batch.filename.lower().endswith((".xlsx", ".xlsm"))
+
+
+_Block = tuple[list[_Row], int]  # checked rows, and the bytes of the file read so far
+
+
+def _checked_blocks(
+    batch: ImportBatch, reader: IO[bytes], counting: _CountingReader, today: Any, size: int
+) -> Iterator[_Block]:
+    block: list[_Row] = []
+    for row in _checked(batch, reader, today):
+        block.append(row)
+        if len(block) >= size:
+            yield block, counting.count
+            block = []
+    yield block, counting.count
+
+
+_QUEUE_BLOCKS = 3  # blocks parsed ahead of the database: bounded memory
+
+
+def _in_worker(source: Iterator[_Block]) -> Iterator[_Block]:
+    """``source`` run in a forked process (parsing and validation are pure), its blocks queued back.
+
+    The queue is bounded, so memory stays flat; the worker exits when its parent dies (a killed
+    import leaves no orphan behind) and an error in the file is raised here, in the parent.
+    """
+    context = multiprocessing.get_context("fork")
+    queue: Any = context.Queue(maxsize=_QUEUE_BLOCKS)
+    parent = os.getpid()
+    worker = context.Process(target=_produce, args=(source, queue, parent), daemon=True)
+    worker.start()
+    try:
+        while True:
+            kind, *payload = queue.get()
+            if kind == "end":
+                break
+            if kind == "file_error":
+                raise parse.FileFormatError(payload[0], missing=payload[1])
+            if kind == "crash":
+                raise RuntimeError(f"import worker failed: {payload[0]}")
+            yield payload[0]
+    finally:
+        if worker.is_alive():
+            worker.terminate()
+        worker.join()
+        queue.close()
+
+
+def _produce(source: Iterator[_Block], queue: Any, parent: int) -> None:
+    def put(*message: object) -> None:
+        while True:
+            try:
+                queue.put(message, timeout=1)
+                return
+            except Full:
+                if os.getppid() != parent:
+                    os._exit(0)
+
+    try:
+        for block in source:
+            put("rows", block)
+    except parse.FileFormatError as exc:  # exceptions with fields do not pickle: sent as values
+        put("file_error", exc.error, exc.missing)
+    except Exception:
+        put("crash", traceback.format_exc(limit=5))
+    else:
+        put("end")
+    queue.close()
+    queue.join_thread()
 
 
 def _finish(batch: ImportBatch, status: str, actor: Actor, message: str = "") -> None:

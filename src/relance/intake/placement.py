@@ -34,6 +34,8 @@ from relance.tenancy.actors import Actor
 from relance.tenancy.models import Creditor
 
 CREDIT_NOTE = "claim.credit_note"
+# PostgreSQL writes new claims with COPY (``bulk_pg``); False forces the ORM path (tests compare both).
+PG_COPY = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,7 +297,7 @@ def _create(
     items = [item for _, item in fresh]
     incoming = _incoming(items)
     keys, wanted, phones = _wanted(incoming)
-    if connection.vendor == "postgresql":
+    if connection.vendor == "postgresql" and PG_COPY:
         # The same decisions, written with COPY (bulk_pg's docstring).
         from relance.intake import bulk_pg  # noqa: PLC0415 (PostgreSQL only)
 
