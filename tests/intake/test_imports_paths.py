@@ -239,3 +239,16 @@ def test_a_file_error_found_by_the_worker_fails_the_import_with_its_message(monk
     orm_batch = _import(orm, content, "missing_columns.csv", fast=False, monkeypatch=monkeypatch)
     assert fast_batch.status == orm_batch.status == ImportBatch.Status.FAILED
     assert fast_batch.message == orm_batch.message != ""
+
+
+def test_duplicate_references_are_found_the_same_once_they_no_longer_fit_in_memory(monkeypatch):
+    """Past ``_SeenRefs.IN_MEMORY`` references the first rows move to a temporary file: same reports."""
+    rows = [_row(f"D-{n % 7}", f"{10 + n},00", **{"E-mail": f"d{n}@example.fr"}) for n in range(20)]
+    small, default = _world(1), _world(2)
+    monkeypatch.setattr(imports._SeenRefs, "IN_MEMORY", 3)
+    spilled = _import(small, _csv(rows), "d.csv", fast=False, monkeypatch=monkeypatch)
+    monkeypatch.setattr(imports._SeenRefs, "IN_MEMORY", 100_000)
+    in_memory = _import(default, _csv(rows), "d.csv", fast=False, monkeypatch=monkeypatch)
+    assert _summary(small, [spilled]) == _summary(default, [in_memory])
+    assert spilled.rows_created == 7
+    assert spilled.rows_invalid == 13

@@ -10,17 +10,22 @@ file changes nothing (invariant 2). Memory stays flat: the file is streamed, nev
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import io
 import logging
 import multiprocessing
 import os
+import pickle
+import sqlite3
+import tempfile
 import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from queue import Full
-from typing import IO, Any
+from typing import IO, Any, ClassVar
 
 from django.core.files.base import File
 from django.db import connection, transaction
@@ -138,9 +143,53 @@ class _Row:
     errors: list[parse.RowError]
 
 
+class _SeenRefs:
+    """The row where each reference of the file was first seen: in memory, then in a temporary file.
+
+    A dict of a 5,000,000-row file's references would take ~600 MB. Up to ``IN_MEMORY`` references
+    stay in a dict; beyond, they move to a temporary SQLite file (8 MB page cache), a few microseconds
+    per row, whatever the size of the file. The file is deleted when the import is done.
+    """
+
+    IN_MEMORY = 100_000
+
+    def __init__(self) -> None:
+        self._refs: dict[str, int] = {}
+        self._db: sqlite3.Connection | None = None
+        self._dir: tempfile.TemporaryDirectory[str] | None = None
+
+    def first(self, ref: str, row: int) -> int:
+        """``row`` if ``ref`` is new (and remember it), else the row where it was first seen."""
+        if self._db is None:
+            first = self._refs.setdefault(ref, row)
+            if len(self._refs) >= self.IN_MEMORY:
+                self._spill()
+            return first
+        if self._db.execute("INSERT INTO seen VALUES (?, ?) ON CONFLICT DO NOTHING", (ref, row)).rowcount:
+            return row
+        (first,) = self._db.execute("SELECT row FROM seen WHERE ref = ?", (ref,)).fetchone()
+        return int(first)
+
+    def _spill(self) -> None:
+        self._dir = tempfile.TemporaryDirectory(prefix="relance-import-")
+        self._db = sqlite3.connect(Path(self._dir.name) / "refs.sqlite3")
+        self._db.executescript(
+            "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA cache_size=-8000;"
+            "CREATE TABLE seen (ref TEXT PRIMARY KEY, row INTEGER NOT NULL) WITHOUT ROWID;"
+        )
+        self._db.executemany("INSERT INTO seen VALUES (?, ?)", self._refs.items())
+        self._refs = {}
+
+    def __del__(self) -> None:
+        if self._db is not None:
+            self._db.close()
+        if self._dir is not None:
+            self._dir.cleanup()
+
+
 def _checked(batch: ImportBatch, raw: IO[bytes], today: Any) -> Iterator[_Row]:
     """Parsed and validated rows, with duplicate references inside the file reported."""
-    seen: dict[str, int] = {}
+    seen = _SeenRefs()
     for parsed in _rows(batch, raw):
         errors = list(parsed.errors)
         clean = None
@@ -158,7 +207,7 @@ def _checked(batch: ImportBatch, raw: IO[bytes], today: Any) -> Iterator[_Row]:
             ]
             if clean is not None:
                 ref = clean.data.external_ref
-                first = seen.setdefault(ref, parsed.row)
+                first = seen.first(ref, parsed.row)
                 if first != parsed.row:
                     errors.append(
                         parse.RowError(
@@ -354,12 +403,36 @@ def _in_worker(source: Iterator[_Block]) -> Iterator[_Block]:
                 raise parse.FileFormatError(payload[0], missing=payload[1])
             if kind == "crash":
                 raise RuntimeError(f"import worker failed: {payload[0]}")
-            yield payload[0]
+            yield pickle.loads(payload[0])  # noqa: S301 (our own worker's bytes)
     finally:
         if worker.is_alive():
             worker.terminate()
         worker.join()
         queue.close()
+
+
+class _Packed(pickle.Pickler):
+    """Pickles dataclasses as ``cls(*fields)``: several times cheaper to load than their default state."""
+
+    _names: ClassVar[dict[type, tuple[str, ...] | None]] = {}
+
+    def reducer_override(self, obj: Any) -> Any:
+        cls = type(obj)
+        names = self._names.get(cls, ())
+        if names == ():
+            names = None
+            if dataclasses.is_dataclass(cls) and all(f.init and f.kw_only is False for f in dataclasses.fields(cls)):
+                names = tuple(f.name for f in dataclasses.fields(cls))
+            self._names[cls] = names
+        if names is None:
+            return NotImplemented
+        return cls, tuple(getattr(obj, name) for name in names)
+
+    @classmethod
+    def dumps(cls, value: object) -> bytes:
+        out = io.BytesIO()
+        cls(out, protocol=pickle.HIGHEST_PROTOCOL).dump(value)
+        return out.getvalue()
 
 
 def _produce(source: Iterator[_Block], queue: Any, parent: int) -> None:
@@ -374,7 +447,7 @@ def _produce(source: Iterator[_Block], queue: Any, parent: int) -> None:
 
     try:
         for block in source:
-            put("rows", block)
+            put("rows", _Packed.dumps(block))
     except parse.FileFormatError as exc:  # exceptions with fields do not pickle: sent as values
         put("file_error", exc.error, exc.missing)
     except Exception:
