@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 SEED ?= 42
 
-.PHONY: run test install install-dev lint typecheck check simulate messages bench-intake clean
+.PHONY: run test install install-dev lint typecheck check simulate messages bench-intake bench-intake-rss clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,11 @@ ROWS ?= 1000000
 BENCH_PGPORT ?= 54341
 bench-intake: install-dev
 	RELANCE_TEST_PGPORT=$(BENCH_PGPORT) scripts/with-postgres.sh $(BIN)/python bench/intake.py --rows $(ROWS)
+
+## make bench-intake-rss: peak RSS of the streaming side (parse, validate, duplicates) at 5,000,000 rows
+RSS_ROWS ?= 5000000
+bench-intake-rss: install-dev
+	$(BIN)/python bench/intake_rss.py --rows $(RSS_ROWS)
 
 ## make messages: refresh the French catalogue after changing UI text (needs GNU gettext; .mo is committed)
 messages: install-dev

@@ -81,7 +81,7 @@ def _append_copy(*, actor: Actor, events: Sequence[PendingEvent]) -> int:
     ):
         for pending in events:
             seq += 1
-            payload = canonical(pending.data)
+            payload = pending.data if _json_native(pending.data) else canonical(pending.data)
             subject_id = str(pending.subject_id)
             digest = row_hash(
                 seq=seq,
@@ -149,6 +149,17 @@ def _append(*, actor: Actor, events: Sequence[PendingEvent]) -> list[AuditEvent]
         )
         prev_hash = digest
     return AuditEvent.objects.bulk_create(rows, batch_size=1000)
+
+
+def _json_native(value: Any) -> bool:
+    """Already what ``canonical`` would return (str keys; str, int, bool, None, lists): no copy needed."""
+    if value is None or isinstance(value, str | int):  # bool is an int
+        return True
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _json_native(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_json_native(v) for v in value)
+    return False
 
 
 def _lock_head() -> None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import connection
 from django.db.models import Model
@@ -35,6 +35,9 @@ from relance.intake.validate import CleanClaim
 from relance.ledger.models import Account, LedgerTransaction, Posting
 from relance.tenancy.actors import Actor
 from relance.tenancy.models import Creditor
+
+if TYPE_CHECKING:
+    from relance.intake.placement import DebtorPlan
 
 
 class _Table:
@@ -124,7 +127,7 @@ def create_many(
     *,
     creditor: Creditor,
     fresh: list[tuple[int, CleanClaim]],
-    plan: Any,
+    plan: DebtorPlan,
     actor: Actor,
     placed_at: datetime,
     strategy_key: str,

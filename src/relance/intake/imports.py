@@ -4,7 +4,12 @@ Two modes (ImportBatch.Mode): "valid rows" places every valid row and reports th
 nothing" validates the whole file first and places nothing if any row is wrong. Either way nothing is
 half-written: rows are placed in chunks, each chunk committed together with the batch's progress, so
 a crash leaves whole chunks and ``import_run`` continues from ``rows_done``; re-running a finished
-file changes nothing (invariant 2). Memory stays flat: the file is streamed, never loaded.
+file changes nothing (invariant 2). Memory stays flat: the file is streamed, never loaded, and the
+in-file duplicate check moves to a temporary file past 100,000 references (``_SeenRefs``).
+
+At volume on PostgreSQL (issue 3, speed): a forked worker process parses and validates CSV rows
+while this process writes the previous chunk, and new claims are written with ``COPY``
+(``bulk_pg.py``). The decisions are the same code on every path; SQLite keeps the in-process ORM path.
 """
 
 from __future__ import annotations
