@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from django.db import connection
 from django.db.models import Sum
 
 from relance.audit.models import AuditEvent
@@ -252,3 +254,34 @@ def test_duplicate_references_are_found_the_same_once_they_no_longer_fit_in_memo
     assert _summary(small, [spilled]) == _summary(default, [in_memory])
     assert spilled.rows_created == 7
     assert spilled.rows_invalid == 13
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the parse worker runs on PostgreSQL only")
+def test_a_killed_parse_worker_stops_the_import_resumably_and_resuming_completes_it(monkeypatch):
+    rows = [_row(f"W-{n:02d}", f"{10 + n},00", **{"E-mail": f"w{n}@example.fr"}) for n in range(12)]
+    real = imports.validate_claim
+
+    def dies_at_row_9(data: Any, *, today: date) -> Any:
+        if data.external_ref == "W-07":
+            os._exit(9)  # in the worker process: as if the OOM killer took it
+        return real(data, today=today)
+
+    creditor, reference = _world(1), _world(2)
+    monkeypatch.setattr(imports, "validate_claim", dies_at_row_9)
+    monkeypatch.setattr(placement, "PG_COPY", True)
+    monkeypatch.setattr(imports, "PARSE_WORKER", True)
+    batch = import_create(creditor=creditor, content=io.BytesIO(_csv(rows)), filename="w.csv", actor=ACTOR)
+    with pytest.raises(RuntimeError, match="import worker stopped"):
+        import_run(batch=batch, actor=ACTOR, chunk_rows=4)
+    batch.refresh_from_db()
+    assert batch.status == ImportBatch.Status.RUNNING
+    assert batch.rows_done in (0, 4)  # whole chunks only (a block still in the dead worker's buffer is lost)
+    assert Claim.objects.filter(creditor=creditor).count() == batch.rows_created == batch.rows_done
+
+    monkeypatch.setattr(imports, "validate_claim", real)
+    ImportBatch.objects.filter(pk=batch.pk).update(status=ImportBatch.Status.PENDING)
+    batch.refresh_from_db()
+    import_run(batch=batch, actor=ACTOR, chunk_rows=4)
+    batch.refresh_from_db()
+    uninterrupted = _import(reference, _csv(rows), "w.csv", fast=True, monkeypatch=monkeypatch)
+    assert _summary(creditor, [batch]) == _summary(reference, [uninterrupted])

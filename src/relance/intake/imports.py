@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from queue import Full
+from queue import Empty, Full
 from typing import IO, Any, ClassVar
 
 from django.core.files.base import File
@@ -401,7 +401,12 @@ def _in_worker(source: Iterator[_Block]) -> Iterator[_Block]:
     worker.start()
     try:
         while True:
-            kind, *payload = queue.get()
+            try:
+                kind, *payload = queue.get(timeout=5)
+            except Empty:
+                if not worker.is_alive():  # killed (OOM…): the import stays running, hence resumable
+                    raise RuntimeError(f"import worker stopped (exit code {worker.exitcode})") from None
+                continue
             if kind == "end":
                 break
             if kind == "file_error":
