@@ -285,3 +285,17 @@ def test_a_killed_parse_worker_stops_the_import_resumably_and_resuming_completes
     batch.refresh_from_db()
     uninterrupted = _import(reference, _csv(rows), "w.csv", fast=True, monkeypatch=monkeypatch)
     assert _summary(creditor, [batch]) == _summary(reference, [uninterrupted])
+
+
+def test_copy_tables_fill_unset_columns_from_the_model_defaults_computed_per_row_when_callable():
+    from django.utils import timezone
+
+    from relance.claims.models import Evidence
+    from relance.intake.bulk_pg import _Table
+
+    table = _Table(Debtor, ["id", "agency_id"], timezone.now())
+    tail = dict(zip(table.columns[2:], table.tail, strict=False))
+    assert tail["country"] == "FR" and tail["email_opt_out"] is False and tail["phone"] == ""
+    assert table.per_row == []
+    evidence = _Table(Evidence, ["id"], timezone.now())
+    assert [f.name for f in evidence.per_row] == ["uploaded_at"]  # default=timezone.now: one value per row

@@ -51,25 +51,34 @@ class _Table:
         self.table = model._meta.db_table
         self.columns = [fields[name].column for name in given]
         tail: list[Any] = []
+        self.per_row: list[Any] = []  # fields whose default is computed for each row (uuid4, tokens…)
         for name, f in fields.items():
             if name in given:
                 continue
             if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False):
                 value: Any = now
+            elif f.has_default() and callable(f.default) and f.default not in (dict, list):
+                self.per_row.append(f)
+                continue
             elif f.has_default() or not f.null:
                 value = f.get_db_prep_save(f.get_default(), connection)
             else:
                 value = None
             self.columns.append(f.column)
             tail.append(value)
+        self.columns += [f.column for f in self.per_row]
         self.tail = tuple(tail)
 
     def copy(self, cursor: Any, rows: Iterable[Sequence[Any]]) -> None:
         columns = ", ".join(f'"{c}"' for c in self.columns)
         with cursor.copy(f'COPY "{self.table}" ({columns}) FROM STDIN') as copy:
-            tail = self.tail
+            tail, per_row = self.tail, self.per_row
             for row in rows:
-                copy.write_row((*row, *tail))
+                if per_row:
+                    fresh = [f.get_db_prep_save(f.get_default(), connection) for f in per_row]
+                    copy.write_row((*row, *tail, *fresh))
+                else:
+                    copy.write_row((*row, *tail))
 
 
 def _ids(cursor: Any, wanted: dict[type[Model], int]) -> dict[type[Model], list[int]]:
