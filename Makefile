@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 SEED ?= 42
 
-.PHONY: run test install install-dev lint typecheck check simulate messages bench-intake bench-intake-rss clean
+.PHONY: run test install install-dev lint typecheck check simulate messages bench-intake bench-intake-rss bench-portal clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,11 @@ bench-intake: install-dev
 RSS_ROWS ?= 5000000
 bench-intake-rss: install-dev
 	$(BIN)/python bench/intake_rss.py --rows $(RSS_ROWS)
+
+## make bench-portal: portal pages under 50 concurrent clients (gunicorn + PostgreSQL, wrk) against /healthz
+bench-portal: install-dev
+	@command -v wrk >/dev/null || { if [ "$$(id -u)" = 0 ]; then apt-get install -y -q wrk >/dev/null || { apt-get update -q >/dev/null && apt-get install -y -q wrk >/dev/null; }; else sudo apt-get install -y -q wrk; fi; }
+	RELANCE_TEST_PGPORT=54342 scripts/with-postgres.sh $(BIN)/python bench/portal.py
 
 ## make messages: refresh the French catalogue after changing UI text (needs GNU gettext; .mo is committed)
 messages: install-dev

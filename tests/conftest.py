@@ -9,12 +9,13 @@ from datetime import date, timedelta
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.handlers import Message
+from django.test import Client
 
 from relance.intake.services import Placed, claim_place
 from relance.tenancy.actors import Actor
 from relance.tenancy.models import Agency, ApiKey, Creditor, User
 from relance.tenancy.services import api_key_create
-from support import PASSWORD, claim_data, free_port
+from support import PASSWORD, claim_data, free_port, second_factor_pass
 
 
 @dataclass
@@ -106,3 +107,19 @@ def place(world):
         return claim_place(creditor=creditor or world.creditor, data=data, actor=Actor.system("tests"))
 
     return _place
+
+
+@pytest.fixture(autouse=True)
+def _force_login_includes_the_second_factor(monkeypatch):
+    """``client.force_login(user)`` logs a user fully in, second factor included (issue 6).
+
+    Like the password, the TOTP step is skipped on purpose by ``force_login``; tests of the log-in
+    itself post to the real pages (tests/backoffice/test_security.py, tests/e2e).
+    """
+    original = Client.force_login
+
+    def force_login(self, user, backend=None):
+        original(self, user, backend)
+        second_factor_pass(self, user)
+
+    monkeypatch.setattr(Client, "force_login", force_login)

@@ -218,3 +218,15 @@ def test_a_file_that_is_not_csv_or_xlsx_is_refused_by_the_form(world, upload):
     assert response.status_code == 200
     assert "errorlist" in response.content.decode()
     assert not ImportBatch.objects.exists()
+
+
+def test_the_import_page_says_how_the_file_was_read_and_which_columns_were_ignored(world, upload):
+    content = FILE.replace("Code postal\r\n".encode("cp1252"), "Code postal;Vendeur;Notes\r\n".encode("cp1252"))
+    client = client_for(world.creditor_user)
+    response = upload(client, world.creditor.pk, content)
+    page = client.get(response.url).content.decode()
+    assert re.search(r'id="file-layout">relance<', page)
+    assert re.search(r'id="file-unknown-columns">Vendeur, Notes<', page)
+    assert "<code>cp1252</code>" in page and "<code>;</code>" in page
+    fragment = client.get(response.url, HTTP_HX_REQUEST="true").content.decode()
+    assert "file-reading" not in fragment  # the polled fragment does not re-read the file

@@ -21,7 +21,8 @@ from django.utils import timezone
 from relance.cases.models import Case
 from relance.comms.services import outbox_dispatch
 from relance.strategies.engine import engine_tick
-from support import CHROMIUM_ARGS, PASSWORD, api_claim_payload, chromium_path
+from relance.tenancy.models import User
+from support import CHROMIUM_ARGS, api_claim_payload, browser_log_in, chromium_path
 
 # Playwright's sync API runs an event loop in the test thread; the ORM calls made by the test
 # itself (engine, outbox, assertions) are still synchronous and safe.
@@ -101,11 +102,8 @@ def portal_link_from(text: str, base_url: str) -> str:
 
 
 def log_in(page: object, base_url: str, username: str) -> None:
-    page.goto(f"{base_url}/bo/login/")  # type: ignore[attr-defined]
-    page.fill("#id_username", username)  # type: ignore[attr-defined]
-    page.fill("#id_password", PASSWORD)  # type: ignore[attr-defined]
-    page.click("#login")  # type: ignore[attr-defined]
-    page.wait_for_url(re.compile(r"/bo/(\?.*)?$"))  # type: ignore[attr-defined]
+    """Password, then the TOTP code for staff (issue 6), through the real pages."""
+    browser_log_in(page, base_url, User.objects.get(username=username))
 
 
 def debtor_link(live_server, world, smtp_server, settings) -> tuple[str, Case]:

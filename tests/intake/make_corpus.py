@@ -39,7 +39,7 @@ def _files() -> dict[str, bytes]:
             "5 av. Foch;;75016;Paris;FR;",
             f"F-003;;15.03.2025;15-04-2025;1{NNBSP}000{NNBSP}000,00;;;Zoé;Lefèvre;;;zoe@example.fr;;"
             "1 quai Rive;;69001;Lyon;;",
-            "F-004;FAC-004;01/04/2025 14:05;;12,5;EUR;entreprise;;;Société Générale d'Équipement;123 456 789;"
+            "F-004;FAC-004;01/04/2025 14:05;;12,5;EUR;entreprise;;;Société Générale d'Équipement;732 829 320;"
             "compta@sge.example;;2 rue du Port;BP 12;13002;Marseille;France;",
             "F-005;FAC-005;02/04/2025;30/04/2025;1.234,50 €;EUR;;Anaïs;Dupont;;;anais@example.be;;"
             "10 rue Haute;;1000;Bruxelles;Belgique;",

@@ -260,7 +260,7 @@ def test_the_corpus_french_bom_file_imports_every_row(run, world):
     assert (company.kind, company.company_name, company.siren) == (
         "company",
         "Société Générale d'Équipement",
-        "123456789",
+        "732829320",
     )
     assert Claim.objects.get(external_ref="F-005").debtor.country == "BE"
 

@@ -1,4 +1,4 @@
-"""The cheap e-mail/phone normalisation gives exactly what email_validator and phonenumbers give.
+"""The cheap e-mail normalisation gives exactly what email_validator gives.
 
 Intake speed (issue 3) must not change a single validation result: Hypothesis throws addresses
 built from the characters that matter (dots, hyphens, quotes, digits, accents, IDN labels) at both.
@@ -6,11 +6,10 @@ built from the characters that matter (dots, hyphens, quotes, digits, accents, I
 
 from __future__ import annotations
 
-import phonenumbers
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from relance.intake.normalise import email_full, email_normalise, phone_normalise
+from relance.intake.normalise import _domain, email_full, email_normalise
 
 _LOCAL_CHARS = "aZ09._-+!#'\"é @"
 _DOMAIN_CHARS = "aZ09.-é"
@@ -28,26 +27,11 @@ def addresses(draw: st.DrawFn) -> str:
 @settings(max_examples=600)
 @given(addresses())
 def test_email_normalise_matches_email_validator(text: str) -> None:
-    email_normalise.cache_clear()
+    _domain.cache_clear()
     assert email_normalise(text) == email_full(text)
 
 
 @given(st.sampled_from(["Jean.Dupont@Exemple.FR", "x@exemple.fr", "A.b-c+d@sous.domaine.example.com"]))
 def test_email_normalise_matches_email_validator_on_common_addresses(text: str) -> None:
     assert email_normalise(text) == email_full(text)
-    assert email_normalise(text) == email_full(text)  # the cached answer too
-
-
-def _reference_phone(text: str, region: str) -> str | None:
-    try:
-        parsed = phonenumbers.parse(text, region)
-    except phonenumbers.NumberParseException:
-        return None
-    if not phonenumbers.is_valid_number(parsed):
-        return None
-    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
-
-
-@given(st.text(alphabet="0123456789 +.-()x", max_size=18), st.sampled_from(["FR", "BE", "DE", "ZZ"]))
-def test_phone_normalise_matches_phonenumbers(text: str, region: str) -> None:
-    assert phone_normalise(text, region) == _reference_phone(text, region)
+    assert email_normalise(text) == email_full(text)  # with the domain's cached answer

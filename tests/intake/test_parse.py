@@ -197,7 +197,7 @@ def test_french_file_fields_accents_and_fallbacks() -> None:
     assert (fourth.debtor.kind, fourth.debtor.company_name, fourth.debtor.siren) == (
         "company",
         "Société Générale d'Équipement",
-        "123456789",
+        "732829320",
     )
     assert fourth.debtor.address_line2 == "BP 12"
     assert fifth.debtor.country == "BE"  # "Belgique"

@@ -31,8 +31,15 @@ def _attach(claim, content: bytes = PDF, filename: str = "facture.pdf"):
     )
 
 
+_TOKENS: dict[tuple[int, str], str] = {}
+
+
 def _token(case) -> str:
-    return portal_token(case_id=case.pk, reference=case.reference)
+    # One token per case: a signed token carries its timestamp, so two signed a second apart differ.
+    key = (case.pk, case.reference)
+    if key not in _TOKENS:
+        _TOKENS[key] = portal_token(case_id=case.pk, reference=case.reference)
+    return _TOKENS[key]
 
 
 def _verified_client(case) -> Client:

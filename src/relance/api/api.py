@@ -14,7 +14,7 @@ from ninja import Body, NinjaAPI, Schema
 from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as RequestValidationError
 
-from relance.api.auth import ApiKeyAuth, BearerAuth, require_scope
+from relance.api.auth import ApiKeyAuth, BearerAuth, require_scope, scoped
 from relance.api.idempotency import idempotency_replay, idempotency_store
 from relance.cases.selectors import case_claim_balances, case_get_for_actor
 from relance.core.errors import DomainError
@@ -124,6 +124,9 @@ class DebtorIn(Schema):
     last_name: str = ""
     company_name: str = ""
     siren: str = ""
+    siret: str = ""
+    vat_number: str = ""
+    iban: str = ""
     email: str = ""
     phone: str = ""
     address_line1: str = ""
@@ -243,6 +246,7 @@ def _place_many(key: ApiKey, payloads: list[ClaimPlaceIn]) -> tuple[int, dict[st
     "/claims",
     response={200: ClaimOut | BatchOut, 201: ClaimOut},
     summary="Place a claim, or a batch of up to 10,000",
+    auth=scoped("intake"),
 )
 def claims_place(request: HttpRequest, payload: Body[ClaimPlaceIn | list[ClaimPlaceIn]]) -> HttpResponse:
     """Place one claim (an object) or up to 10,000 (an array).
@@ -271,7 +275,7 @@ def claims_place(request: HttpRequest, payload: Body[ClaimPlaceIn | list[ClaimPl
     return JsonResponse(out, status=status, json_dumps_params={"ensure_ascii": False})
 
 
-@api.get("/cases/{case_id}", response=CaseOut, summary="Get a case")
+@api.get("/cases/{case_id}", response=CaseOut, summary="Get a case", auth=scoped("read"))
 def cases_get(request: HttpRequest, case_id: int) -> CaseOut:
     key = require_scope(request, ApiKey.Scope.READ)
     case = case_get_for_actor(actor=Actor.for_api_key(key), case_id=case_id)
@@ -301,3 +305,7 @@ api.add_router("/imports", imports_router)
 from relance.api.evidence import router as evidence_router  # noqa: E402
 
 api.add_router("", evidence_router)
+
+from relance.api.payments import router as payments_router  # noqa: E402
+
+api.add_router("", payments_router)

@@ -12,7 +12,7 @@ from django.http import HttpRequest
 from ninja import File, Form, Router, Schema, Status
 from ninja.files import UploadedFile
 
-from relance.api.auth import require_scope
+from relance.api.auth import require_scope, scoped
 from relance.claims.selectors import claim_get_for_actor
 from relance.claims.services import evidence_attach_or_get
 from relance.core.errors import ValidationError
@@ -58,6 +58,7 @@ def _content(file: UploadedFile | None) -> IO[bytes]:
     "/claims/{path:external_ref}/evidence",
     response={200: EvidenceOut, 201: EvidenceOut},
     summary="Attach a file of evidence to a claim",
+    auth=scoped("intake"),
 )
 def evidence_create(
     request: HttpRequest,
@@ -79,7 +80,12 @@ def evidence_create(
     return Status(201 if created else 200, out)
 
 
-@router.post("/evidence/zip", response=EvidenceZipOut, summary="Attach many files: a ZIP with manifest.csv")
+@router.post(
+    "/evidence/zip",
+    response=EvidenceZipOut,
+    summary="Attach many files: a ZIP with manifest.csv",
+    auth=scoped("intake"),
+)
 def evidence_zip(request: HttpRequest, file: File[UploadedFile | None] = None) -> EvidenceZipOut:
     """`manifest.csv` (columns `external_ref;kind;filename`) names the claim and kind of each file.
     Valid rows are attached; every other row is reported with its manifest row number."""

@@ -11,7 +11,7 @@ from django.urls import reverse
 from ninja import File, Form, Router, Schema, Status
 from ninja.files import UploadedFile
 
-from relance.api.auth import require_scope
+from relance.api.auth import require_scope, scoped
 from relance.audit.services import audit_record
 from relance.core.errors import NotFoundError, ValidationError
 from relance.intake import parse
@@ -90,13 +90,13 @@ def _mapping_out(creditor: Creditor) -> MappingOut:
     return MappingOut(mapping=creditor.import_mapping or {}, presets=sorted(parse.PRESETS), fields=list(parse.FIELDS))
 
 
-@router.get("/mapping", response=MappingOut, summary="The saved column mapping for file imports")
+@router.get("/mapping", response=MappingOut, summary="The saved column mapping for file imports", auth=scoped("read"))
 def mapping_get(request: HttpRequest) -> MappingOut:
     """Empty means: recognise the file (Relance template or a shop preset) from its header."""
     return _mapping_out(require_scope(request, ApiKey.Scope.READ).creditor)
 
 
-@router.put("/mapping", response=MappingOut, summary="Save the column mapping for file imports")
+@router.put("/mapping", response=MappingOut, summary="Save the column mapping for file imports", auth=scoped("intake"))
 def mapping_put(request: HttpRequest, payload: MappingIn) -> MappingOut:
     """Either a preset (`{"preset": "shopify"}`) or your columns (`{"columns": {"N° commande": "external_ref"}}`).
 
@@ -120,7 +120,7 @@ def mapping_put(request: HttpRequest, payload: MappingIn) -> MappingOut:
     return _mapping_out(creditor)
 
 
-@router.post("", response={202: ImportOut}, summary="Upload a file of claims (CSV or XLSX)")
+@router.post("", response={202: ImportOut}, summary="Upload a file of claims (CSV or XLSX)", auth=scoped("intake"))
 def imports_create(
     request: HttpRequest,
     file: File[UploadedFile],
@@ -145,12 +145,12 @@ def imports_create(
     return Status(202, _out(request, batch))
 
 
-@router.get("/{import_id}", response=ImportOut, summary="Status and counts of an import")
+@router.get("/{import_id}", response=ImportOut, summary="Status and counts of an import", auth=scoped("read"))
 def imports_get(request: HttpRequest, import_id: int) -> ImportOut:
     return _out(request, _batch(request, import_id))
 
 
-@router.get("/{import_id}/errors.csv", url_name="imports_errors", summary="Error report (CSV)")
+@router.get("/{import_id}/errors.csv", url_name="imports_errors", summary="Error report (CSV)", auth=scoped("read"))
 def imports_errors(request: HttpRequest, import_id: int) -> HttpResponse:
     """CSV with one line per problem: row, column, value, code, message."""
     batch = _batch(request, import_id)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 
 from django import forms
-from django.contrib.auth.decorators import login_required
 from django.db import transaction
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
@@ -13,12 +13,16 @@ from django.shortcuts import redirect, render
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_GET, require_http_methods
 
+from relance.audit.services import audit_record
 from relance.backoffice.views import _actor
+from relance.intake import parse
 from relance.intake.imports import import_create, import_error_report
 from relance.intake.models import ImportBatch
 from relance.intake.tasks import import_run_task
+from relance.tenancy.access import requires
 from relance.tenancy.actors import Actor
-from relance.tenancy.models import Creditor, User
+from relance.tenancy.models import Creditor
+from relance.tenancy.permissions import allowed
 
 
 class UploadForm(forms.Form):
@@ -55,16 +59,10 @@ def _imports(actor: Actor) -> QuerySet[ImportBatch]:
 
 
 def _can_upload(request: HttpRequest) -> bool:
-    user = request.user
-    return isinstance(user, User) and user.role in {
-        User.Role.CREDITOR_ADMIN,
-        User.Role.AGENCY_ADMIN,
-        User.Role.SUPERVISOR,
-        User.Role.AGENT,
-    }
+    return allowed(_actor(request), "imports.upload")
 
 
-@login_required
+@requires("imports.view")
 @require_http_methods(["GET", "POST"])
 def imports(request: HttpRequest) -> HttpResponse:
     actor = _actor(request)
@@ -97,21 +95,57 @@ def _get(request: HttpRequest, import_id: int) -> ImportBatch:
     return batch
 
 
-@login_required
+@dataclass(frozen=True, slots=True)
+class FileReading:
+    """How the file was read: the layout used, the CSV dialect, and the columns nobody reads."""
+
+    layout: str
+    encoding: str
+    delimiter: str
+    decimal: str
+    unknown: tuple[str, ...]
+
+
+def _file_reading(batch: ImportBatch) -> FileReading | None:
+    """Read the stored file's header again (bounded: the header and a sample of rows, never the file)."""
+    mapping = parse.ColumnMapping.from_dict(batch.mapping) if batch.mapping else None
+    try:
+        with batch.file.open("rb") as raw:
+            if batch.filename.lower().endswith((".xlsx", ".xlsm")):
+                stream = parse.read_xlsx_rows(raw, sheet=batch.sheet or None, mapping=mapping)
+            else:
+                stream = parse.read_rows(raw, mapping=mapping)
+            return FileReading(
+                layout=stream.mapping.name,
+                encoding=stream.encoding,
+                delimiter={"\t": "tab"}.get(stream.delimiter, stream.delimiter),
+                decimal=stream.decimal or "",
+                unknown=stream.unknown_columns,
+            )
+    except (parse.IntakeFileError, OSError, ValueError):
+        return None  # the import's own message says why the file cannot be read
+
+
+@requires("imports.view")
 @require_GET
 def import_detail(request: HttpRequest, import_id: int) -> HttpResponse:
     batch = _get(request, import_id)
-    template = "backoffice/_import_status.html" if request.headers.get("HX-Request") else "backoffice/import.html"
     issues = batch.issues.order_by("row", "pk")[:200]
-    return render(request, template, {"batch": batch, "issues": issues})
+    if request.headers.get("HX-Request"):
+        return render(request, "backoffice/_import_status.html", {"batch": batch, "issues": issues})
+    return render(
+        request, "backoffice/import.html", {"batch": batch, "issues": issues, "reading": _file_reading(batch)}
+    )
 
 
-@login_required
+@requires("imports.view")
 @require_GET
 def import_errors(request: HttpRequest, import_id: int) -> HttpResponse:
     batch = _get(request, import_id)
     out = io.StringIO()
     import_error_report(batch=batch, out=out)
+    with transaction.atomic():  # the report quotes rows of the file: debtors' personal data (invariant 6)
+        audit_record(actor=_actor(request), verb="import_report.downloaded", subject=batch, data={})
     response = HttpResponse(out.getvalue(), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="import-{batch.pk}-errors.csv"'
     return response

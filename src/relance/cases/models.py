@@ -97,3 +97,54 @@ class CaseClaim(models.Model):
 
     def __str__(self) -> str:
         return f"{self.case_id}:{self.claim_id}"
+
+
+class WorkItem(TimeStampedModel):
+    """One thing a person must look at, in the agents' work queues (issue 6).
+
+    Every source (a call task, a plan proposal outside policy, a dispute waiting for the creditor, an
+    unmatched bank entry, a hardship review, a returned letter, a discount above an agent's authority)
+    opens one item, idempotently on ``(kind, source)``. An item is claimed by one agent at a time; a claim
+    lapses after ``CLAIM_LEASE`` so that work left behind goes back to the queue.
+    """
+
+    class Kind(models.TextChoices):
+        CALL = "call", _("Call tasks")
+        PLAN_PROPOSAL = "plan_proposal", _("Plan proposals outside policy")
+        DISPUTE = "dispute", _("Disputes waiting for the creditor")
+        UNMATCHED_PAYMENT = "unmatched_payment", _("Unmatched payments")
+        HARDSHIP = "hardship", _("Hardship reviews")
+        RETURNED_MAIL = "returned_mail", _("Returned mail")
+        DISCOUNT_APPROVAL = "discount_approval", _("Discounts awaiting approval")
+
+    class Status(models.TextChoices):
+        OPEN = "open", _("Open")
+        DONE = "done", _("Done")
+        CANCELLED = "cancelled", _("Cancelled")
+
+    agency = models.ForeignKey("tenancy.Agency", on_delete=models.PROTECT, related_name="work_items")
+    creditor = models.ForeignKey(Creditor, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, null=True, blank=True, related_name="work_items")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    source = models.CharField(max_length=120, help_text="What opened it, e.g. calltask:42 or bank:ENTRY-REF")
+    title = models.CharField(max_length=200)
+    data = models.JSONField(default=dict, blank=True)
+    amount_minor = models.BigIntegerField(default=0, help_text="Amount at stake, for the priority")
+    score = models.IntegerField(null=True, blank=True, help_text="Filled by scoring (propensity to pay)")
+    priority = models.IntegerField(default=0)
+    due_at = models.DateTimeField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
+    claimed_by = models.ForeignKey(
+        "tenancy.User", on_delete=models.SET_NULL, null=True, blank=True, related_name="claimed_work"
+    )
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    done_at = models.DateTimeField(null=True, blank=True)
+    done_by = models.CharField(max_length=100, blank=True, help_text="Actor label, as in the audit trail")
+    outcome = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["kind", "source"], name="work_item_unique_source")]
+        indexes = [models.Index(fields=["agency", "kind", "status", "-priority", "due_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.source} ({self.status})"

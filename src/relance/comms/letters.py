@@ -32,7 +32,8 @@ from django.template.loader import render_to_string
 from django.utils import timezone, translation
 
 from relance.audit.services import audit_record
-from relance.cases.models import Case
+from relance.cases.models import Case, WorkItem
+from relance.cases.queues import work_item_open
 from relance.claims.models import Debtor
 from relance.comms.models import Action
 from relance.comms.render import message_context, message_language
@@ -400,5 +401,15 @@ def letter_returned(*, action: Action, reason: str, actor: Actor | None = None) 
         verb="letter.returned",
         subject=action.case,
         data={"action": action.pk, "debtor": action.debtor_id, "reason": reason},
+    )
+    # Someone must find a better address (issue 6: returned-mail queue).
+    work_item_open(
+        kind=WorkItem.Kind.RETURNED_MAIL,
+        source=f"letter:{action.pk}",
+        agency_id=action.case.creditor.agency_id,
+        case=action.case,
+        title=f"Letter returned ({reason}) — {action.case.reference}",
+        data={"action": action.pk, "reason": reason},
+        actor=actor,
     )
     return action

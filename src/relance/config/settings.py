@@ -7,6 +7,7 @@ to start without ``SECRET_KEY`` and ``DATABASE_URL``.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 from pathlib import Path
@@ -58,6 +59,10 @@ INSTALLED_APPS = [
     "django_htmx",
     "django_tasks",
     "django_tasks_db",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
+    "axes",
     "relance.core",
     "relance.tenancy",
     "relance.audit",
@@ -83,10 +88,13 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    "relance.backoffice.middleware.SecondFactorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "relance.core.middleware.ContentSecurityPolicyMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "axes.middleware.AxesMiddleware",  # last, as django-axes asks: turns a lockout into its 429 page
 ]
 
 ROOT_URLCONF = "relance.config.urls"
@@ -103,6 +111,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "django.template.context_processors.i18n",
+                "relance.tenancy.access.permissions_context",
             ],
         },
     },
@@ -133,6 +142,8 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
+# django-axes first: it refuses a locked-out (username, IP) before the password is even checked.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
 LOGIN_URL = "backoffice:login"
 LOGIN_REDIRECT_URL = "backoffice:home"
 LOGOUT_REDIRECT_URL = "backoffice:login"
@@ -157,7 +168,12 @@ WHITENOISE_USE_FINDERS = True
 # Security defaults: cookies are HttpOnly and SameSite; secure-only behind TLS in production.
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
-SESSION_COOKIE_AGE = 60 * 60 * 8
+# Sessions end after RELANCE_SESSION_IDLE_SECONDS without a request (each request extends it) and
+# when the browser closes.
+SESSION_COOKIE_AGE = int(os.environ.get("RELANCE_SESSION_IDLE_SECONDS", str(60 * 60)))
+SESSION_SAVE_EVERY_REQUEST = True
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+CSRF_COOKIE_HTTPONLY = True
 CSRF_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_SECURE = PRODUCTION
 CSRF_COOKIE_SECURE = PRODUCTION
@@ -168,6 +184,21 @@ CSRF_TRUSTED_ORIGINS = _env_list("CSRF_TRUSTED_ORIGINS", "")
 if PRODUCTION:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", "31536000"))
+
+# Login throttling (django-axes): RELANCE_LOGIN_FAILURE_LIMIT wrong passwords for one username from
+# one address lock that pair out for RELANCE_LOGIN_LOCKOUT_MINUTES; a success resets the count.
+AXES_FAILURE_LIMIT = int(os.environ.get("RELANCE_LOGIN_FAILURE_LIMIT", "5"))
+AXES_COOLOFF_TIME = int(os.environ.get("RELANCE_LOGIN_LOCKOUT_MINUTES", "15")) / 60  # hours
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "backoffice/locked.html"
+AXES_VERBOSE = False
+# Two-factor authentication (django-otp): the issuer shown in authenticator apps; wrong codes slow
+# down each device exponentially (django-otp's throttling).
+OTP_TOTP_ISSUER = os.environ.get("RELANCE_OTP_ISSUER", "Relance")
+# Webhooks out: attempts before a delivery is marked failed (backoff doubles from one minute).
+RELANCE_WEBHOOK_MAX_ATTEMPTS = int(os.environ.get("RELANCE_WEBHOOK_MAX_ATTEMPTS", "6"))
+RELANCE_WEBHOOK_TIMEOUT = float(os.environ.get("RELANCE_WEBHOOK_TIMEOUT", "10"))
 
 # E-mail: files in var/mail by default (the back office shows the outbox); SMTP when EMAIL_HOST is set.
 EMAIL_HOST = os.environ.get("EMAIL_HOST", "")
@@ -208,6 +239,17 @@ SMS_SEGMENT_PRICE_MINOR = {
     "ovh": int(os.environ.get("OVH_SMS_SEGMENT_PRICE_MINOR", "0")),
     "file": 0,
 }
+# Dashboards: what one contact costs per channel, in euro cents, for "cost per euro recovered"
+# (your contracts: ESP, SMS segment, printed letter with postage, an agent's call). Override as JSON.
+CHANNEL_UNIT_COST_MINOR = {"email": 0, "sms": 7, "letter": 150, "call": 200} | json.loads(
+    os.environ.get("RELANCE_CHANNEL_UNIT_COST_MINOR", "{}")
+)
+# Share of the outstanding amount each role may waive without a supervisor (docs/agents.md).
+DISCOUNT_AUTHORITY_PERCENT = {"agent": 10, "supervisor": 30, "agency_admin": 100} | json.loads(
+    os.environ.get("RELANCE_DISCOUNT_AUTHORITY_PERCENT", "{}")
+)
+# Peer quartiles on a creditor's dashboard need at least this many creditors, so none can be recognised.
+DASHBOARD_PEER_MINIMUM = int(os.environ.get("RELANCE_DASHBOARD_PEER_MINIMUM", "5"))
 _SMS_REQUIRED = {
     "file": [],
     "twilio": ["TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN"],
@@ -236,6 +278,14 @@ RELANCE_PORTAL_MAX_FAILED_VERIFICATIONS = 5
 # The clearly labelled sandbox payment method of the demo; never available in production.
 RELANCE_SANDBOX_PAYMENTS = not PRODUCTION and os.environ.get("RELANCE_SANDBOX_PAYMENTS", "1") == "1"
 RELANCE_ENGINE_BATCH_SIZE = int(os.environ.get("RELANCE_ENGINE_BATCH_SIZE", "500"))
+# Card payments through a PSP (docs/payments.md): "stripe", "mollie" or "" (none). Keys from the
+# environment only; without its key a provider stays off and the portal does not offer card payment.
+RELANCE_CARD_PSP = os.environ.get("RELANCE_CARD_PSP", "")
+STRIPE_SECRET_KEY = os.environ.get("STRIPE_SECRET_KEY", "")
+STRIPE_WEBHOOK_SECRET = os.environ.get("STRIPE_WEBHOOK_SECRET", "")
+STRIPE_API_BASE = os.environ.get("STRIPE_API_BASE", "https://api.stripe.com")
+MOLLIE_API_KEY = os.environ.get("MOLLIE_API_KEY", "")
+MOLLIE_API_BASE = os.environ.get("MOLLIE_API_BASE", "https://api.mollie.com")
 
 LOGGING = {
     "version": 1,

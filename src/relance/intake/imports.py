@@ -199,7 +199,7 @@ def _checked(batch: ImportBatch, raw: IO[bytes], today: Any) -> Iterator[_Row]:
         errors = list(parsed.errors)
         clean = None
         if parsed.data is not None and not errors:
-            clean, field_errors = validate_claim(parsed.data, today=today)
+            clean, field_errors = validate_claim(parsed.data, today=today, required=batch.creditor.required_fields)
             errors += [
                 parse.RowError(
                     row=parsed.row,

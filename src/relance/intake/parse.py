@@ -76,6 +76,8 @@ FIELDS: tuple[str, ...] = (
     "debtor.last_name",
     "debtor.company_name",
     "debtor.siren",
+    "debtor.siret",
+    "debtor.vat_number",
     "debtor.email",
     "debtor.phone",
     "debtor.address_line1",
@@ -83,6 +85,7 @@ FIELDS: tuple[str, ...] = (
     "debtor.postcode",
     "debtor.city",
     "debtor.country",
+    "debtor.iban",
     "description",
 )
 # A file must name these; a debtor also needs a name (last name or company name), checked separately.
@@ -102,6 +105,9 @@ MAX_LENGTH: Mapping[str, int] = {
     "debtor.address_line2": 200,
     "debtor.postcode": 12,
     "debtor.city": 100,
+    "debtor.siret": 30,
+    "debtor.vat_number": 30,
+    "debtor.iban": 50,
     "description": 300,
 }
 
@@ -514,22 +520,42 @@ class ResolvedHeader:
 # common French and English labels are accepted too.
 TEMPLATE_HEADER: tuple[str, ...] = FIELDS
 _GENERIC_ALIASES: Mapping[str, tuple[str, ...]] = {
-    "external_ref": ("reference", "référence", "ref", "external reference", "référence externe"),
+    "external_ref": (
+        "reference",
+        "référence",
+        "ref",
+        "external reference",
+        "référence externe",
+        "n° commande",
+        "numéro de commande",
+    ),
     "invoice_number": ("invoice number", "numéro de facture", "n° facture", "facture"),
-    "invoice_date": ("invoice date", "date de facture", "date facture"),
+    "invoice_date": ("invoice date", "date de facture", "date facture", "date de commande", "date commande"),
     "due_date": ("due date", "échéance", "date d'échéance"),
-    "amount": ("montant", "montant ttc", "amount due", "montant dû"),
+    "amount": ("montant", "montant ttc", "amount due", "montant dû", "total ttc"),
     "currency": ("devise",),
     "debtor.kind": ("kind", "type", "type de débiteur"),
     "debtor.first_name": ("first name", "prénom"),
     "debtor.last_name": ("last name", "nom"),
     "debtor.company_name": ("company", "company name", "raison sociale", "société"),
-    "debtor.siren": ("siren",),
-    "debtor.email": ("email", "e-mail", "courriel"),
-    "debtor.phone": ("phone", "téléphone"),
+    "debtor.siren": ("siren", "n° siren"),
+    "debtor.siret": ("siret", "n° siret"),
+    # Never a bare "TVA" or "VAT": in French accounting exports that is the tax amount.
+    "debtor.vat_number": (
+        "vat number",
+        "vat id",
+        "n° tva",
+        "numéro de tva",
+        "tva intracommunautaire",
+        "n° tva intracommunautaire",
+        "tva intracom",
+    ),
+    "debtor.iban": ("iban", "iban du débiteur", "debtor iban"),
+    "debtor.email": ("email", "e-mail", "courriel", "mail", "adresse e-mail"),
+    "debtor.phone": ("phone", "téléphone", "portable", "mobile"),
     "debtor.address_line1": ("address", "adresse", "address line 1", "adresse 1"),
     "debtor.address_line2": ("address line 2", "adresse 2", "complément d'adresse"),
-    "debtor.postcode": ("postcode", "postal code", "zip", "code postal"),
+    "debtor.postcode": ("postcode", "postal code", "zip", "code postal", "cp"),
     "debtor.city": ("city", "ville"),
     "debtor.country": ("country", "pays"),
     "description": ("libellé",),
@@ -636,6 +662,9 @@ PRESTASHOP = ColumnMapping(
         "city": "debtor.city",
         "address1": "debtor.address_line1",
         "phone": "debtor.phone",
+        # Columns of ps_customer and ps_address that SQL-manager exports add for B2B shops.
+        "siret": "debtor.siret",
+        "vat_number": "debtor.vat_number",
     },
 )
 
@@ -654,6 +683,29 @@ def detect_preset(header: Sequence[str]) -> ColumnMapping | None:
         if score[1] >= 2 and (best is None or score > best[:2]):
             best = (*score, mapping)
     return best[2] if best else None
+
+
+def suggest_fields(header: Sequence[str]) -> dict[str, str]:
+    """A first guess at a custom mapping: each column of ``header`` → the field a preset (the Relance
+    template first) reads it as; columns no preset knows are left out, for the creditor to map."""
+    known: dict[str, str] = {}
+    for mapping in PRESETS.values():
+        for their, ours in mapping.columns.items():
+            known.setdefault(normalize_header(their), ours)
+    suggestion: dict[str, str] = {}
+    for name in header:
+        field_name = known.get(normalize_header(name))
+        if name.strip() and field_name is not None:
+            suggestion.setdefault(name.strip(), field_name)
+    return suggestion
+
+
+def split_header(line: str) -> list[str]:
+    """The column names of a header line pasted from a file (``;``, ``,`` or tab separated)."""
+    text = line.strip().lstrip("\ufeff").splitlines()[0] if line.strip() else ""
+    if not text:
+        return []
+    return [c.strip() for c in next(csv.reader([text], delimiter=sniff_delimiter(text)))]
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -872,7 +924,7 @@ class _RowParser:
             amount = self.amount_of(pick("amount")[0], currency, error)
 
         debtor_values = {key: text(f) for f, key in _DEBTOR_FIELDS}
-        for key in ("postcode", "phone", "siren"):
+        for key in ("postcode", "phone", "siren", "siret"):
             # Excel users (and Shopify's Billing Zip) prefix numbers with ' to keep leading zeros.
             value = debtor_values[key]
             if value.startswith("'") and (value[1:2].isdigit() or value[1:2] == "+"):
@@ -882,7 +934,12 @@ class _RowParser:
         kind = debtor_values["kind"]
         if kind:
             debtor_values["kind"] = _KINDS.get(normalize_header(kind), kind)
-        elif debtor_values["company_name"] and (debtor_values["siren"] or not debtor_values["last_name"]):
+        elif debtor_values["company_name"] and (
+            debtor_values["siren"]
+            or debtor_values["siret"]
+            or debtor_values["vat_number"]
+            or not debtor_values["last_name"]
+        ):
             debtor_values["kind"] = "company"
         else:
             debtor_values["kind"] = "person"

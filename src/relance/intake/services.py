@@ -38,7 +38,7 @@ class Placed:
 
 @transaction.atomic
 def claim_place(*, creditor: Creditor, data: ClaimData, actor: Actor, placed_at: datetime | None = None) -> Placed:
-    clean, errors = validate_claim(data, today=timezone.localdate())
+    clean, errors = validate_claim(data, today=timezone.localdate(), required=creditor.required_fields)
     if clean is None:
         existing = Claim.objects.filter(creditor=creditor, external_ref=data.external_ref).first()
         if existing is not None:
@@ -95,7 +95,7 @@ def claims_place_batch(*, creditor: Creditor, items: list[ClaimData], actor: Act
     valid = []
     first_seen: dict[str, int] = {}
     for index, data in enumerate(items):
-        clean, errors = validate_claim(data, today=today)
+        clean, errors = validate_claim(data, today=today, required=creditor.required_fields)
         problems = [{"field": e.field, "code": e.code, "message": e.message} for e in errors]
         first = first_seen.setdefault(data.external_ref, index)
         if first != index:

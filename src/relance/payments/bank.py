@@ -29,7 +29,8 @@ from django.db.models.functions import Replace, Upper
 from django.utils import timezone
 
 from relance.audit.services import audit_record
-from relance.cases.models import Case
+from relance.cases.models import Case, WorkItem
+from relance.cases.queues import work_item_close, work_item_open
 from relance.cases.selectors import case_outstanding_minor
 from relance.cases.status import TERMINAL
 from relance.claims.models import Debtor
@@ -209,6 +210,17 @@ def _queue(
         subject=row,
         data={"entry_key": row.entry_key, "amount": amount.minor, "currency": amount.currency, "reason": reason},
     )
+    # A person matches it by hand (issue 6: unmatched-payments queue).
+    work_item_open(
+        kind=WorkItem.Kind.UNMATCHED_PAYMENT,
+        source=f"bank:{row.pk}",
+        agency_id=agency.pk,
+        title=f"{amount.format()} from {row.debtor_name or '?'} ({row.get_reason_display()})",
+        amount_minor=amount.minor,
+        overdue_since=row.booking_date,
+        data={"entry": row.pk, "reference": row.structured_ref or row.remittance_text[:140]},
+        actor=actor,
+    )
     return row
 
 
@@ -340,6 +352,12 @@ def bank_entry_match(*, entry: UnmatchedBankEntry, case: Case, actor: Actor) -> 
     entry.payment = payment
     entry.save(update_fields=["status", "payment", "updated_at"])
     audit_record(actor=actor, verb="bank.entry_matched", subject=entry, data={"case": case.pk, "payment": payment.pk})
+    work_item_close(
+        actor=actor,
+        kind=WorkItem.Kind.UNMATCHED_PAYMENT,
+        source=f"bank:{entry.pk}",
+        outcome=f"matched to {case.reference}",
+    )
     return payment
 
 
@@ -354,4 +372,7 @@ def bank_entry_ignore(*, entry: UnmatchedBankEntry, reason: str, actor: Actor) -
     entry.status = UnmatchedBankEntry.Status.IGNORED
     entry.save(update_fields=["status", "updated_at"])
     audit_record(actor=actor, verb="bank.entry_ignored", subject=entry, data={"reason": reason.strip()})
+    work_item_close(
+        actor=actor, kind=WorkItem.Kind.UNMATCHED_PAYMENT, source=f"bank:{entry.pk}", outcome=f"set aside: {reason}"
+    )
     return entry

@@ -91,3 +91,31 @@ class UnmatchedBankEntry(TimeStampedModel):
 
     def __str__(self) -> str:
         return f"{self.entry_key} {self.amount_minor} {self.currency} ({self.status})"
+
+
+# Card payments, reversals, receipts, disputes, returns, creditor notifications (issue 5).
+from relance.payments.portal_models import (  # noqa: E402
+    CreditorNotification,
+    Dispute,
+    DisputeFile,
+    PaymentReversal,
+    PspCheckout,
+    PspWebhookEvent,
+    Receipt,
+    ReturnPolicy,
+    ReturnRequest,
+)
+
+__all__ = [
+    "CreditorNotification",
+    "Dispute",
+    "DisputeFile",
+    "Payment",
+    "PaymentReversal",
+    "PspCheckout",
+    "PspWebhookEvent",
+    "Receipt",
+    "ReturnPolicy",
+    "ReturnRequest",
+    "UnmatchedBankEntry",
+]

@@ -9,17 +9,19 @@ from django.utils import timezone
 
 from relance.audit.services import audit_record
 from relance.cases.models import Case
-from relance.cases.selectors import case_claim_balances
+from relance.cases.selectors import ClaimBalance, case_claim_balances
 from relance.cases.services import case_transition
 from relance.cases.status import Status, can_transition
 from relance.claims.services import case_overpayment_account, creditor_claims_account, creditor_payable_account
 from relance.core.errors import ConflictError, ValidationError
 from relance.core.money import Money
-from relance.ledger.allocate import allocate
+from relance.ledger.allocate import Allocation, allocate
 from relance.ledger.balance import Line
 from relance.ledger.models import Account
 from relance.ledger.services import account_ensure, ledger_post
-from relance.payments.models import Payment
+from relance.payments.models import CreditorNotification, Payment
+from relance.payments.notify import creditor_notify
+from relance.payments.receipts import receipt_deliver_on_commit, receipt_issue
 from relance.tenancy.actors import Actor
 
 # Far above any real payment, far below the 64-bit columns that hold amounts and their sums.
@@ -92,10 +94,20 @@ def payment_record(
     balances = case_claim_balances(case=case)
     allocations, remainder = allocate(amount.minor, [(b.claim.ledger_key, b.outstanding_minor) for b in balances])
     cur = amount.currency
-    lines = [Line.dr(_trust_account(case), amount.minor, cur)]
-    lines += [Line.cr(a.key, a.amount, cur) for a in allocations]
     allocated = amount.minor - remainder
-    if allocated:
+    if method == Payment.Method.CREDITOR_REPORTED:
+        # Paid to the creditor directly: no money reached the trust account; the claim is settled
+        # against the creditor's claims under management, and nothing becomes payable to it.
+        if remainder:
+            raise ValidationError("A payment made to the creditor cannot exceed what is owed.", field="amount")
+        lines = [Line.dr(creditor_claims_account(case.creditor, cur), allocated, cur)]
+        lines += [Line.cr(a.key, a.amount, cur) for a in allocations]
+        code = "payment.creditor_reported"
+    else:
+        lines = [Line.dr(_trust_account(case), amount.minor, cur)]
+        lines += [Line.cr(a.key, a.amount, cur) for a in allocations]
+        code = "payment.received"
+    if allocated and method != Payment.Method.CREDITOR_REPORTED:
         lines += [
             Line.dr(creditor_claims_account(case.creditor, cur), allocated, cur),
             Line.cr(_payable_account(case), allocated, cur),
@@ -104,7 +116,7 @@ def payment_record(
         lines.append(Line.cr(_overpayment_account(case), remainder, cur))
     payment.ledger_transaction = ledger_post(
         idempotency_key=f"payment:{payment.pk}",
-        code="payment.received",
+        code=code,
         lines=lines,
         memo=f"{method} {external_ref}",
         occurred_at=received_at,
@@ -127,4 +139,42 @@ def payment_record(
     )
     if outstanding == 0 and can_transition(Status(case.status), Status.PAID):
         case_transition(case=case, to=Status.PAID, actor=actor, reason="paid in full", now=received_at)
+    _receipt_and_notice(
+        payment=payment, balances=balances, allocations=allocations, remainder=remainder, outstanding=outstanding
+    )
     return payment
+
+
+def _receipt_and_notice(
+    *, payment: Payment, balances: list[ClaimBalance], allocations: list[Allocation], remainder: int, outstanding: int
+) -> None:
+    """FR-COL-13: a receipt for every payment; FR-COL-12: the creditor is told of every payment."""
+    case = payment.case
+    receipt = receipt_issue(
+        payment_id=payment.pk,
+        received_at=payment.received_at,
+        balances=balances,
+        allocations=allocations,
+        overpayment_minor=remainder,
+        remaining_minor=outstanding,
+    )
+    amount = Money(payment.amount_minor, payment.currency)
+    if payment.method == Payment.Method.CREDITOR_REPORTED:
+        return  # the creditor told us; the debtor's receipt comes from the creditor who was paid
+    creditor_notify(
+        case=case,
+        kind=CreditorNotification.Kind.PAYMENT_RECEIVED
+        if outstanding == 0
+        else CreditorNotification.Kind.PAYMENT_PARTIAL,
+        message=f"{case.reference}: {amount.format('en_GB')} received ({payment.method}); "
+        f"left to pay {Money(outstanding, payment.currency).format('en_GB')}",
+        data={
+            "payment": payment.pk,
+            "amount": payment.amount_minor,
+            "method": payment.method,
+            "outstanding": outstanding,
+            "receipt": receipt.number,
+        },
+    )
+    if payment.method != Payment.Method.SIMULATED:
+        receipt_deliver_on_commit(receipt.pk)

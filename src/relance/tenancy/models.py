@@ -55,6 +55,31 @@ def validate_evidence_kinds(value: object) -> None:
         )
 
 
+# Fields of an incoming claim a creditor's mandate can make compulsory (intake.validate.REQUIRABLE holds
+# the same names and checks them); company identifiers apply to company debtors only.
+REQUIRABLE_FIELDS = (
+    ("debtor.first_name", _("Debtor's first name (people)")),
+    ("debtor.email", _("Debtor's e-mail address")),
+    ("debtor.phone", _("Debtor's phone number")),
+    ("debtor.address_line1", _("Debtor's postal address")),
+    ("debtor.city", _("Debtor's city")),
+    ("debtor.siren", _("SIREN (companies)")),
+    ("debtor.siret", _("SIRET (companies)")),
+    ("debtor.vat_number", _("VAT number (companies)")),
+    ("debtor.iban", _("Debtor's IBAN")),
+    ("description", _("Description of the claim")),
+)
+
+
+def validate_required_fields(value: object) -> None:
+    """A list of distinct field names among ``REQUIRABLE_FIELDS``."""
+    known = [name for name, _label in REQUIRABLE_FIELDS]
+    if not isinstance(value, list) or not all(isinstance(f, str) and f in known for f in value):
+        raise ValidationError(_("Choose required fields among: %(fields)s."), params={"fields": ", ".join(known)})
+    if len(set(value)) != len(value):
+        raise ValidationError(_("A required field is listed twice."))
+
+
 class Creditor(TimeStampedModel):
     """A client of the agency whose claims are collected (an e-merchant)."""
 
@@ -86,9 +111,14 @@ class Creditor(TimeStampedModel):
     # Invariant 5, "evidence first": kinds of evidence (``claims.Evidence.Kind``) every claim of a case
     # must have before the case is chased, e.g. ["invoice", "delivery_proof"]. Empty: nothing required.
     required_evidence = models.JSONField(default=list, blank=True, validators=[validate_evidence_kinds])
+    # Fields every claim of this creditor must carry (``REQUIRABLE_FIELDS``), checked at intake for files
+    # and API alike: a claim missing one is refused with the field named (mandate.required).
+    required_fields = models.JSONField(default=list, blank=True, validators=[validate_required_fields])
     # Letters to this creditor's debtors go out as registered mail (lettre recommandée); the flag is
     # copied into the daily print manifest for the printing house.
     registered_letters = models.BooleanField(default=False)
+    # Issue 6: the creditor's admin can make two-factor authentication mandatory for its users.
+    require_2fa = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["legal_name"]

@@ -16,6 +16,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import close_old_connections
 
+from relance.api.webhooks import webhooks_run
 from relance.cases.links import portal_url
 from relance.cases.models import Case
 from relance.comms.services import outbox_dispatch, outbox_recover
@@ -37,6 +38,7 @@ def engine_loop(stop: threading.Event, interval: float) -> None:
             report = engine_tick()
             outbox_recover()
             sent = outbox_dispatch()
+            webhooks_run()
             if report.cases or sum(sent.sent.values()):
                 log.info("engine: %s; sent %s", report, dict(sent.sent))
         except Exception:
@@ -80,7 +82,7 @@ class Command(BaseCommand):
         creditor_user = User.objects.filter(role=User.Role.CREDITOR_ADMIN).order_by("pk").first()
         if agent and creditor_user:
             out(f"Back office: {base}/bo/  — demo logins (password 'relance-demo'):")
-            out(f"  agent:    {agent.username}")
+            out(f"  agent:    {agent.username}  (staff set up two-factor authentication at first log-in: any TOTP app)")
             out(f"  creditor: {creditor_user.username} ({creditor_user.creditor})")
         if settings.PRODUCTION:
             return

@@ -1,4 +1,4 @@
-"""``relance scheduler``: enqueue the engine, dispatcher and import-recovery tasks (production).
+"""``relance scheduler``: enqueue the engine, dispatcher, webhook and import-recovery tasks (production).
 
 Run exactly one scheduler; run as many ``relance db_worker`` processes as the load needs.
 """
@@ -11,9 +11,11 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
+from relance.api.tasks import webhooks_run_task
 from relance.intake.imports import import_recover
 from relance.intake.models import ImportBatch
 from relance.intake.tasks import import_run_task
+from relance.payments.tasks import receipts_deliver_pending_task
 from relance.strategies.tasks import engine_tick_task, outbox_dispatch_task
 
 
@@ -27,6 +29,8 @@ class Command(BaseCommand):
         while True:
             engine_tick_task.enqueue()
             outbox_dispatch_task.enqueue()
+            receipts_deliver_pending_task.enqueue()  # FR-COL-13: receipts whose e-mail did not go
+            webhooks_run_task.enqueue()  # webhooks out: new events, due deliveries and retries
             # Interrupted imports resume; uploads enqueue their own task when they are created.
             if import_recover():
                 for batch_id in ImportBatch.objects.filter(status=ImportBatch.Status.PENDING).values_list(
