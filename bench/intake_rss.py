@@ -33,11 +33,11 @@ def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "relance.config.settings")
     os.environ.setdefault("SECRET_KEY", "bench")
     os.environ.setdefault("RELANCE_VAR_DIR", tempfile.mkdtemp(prefix="relance-bench-"))
-    import django  # noqa: PLC0415 (after the environment)
+    import django
 
     django.setup()
-    from relance.intake import imports  # noqa: PLC0415
-    from relance.intake.models import ImportBatch  # noqa: PLC0415
+    from relance.intake import imports
+    from relance.intake.models import ImportBatch
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "claims.csv"

@@ -85,8 +85,8 @@ MATCHING = [
     _row("M-03", "30,00", **{"Téléphone": "0612345678"}),  # phone + name
     _row("M-04", "40,00", **{"Prénom": "jeanne", "Nom": "MARTIN", "Code postal": "33000"}),  # name + postcode
     _row("M-05", "50,00", **{"E-mail": "autre@example.fr"}),  # same name, another e-mail: ambiguous
-    _row("M-06", "60,00", **{"Nom": "", "Raison sociale": "ACME SARL", "SIREN": "123 456 789"}),
-    _row("M-07", "70,00", **{"Nom": "", "Raison sociale": "Acme", "SIREN": "123456789"}),  # SIREN
+    _row("M-06", "60,00", **{"Nom": "", "Raison sociale": "ACME SARL", "SIREN": "732 829 320"}),
+    _row("M-07", "70,00", **{"Nom": "", "Raison sociale": "Acme", "SIREN": "732829320"}),  # SIREN
     _row("M-08", "80,00", **{"E-mail": "jeanne@example.fr", "Devise": "USD"}),  # same debtor, other currency
     _row("M-09", "90,00", **{"Prénom": "Paul", "Nom": "Durand", "E-mail": "paul@example.fr"}),
     _row("M-10", "abc", **{"Prénom": "Paul", "Nom": "Durand"}),  # invalid
