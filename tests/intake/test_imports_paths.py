@@ -261,10 +261,10 @@ def test_a_killed_parse_worker_stops_the_import_resumably_and_resuming_completes
     rows = [_row(f"W-{n:02d}", f"{10 + n},00", **{"E-mail": f"w{n}@example.fr"}) for n in range(12)]
     real = imports.validate_claim
 
-    def dies_at_row_9(data: Any, *, today: date) -> Any:
+    def dies_at_row_9(data: Any, **options: Any) -> Any:
         if data.external_ref == "W-07":
             os._exit(9)  # in the worker process: as if the OOM killer took it
-        return real(data, today=today)
+        return real(data, **options)
 
     creditor, reference = _world(1), _world(2)
     monkeypatch.setattr(imports, "validate_claim", dies_at_row_9)

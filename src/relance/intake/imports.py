@@ -347,6 +347,9 @@ def _place_all(
             locked.save()
         chunk.clear()
 
+    # Load what row checking reads from the database now: a forked parse worker must never use the
+    # connection it inherits.
+    batch.creditor.required_fields  # noqa: B018
     source = _checked_blocks(batch, reader, counting, today, chunk_rows)
     if PARSE_WORKER and connection.vendor == "postgresql" and (os.cpu_count() or 1) > 1 and not _is_xlsx(batch):
         # The database side is fast there (COPY): parse and validate in a second process meanwhile.
