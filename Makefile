@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 SEED ?= 42
 
-.PHONY: run test install install-dev lint typecheck check simulate messages bench-intake bench-portal clean
+.PHONY: run test install install-dev lint typecheck check simulate messages bench-intake bench-intake-rss bench-portal clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,8 +46,14 @@ simulate: install
 
 ## make bench-intake: 1,000,000-row French CSV into a throwaway PostgreSQL, against raw COPY (ROWS=…)
 ROWS ?= 1000000
+BENCH_PGPORT ?= 54341
 bench-intake: install-dev
-	RELANCE_TEST_PGPORT=54341 scripts/with-postgres.sh $(BIN)/python bench/intake.py --rows $(ROWS)
+	RELANCE_TEST_PGPORT=$(BENCH_PGPORT) scripts/with-postgres.sh $(BIN)/python bench/intake.py --rows $(ROWS)
+
+## make bench-intake-rss: peak RSS of the streaming side (parse, validate, duplicates) at 5,000,000 rows
+RSS_ROWS ?= 5000000
+bench-intake-rss: install-dev
+	$(BIN)/python bench/intake_rss.py --rows $(RSS_ROWS)
 
 ## make bench-portal: portal pages under 50 concurrent clients (gunicorn + PostgreSQL, wrk) against /healthz
 bench-portal: install-dev

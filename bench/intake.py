@@ -79,6 +79,7 @@ def main() -> None:
             "slug='bench', legal_name='Bench SAS')",
             env=env,
         )
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.perf_counter()
         result = subprocess.run(
             [RELANCE, "import", str(path), "--creditor", "bench", "--chunk", str(args.chunk)],
@@ -88,10 +89,14 @@ def main() -> None:
             text=True,
         )
         import_seconds = time.perf_counter() - started
-        peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        peak_mb = after.ru_maxrss / 1024
+        cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
         print(result.stdout.strip())
         rate = args.rows / import_seconds
         print(f"import: {import_seconds:.1f}s = {rate:,.0f} rows/s (database {db_url.rsplit('@', 1)[-1]})")
+        # The machine may be shared: the Python processes' CPU time says what the import itself costs.
+        print(f"import processes' CPU time (parent + parse worker): {cpu:.1f}s; load average {os.getloadavg()[0]:.1f}")
         print(f"intake: {rate:,.0f} rows/s; ratio {rate / copy_rate:.3f} vs COPY; peak RSS {peak_mb:.0f} MB")
 
 

@@ -5,6 +5,7 @@ Pure module: no Django import. ``Decimal`` appears only at the edges (parsing an
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 
@@ -26,6 +27,11 @@ def minor_digits(currency: str) -> int:
     """Number of decimals of a currency's minor unit (EUR 2, JPY 0)."""
     if currency not in _SUPPORTED:
         raise MoneyError("currency.unsupported", f"Unsupported currency {currency!r}.")
+    return _precision(currency)
+
+
+@functools.cache  # babel looks it up in its locale data on each call: once per currency
+def _precision(currency: str) -> int:
     return int(get_currency_precision(currency))
 
 

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q, Sum
 
 from relance.audit.services import PendingEvent, audit_record_many
@@ -34,6 +34,8 @@ from relance.tenancy.actors import Actor
 from relance.tenancy.models import Creditor
 
 CREDIT_NOTE = "claim.credit_note"
+# PostgreSQL writes new claims with COPY (``bulk_pg``); False forces the ORM path (tests compare both).
+PG_COPY = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +156,135 @@ def _compare(index: int, item: CleanClaim, claim: Claim, face: int, actor: Actor
     return RowOutcome(index, "credited", claim.pk, case_id, f"reduced by {reduction} (minor units)")
 
 
+def claim_events(
+    *,
+    creditor_id: int,
+    claim_id: int,
+    external_ref: str,
+    amount: int,
+    currency: str,
+    case_id: int,
+    debtor_id: int,
+    rule: str,
+) -> list[PendingEvent]:
+    """The audit events of one placed claim (both write paths)."""
+    return [
+        PendingEvent(
+            "claim.created",
+            "claims.claim",
+            claim_id,
+            {
+                "creditor": creditor_id,
+                "external_ref": external_ref,
+                "amount": amount,
+                "currency": currency,
+                "case": case_id,
+                "debtor": debtor_id,
+                "debtor_match": rule,
+            },
+        ),
+        PendingEvent("case.claim_attached", "cases.case", case_id, {"claim": claim_id}),
+    ]
+
+
+# The columns a new debtor is written with, in the order of ``DebtorPlan.new`` values.
+NEW_DEBTOR_FIELDS = (
+    "kind",
+    "first_name",
+    "last_name",
+    "company_name",
+    "siren",
+    "email",
+    "phone",
+    "address_line1",
+    "address_line2",
+    "postcode",
+    "city",
+    "country",
+    "language",
+    "email_key",
+    "name_key",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class DebtorPlan:
+    """Who each item's debtor is, decided in Python by ``match.py`` for both write paths.
+
+    ``assigned[i]``: a known debtor's id (> 0), or ``-(k + 1)`` for the k-th new debtor; ``rules[i]``:
+    the rule that decided; ``new[k]``: (item index, the Match, values of ``NEW_DEBTOR_FIELDS``). An
+    ambiguous match's candidates may be negative: a debtor created earlier in the same chunk.
+    """
+
+    assigned: list[int]
+    rules: list[str]
+    new: list[tuple[int, Match, tuple[str, ...]]]
+
+
+def _incoming(items: Sequence[CleanClaim]) -> list[Person]:
+    return [
+        Person(
+            id=0,
+            email=item.email,
+            siren=item.data.debtor.siren.strip(),
+            phone=item.phone,
+            last_name=item.data.debtor.last_name or item.data.debtor.company_name,
+            first_name=item.data.debtor.first_name,
+            postcode=item.data.debtor.postcode,
+        )
+        for item in items
+    ]
+
+
+def _wanted(incoming: list[Person]) -> tuple[list[dict[str, str]], dict[str, set[str]], set[str]]:
+    keys = [p.keys() for p in incoming]
+    wanted = {name: {k[name] for k in keys if k[name]} for name in ("email", "siren", "name_postcode")}
+    phones = {p.phone for p in incoming if p.phone}
+    return keys, wanted, phones
+
+
+def plan_debtors(
+    items: Sequence[CleanClaim], incoming: list[Person], keys: list[dict[str, str]], known: list[Person]
+) -> DebtorPlan:
+    """Match each item against the known debtors and the ones created earlier in the chunk (pure)."""
+    index = DebtorIndex()
+    for person in known:
+        index.add(person)
+    assigned: list[int] = []
+    rules: list[str] = []
+    new: list[tuple[int, Match, tuple[str, ...]]] = []
+    for i, (item, person, keys_of) in enumerate(zip(items, incoming, keys, strict=True)):
+        found = index.match(person)
+        rules.append(found.rule)
+        if found.debtor_id is not None:
+            assigned.append(found.debtor_id)
+            continue
+        d = item.data.debtor
+        fields = (
+            d.kind,
+            d.first_name.strip(),
+            d.last_name.strip(),
+            d.company_name.strip(),
+            person.siren,
+            item.email,
+            item.phone,
+            d.address_line1.strip(),
+            d.address_line2.strip(),
+            d.postcode.strip(),
+            d.city.strip(),
+            d.country.upper(),
+            d.language or "fr",
+            keys_of["email"],
+            keys_of["name_postcode"],
+        )
+        # Later rows of this chunk may be the same person: index the new debtor under a temporary id.
+        temporary = -(len(new) + 1)
+        index.add(replace(person, id=temporary))
+        new.append((i, found, fields))
+        assigned.append(temporary)
+    return DebtorPlan(assigned, rules, new)
+
+
 def _create(
     *,
     creditor: Creditor,
@@ -163,28 +294,48 @@ def _create(
     strategy_key: str,
     strategy_version: int,
 ) -> list[RowOutcome]:
+    items = [item for _, item in fresh]
+    incoming = _incoming(items)
+    keys, wanted, phones = _wanted(incoming)
+    if connection.vendor == "postgresql" and PG_COPY:
+        # The same decisions, written with COPY (bulk_pg's docstring).
+        from relance.intake import bulk_pg  # noqa: PLC0415 (PostgreSQL only)
+
+        with connection.cursor() as cursor:
+            known = bulk_pg.known_people(cursor.cursor, creditor.agency_id, wanted, phones)
+        plan = plan_debtors(items, incoming, keys, known)
+        placed = bulk_pg.create_many(
+            creditor=creditor,
+            fresh=fresh,
+            plan=plan,
+            actor=actor,
+            placed_at=placed_at,
+            strategy_key=strategy_key,
+            strategy_version=strategy_version,
+        )
+        return [RowOutcome(index, "created", claim_id, case_id) for index, claim_id, case_id in placed]
+
     events: list[PendingEvent] = []
-    matched = _debtors(creditor, [item for _, item in fresh], events)
-    debtors = [debtor for debtor, _ in matched]
+    plan = plan_debtors(items, incoming, keys, _known_people(creditor, wanted, phones))
+    debtor_ids = _create_debtors(creditor, plan, events)
     # Cases: the debtor's open case with this creditor (consolidation) or a new one.
     case_for: dict[tuple[int, str], Case] = {}
-    keys = {(debtors[i].pk, item.amount.currency) for i, (_, item) in enumerate(fresh)}
     if creditor.consolidate_cases:
         for open_case in (
-            Case.objects.filter(creditor=creditor, debtor_id__in={k[0] for k in keys})
+            Case.objects.filter(creditor=creditor, debtor_id__in={d for d in debtor_ids if d > 0})
             .exclude(status__in=[s.value for s in TERMINAL])
             .order_by("pk")
         ):
             case_for.setdefault((open_case.debtor_id, open_case.currency), open_case)
     new_cases: list[Case] = []
     item_case: list[Case] = []
-    for i, (_, item) in enumerate(fresh):
-        key = (debtors[i].pk, item.amount.currency)
+    for i, item in enumerate(items):
+        key = (debtor_ids[i], item.amount.currency)
         case: Case | None = case_for.get(key) if creditor.consolidate_cases else None
         if case is None:
             case = Case(
                 creditor=creditor,
-                debtor=debtors[i],
+                debtor_id=debtor_ids[i],
                 currency=item.amount.currency,
                 reference=case_reference_new(),
                 placed_at=placed_at,
@@ -202,7 +353,7 @@ def _create(
         [
             Claim(
                 creditor=creditor,
-                debtor=debtors[i],
+                debtor_id=debtor_ids[i],
                 external_ref=item.data.external_ref,
                 invoice_number=item.data.invoice_number,
                 invoice_date=item.data.invoice_date,
@@ -212,63 +363,28 @@ def _create(
                 segment=creditor.segment,
                 description=item.data.description,
             )
-            for i, (_, item) in enumerate(fresh)
+            for i, item in enumerate(items)
         ]
     )
     CaseClaim.objects.bulk_create(CaseClaim(case=item_case[i], claim=c) for i, c in enumerate(claims))
     _post_placements(creditor, claims)
     for i, claim in enumerate(claims):
-        events.append(
-            PendingEvent(
-                "claim.created",
-                "claims.claim",
-                claim.pk,
-                {
-                    "creditor": creditor.pk,
-                    "external_ref": claim.external_ref,
-                    "amount": claim.original_amount_minor,
-                    "currency": claim.currency,
-                    "case": item_case[i].pk,
-                    "debtor": debtors[i].pk,
-                    "debtor_match": matched[i][1],
-                },
-            )
+        events += claim_events(
+            creditor_id=creditor.pk,
+            claim_id=claim.pk,
+            external_ref=claim.external_ref,
+            amount=claim.original_amount_minor,
+            currency=claim.currency,
+            case_id=item_case[i].pk,
+            debtor_id=debtor_ids[i],
+            rule=plan.rules[i],
         )
-        events.append(PendingEvent("case.claim_attached", "cases.case", item_case[i].pk, {"claim": claim.pk}))
     audit_record_many(actor=actor, events=events)
     return [RowOutcome(index, "created", claims[i].pk, item_case[i].pk) for i, (index, _) in enumerate(fresh)]
 
 
-def _person(debtor: Debtor) -> Person:
-    return Person(
-        id=debtor.pk,
-        email=debtor.email,
-        siren=debtor.siren,
-        phone=debtor.phone,
-        last_name=debtor.last_name or debtor.company_name,
-        first_name=debtor.first_name,
-        postcode=debtor.postcode,
-    )
-
-
-def _debtors(creditor: Creditor, items: list[CleanClaim], events: list[PendingEvent]) -> list[tuple[Debtor, str]]:
-    """Each item's debtor (matched within the agency, or new) with the rule that decided (``match.py``)."""
-    incoming = [
-        Person(
-            id=0,
-            email=item.email,
-            siren=item.data.debtor.siren.strip(),
-            phone=item.phone,
-            last_name=item.data.debtor.last_name or item.data.debtor.company_name,
-            first_name=item.data.debtor.first_name,
-            postcode=item.data.debtor.postcode,
-        )
-        for item in items
-    ]
-    index = DebtorIndex()
-    keys = [p.keys() for p in incoming]
-    wanted = {name: {k[name] for k in keys if k[name]} for name in ("email", "siren", "name_postcode")}
-    phones = {p.phone for p in incoming if p.phone}
+def _known_people(creditor: Creditor, wanted: dict[str, set[str]], phones: set[str]) -> list[Person]:
+    """The agency's debtors sharing an indexed normalised key with the chunk (never a full scan)."""
     known = Q(pk__in=[])
     if wanted["email"]:
         known |= Q(email_key__in=wanted["email"])
@@ -278,48 +394,40 @@ def _debtors(creditor: Creditor, items: list[CleanClaim], events: list[PendingEv
         known |= Q(phone__in=phones)
     if wanted["name_postcode"]:
         known |= Q(name_key__in=wanted["name_postcode"])
-    by_id: dict[int, Debtor] = {}
-    for candidate in Debtor.objects.filter(known, agency_id=creditor.agency_id).order_by("pk"):
-        by_id[candidate.pk] = candidate
-        index.add(_person(candidate))
-    result: list[tuple[Debtor, str]] = []
-    created: list[tuple[Debtor, Match]] = []
-    for item, person, keys_of in zip(items, incoming, keys, strict=True):
-        found = index.match(person)
-        if found.debtor_id is not None:
-            result.append((by_id[found.debtor_id], found.rule))
-            continue
-        d = item.data.debtor
-        debtor = Debtor(
-            agency_id=creditor.agency_id,
-            kind=d.kind,
-            first_name=d.first_name.strip(),
-            last_name=d.last_name.strip(),
-            company_name=d.company_name.strip(),
-            siren=person.siren,
-            email=item.email,
-            phone=item.phone,
-            address_line1=d.address_line1.strip(),
-            address_line2=d.address_line2.strip(),
-            postcode=d.postcode.strip(),
-            city=d.city.strip(),
-            country=d.country.upper(),
-            language=d.language or "fr",
-            email_key=keys_of["email"],
-            name_key=keys_of["name_postcode"],
+    return [
+        Person(
+            id=pk,
+            email=email,
+            siren=siren,
+            phone=phone,
+            last_name=last or company,
+            first_name=first,
+            postcode=postcode,
         )
-        # Later rows of this chunk may be the same person: index the new debtor under a temporary id.
-        temporary = -(len(created) + 1)
-        by_id[temporary] = debtor
-        index.add(replace(person, id=temporary))
-        created.append((debtor, found))
-        result.append((debtor, found.rule))
-    if created:
-        Debtor.objects.bulk_create([debtor for debtor, _ in created])
+        for pk, email, siren, phone, last, company, first, postcode in Debtor.objects.filter(
+            known, agency_id=creditor.agency_id
+        )
+        .order_by("pk")
+        .values_list("pk", "email", "siren", "phone", "last_name", "company_name", "first_name", "postcode")
+    ]
+
+
+def _create_debtors(creditor: Creditor, plan: DebtorPlan, events: list[PendingEvent]) -> list[int]:
+    """Insert the plan's new debtors (ORM path); each item's debtor id."""
+    created = Debtor.objects.bulk_create(
+        [
+            Debtor(agency_id=creditor.agency_id, **dict(zip(NEW_DEBTOR_FIELDS, fields, strict=True)))
+            for _, _, fields in plan.new
+        ]
+    )
+
+    def resolve(assigned: int) -> int:
+        return assigned if assigned > 0 else created[-assigned - 1].pk
+
     DebtorMatchReview.objects.bulk_create(
         [
-            DebtorMatchReview(debtor=debtor, candidate=by_id[candidate], rule="ambiguous")
-            for debtor, found in created
+            DebtorMatchReview(debtor=debtor, candidate_id=resolve(candidate), rule="ambiguous")
+            for debtor, (_, found, _) in zip(created, plan.new, strict=True)
             for candidate in found.candidates
         ],
         ignore_conflicts=True,
@@ -329,11 +437,11 @@ def _debtors(creditor: Creditor, items: list[CleanClaim], events: list[PendingEv
             "debtor.created",
             "claims.debtor",
             debtor.pk,
-            {"match": found.rule, **({"review": [by_id[c].pk for c in found.candidates]} if found.candidates else {})},
+            {"match": found.rule, **({"review": [resolve(c) for c in found.candidates]} if found.candidates else {})},
         )
-        for debtor, found in created
+        for debtor, (_, found, _) in zip(created, plan.new, strict=True)
     ]
-    return result
+    return [resolve(a) for a in plan.assigned]
 
 
 def _post_placements(creditor: Creditor, claims: list[Claim]) -> None:

@@ -18,10 +18,10 @@ from dataclasses import dataclass, replace
 from datetime import date, timedelta
 
 import phonenumbers
-from email_validator import EmailNotValidError, validate_email
 
 from relance.core.money import Money, MoneyError
 from relance.intake.identifiers import iban_check, postcode_check, siren_check, siret_check, vat_check, vat_siren
+from relance.intake.normalise import email_normalise
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,10 +142,7 @@ def _too_long(data: ClaimData) -> list[FieldError]:
 @functools.lru_cache(maxsize=1 << 16)
 def _email_normalised(text: str) -> tuple[str, str]:
     """(normalised address, "") or ("", why it is not an address) — syntax only, no DNS."""
-    try:
-        return validate_email(text, check_deliverability=False).normalized, ""
-    except EmailNotValidError as exc:
-        return "", str(exc)
+    return email_normalise(text)  # email_validator's result, the domain checked once per domain
 
 
 @functools.lru_cache(maxsize=1 << 16)
