@@ -15,7 +15,7 @@ from relance.intake.services import Placed, claim_place
 from relance.tenancy.actors import Actor
 from relance.tenancy.models import Agency, ApiKey, Creditor, User
 from relance.tenancy.services import api_key_create
-from support import PASSWORD, claim_data, free_port, second_factor_pass
+from support import CHROMIUM_ARGS, PASSWORD, chromium_path, claim_data, free_port, second_factor_pass
 
 
 @dataclass
@@ -123,3 +123,39 @@ def _force_login_includes_the_second_factor(monkeypatch):
         second_factor_pass(self, user)
 
     monkeypatch.setattr(Client, "force_login", force_login)
+
+
+# --- headless Chromium (Debian's, through Playwright) for the browser journeys in tests/e2e ----------
+
+BROWSER_TIMEOUT_MS = 15_000
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    """One Chromium per test module; the journeys skip when no Chromium is installed."""
+    playwright_sync = pytest.importorskip("playwright.sync_api")
+    executable = chromium_path()
+    if executable is None:
+        pytest.skip("no Chromium: install Debian's chromium or set RELANCE_CHROMIUM")
+    with playwright_sync.sync_playwright() as pw:
+        launched = pw.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+@pytest.fixture
+def new_page(browser: object) -> Iterator[object]:
+    """Pages, each in a fresh context (its own cookies), closed at the end of the test."""
+    contexts = []
+
+    def make(**options: object) -> object:
+        context = browser.new_context(**options)  # type: ignore[attr-defined]
+        context.set_default_timeout(BROWSER_TIMEOUT_MS)
+        contexts.append(context)
+        return context.new_page()
+
+    yield make
+    for context in contexts:
+        context.close()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -24,7 +23,7 @@ from relance.cases.models import Case
 from relance.payments.arrangement_models import HardshipStatement, PaymentPlan, Promise, SepaCreditor, SepaMandate
 from relance.payments.arrangements import sepa_batch_create
 from relance.tenancy.actors import Actor
-from support import CHROMIUM_ARGS, chromium_path
+from support import chromium_path
 
 os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
 
@@ -38,33 +37,7 @@ pytestmark = [
     ),
 ]
 
-TIMEOUT_MS = 15_000
 PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True}
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    with playwright_sync.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield browser
-        finally:
-            browser.close()
-
-
-@pytest.fixture
-def new_page(browser: object) -> Iterator[object]:
-    contexts = []
-
-    def make(**options: object) -> object:
-        context = browser.new_context(**options)  # type: ignore[attr-defined]
-        context.set_default_timeout(TIMEOUT_MS)
-        contexts.append(context)
-        return context.new_page()
-
-    yield make
-    for context in contexts:
-        context.close()
 
 
 def open_case(page: object, live_server, case: Case) -> None:

@@ -13,7 +13,6 @@ import os
 import re
 import time
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,7 +21,7 @@ from relance.cases.links import portal_token
 from relance.cases.selectors import case_outstanding_minor
 from relance.payments.models import Dispute, Payment, ReturnPolicy
 from relance.payments.psp.stripe import stripe_signature_header
-from support import CHROMIUM_ARGS, PASSWORD, FakeProviderApi, chromium_path
+from support import PASSWORD, FakeProviderApi, chromium_path
 
 os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
 
@@ -37,35 +36,9 @@ pytestmark = [
     ),
 ]
 
-TIMEOUT_MS = 15_000
 WHSEC = "whsec_e2e_secret"
 PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
 BLOCKING = {"serious", "critical"}
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    with playwright_sync.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield browser
-        finally:
-            browser.close()
-
-
-@pytest.fixture
-def new_page(browser: object) -> Iterator[object]:
-    contexts = []
-
-    def make(**options: object) -> object:
-        context = browser.new_context(**options)  # type: ignore[attr-defined]
-        context.set_default_timeout(TIMEOUT_MS)
-        contexts.append(context)
-        return context.new_page()
-
-    yield make
-    for context in contexts:
-        context.close()
 
 
 @pytest.fixture(autouse=True)

@@ -11,7 +11,6 @@ import os
 import re
 import time
 import urllib.request
-from collections.abc import Iterator
 
 import pyotp
 import pytest
@@ -20,7 +19,6 @@ from relance.api.signing import verify
 from relance.api.webhooks import webhooks_run
 from relance.tenancy.models import User
 from support import (
-    CHROMIUM_ARGS,
     PASSWORD,
     WebhookReceiver,
     api_claim_payload,
@@ -42,27 +40,10 @@ pytestmark = [
     pytest.mark.usefixtures("transactional_db"),
 ]
 
-TIMEOUT_MS = 15_000
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    with playwright_sync.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield browser
-        finally:
-            browser.close()
-
 
 @pytest.fixture
-def page(browser: object) -> Iterator[object]:
-    context = browser.new_context()  # type: ignore[attr-defined]
-    context.set_default_timeout(TIMEOUT_MS)
-    try:
-        yield context.new_page()
-    finally:
-        context.close()
+def page(new_page):
+    return new_page()
 
 
 def test_an_agent_logs_in_with_password_and_a_totp_code(live_server, world, page):

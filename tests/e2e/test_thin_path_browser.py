@@ -11,7 +11,6 @@ import json
 import os
 import re
 import urllib.request
-from collections.abc import Iterator
 from datetime import timedelta
 from urllib.parse import urlsplit
 
@@ -22,7 +21,7 @@ from relance.cases.models import Case
 from relance.comms.services import outbox_dispatch
 from relance.strategies.engine import engine_tick
 from relance.tenancy.models import User
-from support import CHROMIUM_ARGS, api_claim_payload, browser_log_in, chromium_path
+from support import api_claim_payload, browser_log_in, chromium_path
 
 # Playwright's sync API runs an event loop in the test thread; the ORM calls made by the test
 # itself (engine, outbox, assertions) are still synchronous and safe.
@@ -39,33 +38,6 @@ pytestmark = [
 ]
 
 PAYLOAD = api_claim_payload("ORDER-2001")
-TIMEOUT_MS = 15_000
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    with playwright_sync.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield browser
-        finally:
-            browser.close()
-
-
-@pytest.fixture
-def new_page(browser: object) -> Iterator[object]:
-    """Pages, each in a fresh context (its own cookies), closed at the end of the test."""
-    contexts = []
-
-    def make(**options: object) -> object:
-        context = browser.new_context(**options)  # type: ignore[attr-defined]
-        context.set_default_timeout(TIMEOUT_MS)
-        contexts.append(context)
-        return context.new_page()
-
-    yield make
-    for context in contexts:
-        context.close()
 
 
 def weekday_noon():
