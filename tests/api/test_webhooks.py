@@ -177,3 +177,44 @@ def test_the_webhook_page_shows_the_secret_once(world):
     assert other.status_code == 200 and not world.other_creditor.webhook_endpoints.exists()
     bad = admin.post("/bo/webhooks/new/", {"creditor": world.creditor.pk, "url": "not a url", "event_types": []})
     assert b"errorlist" in bad.content
+
+
+def test_remittance_events_reach_only_their_creditor(world, place):
+    from datetime import timedelta as td
+
+    from relance.core.money import Money
+    from relance.ledger.models import PayoutBatch
+    from relance.payments.remittances import payout_batch_paid, period_end_for, remittance_run
+    from relance.payments.services import payment_record
+
+    world.agency.trust_iban, world.agency.vat_number = "FR7630006000011234567890189", "FR40552100554"
+    world.agency.save()
+    for creditor, iban in ((world.creditor, "DE89370400440532013000"), (world.other_creditor, "BE68539007547034")):
+        creditor.remittance_iban = iban
+        creditor.save()
+    now = timezone.now()
+    for n, creditor in enumerate((world.creditor, world.other_creditor)):
+        case = place(f"R-{n}", creditor=creditor, email=f"r{n}@example.fr").case
+        payment_record(
+            case=case,
+            amount=Money(5000, "EUR"),
+            method="transfer",
+            external_ref=f"P{n}",
+            actor=SYSTEM,
+            received_at=now - td(days=8),
+        )
+    with WebhookReceiver() as receiver:
+        webhook_endpoint_create(
+            creditor=world.creditor,
+            url=receiver.url,
+            event_types=["remittance.created", "remittance.paid"],
+            actor=SYSTEM,
+        )
+        remittance_run(period_end=period_end_for(now), actor=SYSTEM, now=now)
+        payout_batch_paid(batch=PayoutBatch.objects.get(), paid_on=timezone.localdate(), actor=SYSTEM)
+        webhook_events_collect()
+        webhook_deliver_due(now=timezone.now())
+        events = [json.loads(body) for _, body in receiver.requests]
+    assert [e["type"] for e in events] == ["remittance.created", "remittance.paid"]
+    assert events[1]["data"]["details"]["transfer"] > 0
+    assert "BE68539007547034" not in json.dumps(events)  # nothing of the other creditor's remittance

@@ -55,8 +55,8 @@ EVENT_RULES: dict[str, Rule] = {
     "case.opened": lambda data: "case.created",
     "case.status_changed": lambda data: STATUS_EVENTS.get(str(data.get("to"))),
     "payment.received": lambda data: "payment.received",
-    "remittance.sent": lambda data: "remittance.sent",
     "remittance.created": lambda data: "remittance.created",
+    "remittance.paid": lambda data: "remittance.paid",
 }
 
 EVENT_TYPES: tuple[str, ...] = (
@@ -69,7 +69,7 @@ EVENT_TYPES: tuple[str, ...] = (
     "case.closed",
     "payment.received",
     "remittance.created",
-    "remittance.sent",
+    "remittance.paid",
 )
 
 CURSOR = "webhooks"
@@ -158,6 +158,8 @@ def _creditor_id(event: AuditEvent) -> int | None:
     """The creditor an audit event concerns: the case's, the subject's ``creditor_id``, or ``data.creditor``."""
     if event.subject_type == "cases.case":
         return Case.objects.filter(pk=event.subject_id).values_list("creditor_id", flat=True).first()
+    if event.subject_type == "tenancy.creditor" and event.subject_id.isdigit():
+        return int(event.subject_id)  # remittances: the creditor is the subject
     try:
         model = apps.get_model(event.subject_type)
     except (LookupError, ValueError):

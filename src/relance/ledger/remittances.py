@@ -411,6 +411,18 @@ def payout_batch_mark_paid(*, batch: PayoutBatch, paid_on: date, actor: Actor, t
         remittance.paid_transaction = txn
         remittance.status = Remittance.Status.PAID
         remittance.save(update_fields=["paid_transaction", "status"])
+        audit_record(  # the creditor's "remittance.paid" webhook event
+            actor=actor,
+            verb="remittance.paid",
+            subject=remittance.creditor,
+            data={
+                "remittance": remittance.pk,
+                "transfer": remittance.transfer_minor,
+                "currency": cur,
+                "paid_on": paid_on.isoformat(),
+                "end_to_end_id": remittance.end_to_end_id,
+            },
+        )
     batch.status = PayoutBatch.Status.PAID
     batch.paid_on = paid_on
     batch.save(update_fields=["status", "paid_on"])
