@@ -223,3 +223,22 @@ def test_disputes_are_counted_by_reason_and_answer(world, place, settings, tmp_p
     assert sum(v[0] for v in by_reason.values()) == 3
     figures = metrics.kpis(metrics.Scope(world.agency.pk, world.creditor.pk), today=timezone.localdate())
     assert figures.dispute_rate == Decimal("100.0")  # all three cases were disputed at some point
+
+
+def test_promises_kept_are_counted_once_their_date_has_passed(world, place):
+    from datetime import date as _date
+
+    from relance.payments.arrangements import arrangements_review, promise_create
+
+    kept_case = place("INV-P1", "100.00").case
+    broken_case = place("INV-P2", "100.00", email="p2@example.fr", last_name="Deux").case
+    pending_case = place("INV-P3", "100.00", email="p3@example.fr", last_name="Trois").case
+    today = timezone.localdate()
+    for case in (kept_case, broken_case, pending_case):
+        on = today + timedelta(days=3 if case is not pending_case else 20)
+        promise_create(case=case, on=on, amount=Money.parse("100.00", "EUR"), actor=Actor.for_debtor(case_id=case.pk))
+    _pay(kept_case, "100.00", "KEPT")
+    later = timezone.now() + timedelta(days=10)
+    arrangements_review(actor=SYSTEM, now=later)
+    figures = metrics.kpis(metrics.Scope(world.agency.pk, world.creditor.pk), today=_date.today())
+    assert figures.promise_kept_rate == Decimal("50.0")  # one kept, one broken, one not yet due

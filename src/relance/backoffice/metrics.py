@@ -11,6 +11,7 @@ Definitions (docs/dashboards.md):
 - *ageing*: outstanding by days past the claim's due date, from the ledger (invariant 1);
 - *DSO* (collection days sales outstanding): outstanding ÷ amount placed in the last 90 days × 90;
 - *channel conversion*: a contact converts when its case receives a payment within 7 days of it;
+- *promises kept*: promises whose date has passed that were kept ÷ those kept or broken;
 - *cost per euro recovered*: contacts × the channel's unit cost (settings ``CHANNEL_UNIT_COST_MINOR``)
   ÷ collected, over the whole period.
 """
@@ -32,7 +33,7 @@ from django.utils.translation import gettext as _
 from relance.cases.models import Case, CaseClaim
 from relance.comms.models import Action
 from relance.ledger.models import Posting
-from relance.payments.models import Dispute, Payment
+from relance.payments.models import Dispute, Payment, Promise
 from relance.tenancy.models import Creditor
 
 CURRENCY = "EUR"
@@ -251,6 +252,7 @@ class Kpis:
     dispute_rate: Decimal | None
     cost_per_euro: Decimal | None
     cases: int
+    promise_kept_rate: Decimal | None = None
 
 
 def kpis(scope: Scope, *, today: dt.date) -> Kpis:
@@ -267,6 +269,13 @@ def kpis(scope: Scope, *, today: dt.date) -> Kpis:
     )
     n_cases = cases.count()
     disputed = Dispute.objects.filter(case__in=cases).values("case_id").distinct().count()
+    promises = dict(
+        Promise.objects.filter(case__in=cases, status__in=(Promise.Status.KEPT, Promise.Status.BROKEN))
+        .values("status")
+        .annotate(n=Count("pk"))
+        .values_list("status", "n")
+    )
+    kept = promises.get(Promise.Status.KEPT, 0)
     contacts = dict(
         Action.objects.filter(case__in=cases, status__in=CONTACTED)
         .values("channel")
@@ -286,10 +295,11 @@ def kpis(scope: Scope, *, today: dt.date) -> Kpis:
         dispute_rate=_ratio(disputed, n_cases),
         cost_per_euro=_ratio(cost, collected, percent=False) if collected else None,
         cases=n_cases,
+        promise_kept_rate=_ratio(kept, kept + promises.get(Promise.Status.BROKEN, 0)),
     )
 
 
-PEER_FIGURES = ("recovery_rate", "dso_days", "dispute_rate", "cost_per_euro")
+PEER_FIGURES = ("recovery_rate", "dso_days", "dispute_rate", "cost_per_euro", "promise_kept_rate")
 
 
 def peer_quartiles(*, agency_id: int, creditor_id: int, today: dt.date) -> Table | None:
@@ -308,6 +318,7 @@ def peer_quartiles(*, agency_id: int, creditor_id: int, today: dt.date) -> Table
         "dso_days": _("DSO (days)"),
         "dispute_rate": _("Dispute rate (%)"),
         "cost_per_euro": _("Cost per euro recovered"),
+        "promise_kept_rate": _("Promises kept (%)"),
     }
     rows: list[list[object]] = []
     for name in PEER_FIGURES:
