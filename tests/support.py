@@ -215,3 +215,19 @@ class WebhookReceiver:
     def __exit__(self, *exc: object) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+# A strategy whose first step is a call task, for the tests of call tasks and the agents' queues.
+CALL_FIRST_STRATEGY = """
+key: calls
+version: 1
+name: "Call first"
+steps:
+  - id: call
+    at: placement + 0d
+    action: call
+    template: call_script
+  - id: return
+    at: placement + 30d
+    action: return_to_creditor
+"""

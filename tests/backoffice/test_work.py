@@ -16,7 +16,7 @@ from relance.payments.bank import camt053_import
 from relance.payments.models import Payment, UnmatchedBankEntry
 from relance.tenancy.actors import Actor
 from relance.tenancy.models import User
-from support import PASSWORD
+from support import CALL_FIRST_STRATEGY, PASSWORD
 
 pytestmark = pytest.mark.django_db
 SYSTEM = Actor.system("tests")
@@ -168,23 +168,11 @@ def test_a_creditor_admin_recalls_a_case_and_chasing_stops(world, place):
     assert 'id="recall"' not in admin.get(f"/bo/cases/{case.pk}/").content.decode()
 
 
-CALLS = """
-key: calls
-version: 1
-name: "Call first"
-steps:
-  - id: call
-    at: placement + 0d
-    action: call
-    template: call_script
-"""
-
-
 def test_an_agent_moves_a_case_to_another_strategy_from_its_first_step(world, place):
     from relance.audit.models import AuditEvent
     from relance.strategies.services import strategy_save
 
-    strategy_save(source=CALLS, actor=SYSTEM)
+    strategy_save(source=CALL_FIRST_STRATEGY, actor=SYSTEM)
     case = place().case
     before = case.strategy_key
     client = _client(world.agent)

@@ -41,7 +41,7 @@ from relance.strategies.engine import engine_tick
 from relance.strategies.services import strategy_save
 from relance.tenancy.actors import Actor
 from relance.tenancy.models import Agency, User
-from support import PASSWORD
+from support import CALL_FIRST_STRATEGY, PASSWORD
 
 pytestmark = pytest.mark.django_db
 PARIS = ZoneInfo("Europe/Paris")
@@ -120,21 +120,6 @@ def test_an_agent_of_another_agency_never_sees_the_item(world, place):
     assert not work_queue(actor=_as(world.creditor_user), kind=WorkItem.Kind.CALL).exists()
 
 
-CALLS = """
-key: calls
-version: 1
-name: "Call first"
-steps:
-  - id: call
-    after_days: 0
-    action: call
-    template: call_script
-  - id: return
-    after_days: 30
-    action: return_to_creditor
-"""
-
-
 def _weekday(hour: int) -> datetime:
     day = datetime.now(PARIS).date() + timedelta(days=1)
     while day.weekday() >= 5:
@@ -143,7 +128,7 @@ def _weekday(hour: int) -> datetime:
 
 
 def test_a_call_step_opens_a_work_item_and_logging_the_call_closes_both(world, place, team):
-    strategy_save(source=CALLS, make_default=True, actor=SYSTEM)
+    strategy_save(source=CALL_FIRST_STRATEGY, make_default=True, actor=SYSTEM)
     case = place("INV-1", "1234.56").case
     now = _weekday(10)
     engine_tick(now=now)

@@ -12,28 +12,16 @@ from relance.comms.services import outbox_dispatch
 from relance.strategies.engine import engine_tick
 from relance.strategies.services import strategy_save
 from relance.tenancy.actors import Actor
+from support import CALL_FIRST_STRATEGY
 
 pytestmark = pytest.mark.django_db
 
 PARIS = ZoneInfo("Europe/Paris")
-CALLS = """
-key: calls
-version: 1
-name: "Call first"
-steps:
-  - id: call
-    after_days: 0
-    action: call
-    template: call_script
-  - id: return
-    after_days: 30
-    action: return_to_creditor
-"""
 
 
 @pytest.fixture
 def calls(world):
-    strategy_save(source=CALLS, make_default=True, actor=Actor.system("tests"))
+    strategy_save(source=CALL_FIRST_STRATEGY, make_default=True, actor=Actor.system("tests"))
     return world
 
 

@@ -21,22 +21,11 @@ from relance.payments.models import Promise
 from relance.strategies.engine import engine_tick
 from relance.strategies.services import strategy_save
 from relance.tenancy.actors import Actor
-from support import browser_log_in
+from support import CALL_FIRST_STRATEGY, browser_log_in
 
 os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
 
 pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("transactional_db")]
-
-CALLS = """
-key: calls
-version: 1
-name: "Call first"
-steps:
-  - id: call
-    at: placement + 0d
-    action: call
-    template: call_script
-"""
 
 
 def _weekday_morning() -> datetime:
@@ -47,7 +36,7 @@ def _weekday_morning() -> datetime:
 
 
 def test_an_agent_takes_the_next_call_logs_it_and_records_a_promise(live_server, world, place, new_page):
-    strategy_save(source=CALLS, make_default=True, actor=Actor.system("tests"))
+    strategy_save(source=CALL_FIRST_STRATEGY, make_default=True, actor=Actor.system("tests"))
     small = place("INV-S", "40.00", phone="+33612345670", email="s@example.fr", last_name="Petit").case
     big = place("INV-B", "480.00", phone="+33612345671", email="b@example.fr", last_name="Grand").case
     now = _weekday_morning()
