@@ -186,3 +186,19 @@ def test_an_agent_moves_a_case_to_another_strategy_from_its_first_step(world, pl
     refused = client.post(f"/bo/cases/{case.pk}/act/strategy/", {"strategy-key": "nope"}, follow=True)
     assert 'class="messages"' in refused.content.decode()
     assert AuditEvent.objects.filter(verb="strategy.changed").count() == 1
+
+
+def test_an_agent_records_a_plan_agreed_on_the_phone(world, place):
+    from relance.payments.models import PaymentPlan
+
+    case = place("INV-PL", "300.00").case
+    client = _client(world.agent)
+    first = timezone.localdate() + timedelta(days=10)
+    client.post(f"/bo/cases/{case.pk}/act/plan/", {"plan-months": "3", "plan-first_due": first.isoformat()})
+    plan = PaymentPlan.objects.get(case=case)
+    assert (plan.source, plan.method, plan.months, plan.first_due) == ("agent", "transfer", 3, first)
+    assert sum(i.amount_minor for i in plan.instalments.all()) == 30000
+    case.refresh_from_db()
+    assert case.status == "in_plan"
+    bad = client.post(f"/bo/cases/{case.pk}/act/plan/", {"plan-months": "0"}, follow=True)
+    assert 'class="messages"' in bad.content.decode()

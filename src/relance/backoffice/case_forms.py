@@ -34,6 +34,13 @@ class PromiseForm(forms.Form):
     amount = forms.CharField(label=gettext_lazy("Amount (EUR)"), max_length=20)
 
 
+class PlanForm(forms.Form):
+    months = forms.IntegerField(label=gettext_lazy("Number of monthly instalments"), min_value=1, max_value=120)
+    first_due = forms.DateField(
+        label=gettext_lazy("First instalment on"), widget=forms.DateInput(attrs={"type": "date"})
+    )
+
+
 class HoldForm(forms.Form):
     until = forms.DateField(label=gettext_lazy("Hold until"), widget=forms.DateInput(attrs={"type": "date"}))
     reason = forms.CharField(label=gettext_lazy("Reason"), max_length=300)
@@ -58,6 +65,7 @@ CASE_FORMS: dict[str, type[forms.Form]] = {
     "note": NoteForm,
     "call": CallForm,
     "promise": PromiseForm,
+    "plan": PlanForm,
     "hold": HoldForm,
     "resume": forms.Form,
     "strategy": StrategyForm,

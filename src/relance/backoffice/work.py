@@ -43,9 +43,9 @@ from relance.cases.selectors import CaseNotFoundError, case_get_for_actor
 from relance.comms.calls import call_outcome_record
 from relance.core.errors import DomainError, PermissionDeniedError
 from relance.core.money import Money, MoneyError
-from relance.payments.arrangements import promise_create
+from relance.payments.arrangements import plan_create, promise_create
 from relance.payments.bank import bank_entry_ignore, bank_entry_match
-from relance.payments.models import UnmatchedBankEntry
+from relance.payments.models import PaymentPlan, UnmatchedBankEntry
 from relance.strategies.services import case_strategy_change
 from relance.tenancy.access import requires
 from relance.tenancy.actors import Actor
@@ -260,6 +260,20 @@ def case_act(request: HttpRequest, case_id: int, verb: str) -> HttpResponse:
                 actor=actor,
                 enforce_policy=False,
             )
+        elif verb == "plan":
+            # Agreed on the phone, paid by transfer: a direct debit needs the debtor's own signed mandate
+            # (the portal). Outside the creditor's policy it waits in the plan-proposals queue.
+            plan = plan_create(
+                case=case,
+                months=data["months"],
+                first_due=data["first_due"],
+                method=PaymentPlan.Method.TRANSFER,
+                source=PaymentPlan.Source.AGENT,
+                actor=actor,
+            )
+            if plan.status == PaymentPlan.Status.PROPOSED:
+                messages.info(request, _("Outside the creditor's policy: the plan waits for a decision."))
+                return back
         elif verb == "hold":
             case_hold(case=case, until=data["until"], reason=data["reason"], actor=actor)
         elif verb == "resume":
