@@ -16,7 +16,7 @@ pytestmark = pytest.mark.django_db
 
 
 def client_for(user: User) -> Client:
-    client = Client()
+    client = Client(HTTP_ACCEPT_LANGUAGE="en")  # the messages below are read in English
     client.force_login(user)
     return client
 

@@ -78,7 +78,7 @@ def test_setup_and_policy_from_the_command_line(world):
     assert "max_months 6" in printed and "min_instalment_minor 2500" in printed and "grace_days 3" in printed
     policy = ArrangementPolicy.objects.get(creditor=world.creditor)
     assert (policy.max_months, policy.min_instalment_minor, policy.promise_within_days) == (6, 2500, 30)
-    with pytest.raises(CommandError, match="between 1 and 120"):
+    with pytest.raises(CommandError, match=r"1\D+120"):
         run("policy", "--creditor", "shop", "--max-months", "0")
     with pytest.raises(CommandError, match="--creditor"):
         run("policy", "--creditor", "nobody")
