@@ -176,3 +176,27 @@ def test_a_disputed_case_offers_no_arrangement(world, place):
     response = client.post(_path(case, "plan_confirm"), {"months": "3", "first_due": first, "method": "transfer"})
     assert response.status_code == 200 and 'role="alert"' in response.content.decode()
     assert not PaymentPlan.objects.exists()
+
+
+def test_a_card_plan_is_offered_only_with_a_card_provider_and_links_each_instalment(world, place, settings):
+    case = place("INV-C", "300.00").case
+    client = _client(case)
+    first = (TODAY + timedelta(days=3)).isoformat()
+    schedule = client.post(_path(case, "plan"), {"months": "3", "first_due": first}).content.decode()
+    assert 'value="card"' not in schedule  # no card provider configured
+    refused = client.post(_path(case, "plan_confirm"), {"months": "3", "first_due": first, "method": "card"})
+    assert refused.status_code == 200 and not PaymentPlan.objects.exists()
+
+    settings.RELANCE_CARD_PSP, settings.STRIPE_SECRET_KEY = "stripe", "sk_test_123"
+    schedule = client.post(_path(case, "plan"), {"months": "3", "first_due": first}).content.decode()
+    assert 'value="card"' in schedule
+    done = client.post(_path(case, "plan_confirm"), {"months": "3", "first_due": first, "method": "card"})
+    plan = PaymentPlan.objects.get()
+    assert (plan.method, plan.status) == ("card", "active")
+    page = client.get(done["Location"]).content.decode()
+    first_amount = plan.instalments.order_by("number").first().amount_minor
+    assert f"?amount={first_amount}&amp;minor=1" in page and 'id="pay-instalment-card"' in page
+    form = client.get(_path(case, "card_pay") + f"?amount={first_amount}&minor=1").content.decode()
+    assert f"{first_amount // 100}.00" in form or f"{first_amount // 100},00" in form
+    tampered = client.get(_path(case, "card_pay") + "?amount=99999999&minor=1").content.decode()
+    assert "300.00" in tampered or "300,00" in tampered  # more than owed: the balance is offered instead

@@ -40,6 +40,7 @@ from relance.payments.arrangements import (
     promise_create,
     sepa_creditor_for,
 )
+from relance.payments.psp import card_payments_enabled
 from relance.payments.schedule import Budget, first_due_window, max_months_for
 from relance.portal.views import _case_from_token, _locale, _verified
 from relance.tenancy.actors import Actor
@@ -61,14 +62,18 @@ class PlanForm(forms.Form):
 
 
 class PayPlanForm(PlanForm):
-    method = forms.ChoiceField(
-        label=gettext_lazy("How will you pay?"),
-        choices=[
-            (PaymentPlan.Method.DIRECT_DEBIT, gettext_lazy("SEPA direct debit")),
-            (PaymentPlan.Method.TRANSFER, gettext_lazy("Bank transfer each month")),
-        ],
-        widget=forms.RadioSelect,
-    )
+    METHODS: list[tuple[str, Any]] = [
+        (PaymentPlan.Method.DIRECT_DEBIT.value, gettext_lazy("SEPA direct debit")),
+        (PaymentPlan.Method.TRANSFER.value, gettext_lazy("Bank transfer each month")),
+        (PaymentPlan.Method.CARD.value, gettext_lazy("Card each month, on this page")),
+    ]
+    method = forms.ChoiceField(label=gettext_lazy("How will you pay?"), choices=METHODS, widget=forms.RadioSelect)
+
+    def clean_method(self) -> str:
+        value = str(self.cleaned_data["method"])
+        if value == PaymentPlan.Method.CARD and not card_payments_enabled():
+            raise forms.ValidationError(_("Card payments are not available."))
+        return value
     debtor_name = forms.CharField(label=gettext_lazy("Account holder"), max_length=70, required=False)
     iban = forms.CharField(label=gettext_lazy("IBAN"), max_length=42, required=False)
     accepted = forms.BooleanField(label=gettext_lazy("I sign this mandate"), required=False)
@@ -174,10 +179,15 @@ def _pay_step(
     request: HttpRequest, case: Case, context: dict[str, Any], quote: PlanQuote, form: PayPlanForm
 ) -> HttpResponse:
     locale = _locale(request)
+    method = form.fields["method"]
+    assert isinstance(method, forms.ChoiceField)  # noqa: S101 - narrows the type
+    offered: dict[str, bool] = {
+        PaymentPlan.Method.DIRECT_DEBIT.value: bool(context["direct_debit"]),
+        PaymentPlan.Method.TRANSFER.value: True,
+        PaymentPlan.Method.CARD.value: card_payments_enabled(),  # only where a card provider is configured
+    }
+    method.choices = [(value, label) for value, label in PayPlanForm.METHODS if offered.get(str(value), False)]
     if not context["direct_debit"]:
-        method = form.fields["method"]
-        assert isinstance(method, forms.ChoiceField)  # noqa: S101 - narrows the type
-        method.choices = [(PaymentPlan.Method.TRANSFER, _("Bank transfer each month"))]
         form.initial["method"] = PaymentPlan.Method.TRANSFER
     return render(
         request,
@@ -259,6 +269,10 @@ def plan_done(request: HttpRequest, token: str) -> HttpResponse:
                 {"i": i, "amount": Money(i.amount_minor, found.plan.currency).format(locale)} for i in found.instalments
             ],
             "total": Money(found.plan.total_minor, found.plan.currency).format(locale),
+            # Card plans: the debtor pays each instalment by card from here (any payment counts).
+            "card_next": next((i for i in found.instalments if i.status != i.Status.PAID), None)
+            if found.plan.method == PaymentPlan.Method.CARD and card_payments_enabled()
+            else None,
         },
     )
 

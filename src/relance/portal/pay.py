@@ -37,6 +37,14 @@ class CardPayForm(forms.Form):
 PROVIDER_NAMES = {"stripe": "Stripe", "mollie": "Mollie"}
 
 
+def _suggested(request: HttpRequest, outstanding: Money) -> Money:
+    """The amount to offer: an instalment passed in the link (``?amount=<minor>&minor=1``), else the balance."""
+    raw = request.GET.get("amount", "")
+    if request.GET.get("minor") == "1" and raw.isdigit() and 0 < int(raw) <= outstanding.minor:
+        return Money(int(raw), outstanding.currency)
+    return outstanding
+
+
 @require_http_methods(["GET", "POST"])
 def card_pay(request: HttpRequest, token: str) -> HttpResponseBase:
     case = _case_from_token(token)
@@ -47,7 +55,7 @@ def card_pay(request: HttpRequest, token: str) -> HttpResponseBase:
     outstanding = Money(case_outstanding_minor(case=case), case.currency)
     if outstanding.minor <= 0:
         return redirect("portal:case", token=token)
-    form = CardPayForm(request.POST or None, initial={"amount": outstanding.to_decimal()})
+    form = CardPayForm(request.POST or None, initial={"amount": _suggested(request, outstanding).to_decimal()})
     if request.method == "POST" and form.is_valid():
         try:
             amount = Money.parse(form.cleaned_data["amount"], case.currency)
