@@ -74,6 +74,7 @@ class PayPlanForm(PlanForm):
         if value == PaymentPlan.Method.CARD and not card_payments_enabled():
             raise forms.ValidationError(_("Card payments are not available."))
         return value
+
     debtor_name = forms.CharField(label=gettext_lazy("Account holder"), max_length=70, required=False)
     iban = forms.CharField(label=gettext_lazy("IBAN"), max_length=42, required=False)
     accepted = forms.BooleanField(label=gettext_lazy("I sign this mandate"), required=False)
