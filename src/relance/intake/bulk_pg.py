@@ -143,7 +143,7 @@ def create_many(
     strategy_version: int,
 ) -> list[tuple[int, int, int]]:
     """Write the new claims of a chunk; ``(index, claim_id, case_id)`` per item, in order."""
-    from relance.intake.placement import claim_events  # noqa: PLC0415 (placement imports this module lazily)
+    from relance.intake.placement import NEW_DEBTOR_FIELDS, claim_events  # noqa: PLC0415 (placement imports this module lazily)
 
     now = timezone.now()
     items = [item for _, item in fresh]
@@ -194,29 +194,7 @@ def create_many(
 
         debtor_for = [debtor_of(a) for a in plan.assigned]
         if new_debtors:
-            _Table(
-                Debtor,
-                [
-                    "id",
-                    "agency_id",
-                    "kind",
-                    "first_name",
-                    "last_name",
-                    "company_name",
-                    "siren",
-                    "email",
-                    "phone",
-                    "address_line1",
-                    "address_line2",
-                    "postcode",
-                    "city",
-                    "country",
-                    "language",
-                    "email_key",
-                    "name_key",
-                ],
-                now,
-            ).copy(
+            _Table(Debtor, ["id", "agency_id", *NEW_DEBTOR_FIELDS], now).copy(
                 cursor,
                 ((debtor_ids[k], creditor.agency_id, *fields) for k, (_, _match, fields) in enumerate(new_debtors)),
             )
