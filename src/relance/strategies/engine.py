@@ -31,7 +31,7 @@ from relance.comms.policy import ContactPolicy
 from relance.comms.services import action_queue, debtor_recent_contacts, debtors_recent_contacts
 from relance.strategies.decide import CaseEvent, CaseSnapshot, Outcome, decide
 from relance.strategies.document import StrategyDoc
-from relance.strategies.selectors import case_events_since, strategy_doc
+from relance.strategies.selectors import case_events_since, cases_events_since, strategy_doc
 from relance.strategies.services import case_events_wake, case_strategy_assign, snapshot_with_assignment
 from relance.tenancy.actors import Actor
 
@@ -86,6 +86,7 @@ def _snapshot(
     due_date: date | None,
     claims: int,
     contacts_sent: int,
+    events: Sequence[CaseEvent] | None = None,
 ) -> CaseSnapshot:
     """The one place a ``CaseSnapshot`` is made, from facts read one case at a time or a batch at a time."""
     debtor = case.debtor
@@ -104,7 +105,7 @@ def _snapshot(
         step_at=case.step_at,
         due_date=due_date,
         variant=case.variant,
-        events=tuple(_events(case, outstanding_minor)),
+        events=tuple(_events(case, outstanding_minor) if events is None else events),
         segment=case.creditor.segment,
         creditor=case.creditor.slug,
         debtor_kind=debtor.kind,
@@ -227,6 +228,7 @@ def _decide_batch(
     sent = dict(
         Action.objects.filter(case_id__in=ids).values("case_id").annotate(n=Count("pk")).values_list("case_id", "n")
     )
+    events = cases_events_since(cases=[(c.pk, c.debtor_id, c.event_seq, outstanding[c.pk]) for c in batch])
     decided: list[tuple[Case, Outcome]] = []
     for case in batch:
         due, n_claims = claims.get(case.pk, (None, 0))
@@ -238,6 +240,7 @@ def _decide_batch(
             due_date=due,
             claims=n_claims,
             contacts_sent=sent.get(case.pk, 0),
+            events=events[case.pk],
         )
         doc = _assigned(case, facts, now=now, actor=actor, docs=docs)
         facts = snapshot_with_assignment(facts, case)

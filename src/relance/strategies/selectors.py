@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import lru_cache
+from typing import Any
 
-from django.db.models import Max, QuerySet
+from django.db.models import Max, Q, QuerySet
 
 from relance.audit.models import AuditEvent
 from relance.strategies.decide import CaseEvent
@@ -60,20 +62,35 @@ def strategy_routing_candidates() -> list[StrategyDoc]:
 
 def case_events_since(*, case_id: int, debtor_id: int, after_seq: int, outstanding_minor: int) -> list[CaseEvent]:
     """The case's (and its debtor's) events recorded after ``after_seq``, oldest first."""
-    rows = (
-        AuditEvent.objects.filter(seq__gt=after_seq, verb__in=EVENT_VERBS)
+    found = cases_events_since(cases=[(case_id, debtor_id, after_seq, outstanding_minor)])
+    return found[case_id]
+
+
+def cases_events_since(*, cases: Sequence[tuple[int, int, int, int]]) -> dict[int, list[CaseEvent]]:
+    """``case_events_since`` for many ``(case_id, debtor_id, after_seq, outstanding_minor)`` in one query."""
+    result: dict[int, list[CaseEvent]] = {case_id: [] for case_id, *_ in cases}
+    if not cases:
+        return result
+    case_keys = {str(case_id) for case_id, *_ in cases}
+    debtor_keys = {str(debtor_id) for _, debtor_id, *_ in cases}
+    rows = list(
+        AuditEvent.objects.filter(seq__gt=min(after for _, _, after, _ in cases), verb__in=EVENT_VERBS)
         .filter(
-            subject_type__in=("cases.case", "claims.debtor"),
-            subject_id__in=(str(case_id), str(debtor_id)),
+            Q(subject_type="cases.case", subject_id__in=case_keys)
+            | Q(subject_type="claims.debtor", subject_id__in=debtor_keys)
         )
         .order_by("seq")
         .values_list("seq", "verb", "subject_type", "subject_id", "data", "occurred_at")
     )
-    events: list[CaseEvent] = []
-    for seq, verb, subject_type, subject_id, data, at in rows:
-        if (subject_type, subject_id) not in (("cases.case", str(case_id)), ("claims.debtor", str(debtor_id))):
-            continue
-        kind = event_kind(verb, data or {}, outstanding_minor=outstanding_minor)
-        if kind is not None:
-            events.append(CaseEvent(id=seq, kind=kind, at=at))
-    return events
+    by_subject: dict[tuple[str, str], list[tuple[Any, ...]]] = {}
+    for row in rows:
+        by_subject.setdefault((row[2], row[3]), []).append(row)
+    for case_id, debtor_id, after_seq, outstanding_minor in cases:
+        mine = by_subject.get(("cases.case", str(case_id)), []) + by_subject.get(("claims.debtor", str(debtor_id)), [])
+        for seq, verb, _type, _id, data, at in sorted(mine, key=lambda row: row[0]):
+            if seq <= after_seq:
+                continue
+            kind = event_kind(verb, data or {}, outstanding_minor=outstanding_minor)
+            if kind is not None:
+                result[case_id].append(CaseEvent(id=seq, kind=kind, at=at))
+    return result
