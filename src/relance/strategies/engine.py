@@ -31,8 +31,18 @@ from relance.comms.policy import ContactPolicy
 from relance.comms.services import action_queue, debtor_recent_contacts, debtors_recent_contacts
 from relance.strategies.decide import CaseEvent, CaseSnapshot, Outcome, decide
 from relance.strategies.document import StrategyDoc
-from relance.strategies.selectors import case_events_since, cases_events_since, strategy_doc
-from relance.strategies.services import case_events_wake, case_strategy_assign, snapshot_with_assignment
+from relance.strategies.selectors import (
+    case_events_since,
+    cases_events_since,
+    strategy_doc,
+    strategy_routing_candidates,
+)
+from relance.strategies.services import (
+    case_events_wake,
+    case_strategy_assign,
+    case_strategy_assign_in_memory,
+    snapshot_with_assignment,
+)
 from relance.tenancy.actors import Actor
 
 log = logging.getLogger("relance.engine")
@@ -229,6 +239,8 @@ def _decide_batch(
         Action.objects.filter(case_id__in=ids).values("case_id").annotate(n=Count("pk")).values_list("case_id", "n")
     )
     events = cases_events_since(cases=[(c.pk, c.debtor_id, c.event_seq, outstanding[c.pk]) for c in batch])
+    candidates = strategy_routing_candidates()
+    assignments: list[PendingEvent] = []
     decided: list[tuple[Case, Outcome]] = []
     for case in batch:
         due, n_claims = claims.get(case.pk, (None, 0))
@@ -242,7 +254,13 @@ def _decide_batch(
             contacts_sent=sent.get(case.pk, 0),
             events=events[case.pk],
         )
-        doc = _assigned(case, facts, now=now, actor=actor, docs=docs)
+        if case.step_at is None:  # first look: routed and given its variant, written with the batch
+            doc, assigned = case_strategy_assign_in_memory(
+                case=case, snapshot=facts, now=now, current=_strategy(docs, case), candidates=candidates
+            )
+            assignments.append(assigned)
+        else:
+            doc = _strategy(docs, case)
         facts = snapshot_with_assignment(facts, case)
         if facts.events:
             case.event_seq = max(e.id for e in facts.events)
@@ -250,19 +268,21 @@ def _decide_batch(
         # The next case of the same debtor must see these contacts (the cap is per debtor).
         recent[case.debtor_id].extend(now for _ in outcome.contacts)
         decided.append((case, outcome))
-    _apply_batch(decided, now=now, actor=actor, report=report)
+    _apply_batch(decided, now=now, actor=actor, report=report, events=assignments)
 
 
-def _assigned(
-    case: Case, facts: CaseSnapshot, *, now: datetime, actor: Actor, docs: dict[tuple[str, int], StrategyDoc]
-) -> StrategyDoc:
-    """The case's strategy; at its first look it is routed and given its variant (recorded, audited)."""
-    if case.step_at is None:
-        return case_strategy_assign(case=case, snapshot=facts, now=now, actor=actor)
-    return _strategy(docs, case)
-
-
-_CASE_FIELDS = ("status", "step", "step_at", "event_seq", "next_action_at", "closed_at", "updated_at")
+_CASE_FIELDS = (
+    "status",
+    "step",
+    "step_at",
+    "event_seq",
+    "next_action_at",
+    "closed_at",
+    "updated_at",
+    "strategy_key",
+    "strategy_version",
+    "variant",
+)
 
 
 def _cases_update(cases: list[Case]) -> None:
@@ -270,12 +290,12 @@ def _cases_update(cases: list[Case]) -> None:
     if connection.vendor != "postgresql":
         Case.objects.bulk_update(cases, list(_CASE_FIELDS), batch_size=500)
         return
-    rows = ", ".join(
-        ["(%s, %s, %s, %s::timestamptz, %s::bigint, %s::timestamptz, %s::timestamptz, %s::timestamptz)"] * len(cases)
-    )
+    row = "(%s, %s, %s, %s::timestamptz, %s::bigint, %s::timestamptz, %s::timestamptz, %s::timestamptz, %s, %s, %s)"
+    rows = ", ".join([row] * len(cases))
     params: list[Any] = []
     for c in cases:
         params += [c.pk, c.status, c.step, c.step_at, c.event_seq, c.next_action_at, c.closed_at, c.updated_at]
+        params += [c.strategy_key, c.strategy_version, c.variant]
     sets = ", ".join(f"{f} = v.{f}" for f in _CASE_FIELDS)
     with connection.cursor() as cursor:
         cursor.execute(
@@ -285,11 +305,18 @@ def _cases_update(cases: list[Case]) -> None:
         )
 
 
-def _apply_batch(decided: list[tuple[Case, Outcome]], *, now: datetime, actor: Actor, report: TickReport) -> None:
+def _apply_batch(
+    decided: list[tuple[Case, Outcome]],
+    *,
+    now: datetime,
+    actor: Actor,
+    report: TickReport,
+    events: list[PendingEvent] | None = None,
+) -> None:
     """Write a batch's outcomes: actions, case changes (transitions included) and audit events in bulk."""
     actions: list[Action] = []
     changed: list[Case] = []
-    events: list[PendingEvent] = []
+    events = list(events or [])
     touched = timezone.now()  # updated_at is wall-clock time, whatever instant the engine plays
     for case, outcome in decided:
         report.cases += 1

@@ -10,7 +10,7 @@ from django.db import transaction
 from django.db.models import Max
 
 from relance.audit.models import AuditEvent
-from relance.audit.services import audit_record
+from relance.audit.services import PendingEvent, audit_record
 from relance.cases.models import Case
 from relance.core.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError
 from relance.strategies.decide import CaseSnapshot, route, variant_for
@@ -112,23 +112,30 @@ def case_strategy_assign(*, case: Case, snapshot: CaseSnapshot, now: datetime, a
     Recorded on the case (strategy key, version, variant, ``step_at``) and in the audit trail, so the
     results of the variants can be compared later. A case keeps what it gets here.
     """
-    doc = strategy_doc(key=case.strategy_key, version=case.strategy_version)
-    routed = False
+    current = strategy_doc(key=case.strategy_key, version=case.strategy_version)
+    doc, event = case_strategy_assign_in_memory(
+        case=case, snapshot=snapshot, now=now, current=current, candidates=strategy_routing_candidates()
+    )
+    case.save(update_fields=["strategy_key", "strategy_version", "variant", "step_at", "updated_at"])
+    audit_record(actor=actor, verb=event.verb, subject=case, data=event.data)
+    return doc
+
+
+def case_strategy_assign_in_memory(
+    *, case: Case, snapshot: CaseSnapshot, now: datetime, current: StrategyDoc, candidates: list[StrategyDoc]
+) -> tuple[StrategyDoc, PendingEvent]:
+    """``case_strategy_assign`` without the writes, for the engine's batches: the strategy, and the audit
+    event the caller records with the case's new fields in its own transaction."""
+    doc, routed = current, False
     if case.step == 0:
-        chosen = route(snapshot, strategy_routing_candidates(), now)
+        chosen = route(snapshot, candidates, now)
         if chosen is not None and (chosen.key, chosen.version) != (doc.key, doc.version):
             doc, routed = chosen, True
     case.strategy_key, case.strategy_version = doc.key, doc.version
     case.variant = variant_for(case_id=case.pk, strategy=doc)
     case.step_at = case.placed_at
-    case.save(update_fields=["strategy_key", "strategy_version", "variant", "step_at", "updated_at"])
-    audit_record(
-        actor=actor,
-        verb="strategy.assigned",
-        subject=case,
-        data={"key": doc.key, "version": doc.version, "variant": case.variant, "routed": routed},
-    )
-    return doc
+    data = {"key": doc.key, "version": doc.version, "variant": case.variant, "routed": routed}
+    return doc, PendingEvent("strategy.assigned", "cases.case", case.pk, data)
 
 
 def snapshot_with_assignment(snapshot: CaseSnapshot, case: Case) -> CaseSnapshot:
