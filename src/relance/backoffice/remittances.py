@@ -3,7 +3,11 @@ statements and fee invoices (issue 5 and 6). Every download is audited."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, TypeVar
+
 from django.db import transaction
+from django.db.models import Model
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone, translation
@@ -23,7 +27,9 @@ from relance.ledger.selectors import (
 )
 from relance.payments.remittances import payout_batch_paid
 from relance.tenancy.access import requires
-from relance.tenancy.models import User
+from relance.tenancy.permissions import allowed
+
+T = TypeVar("T")
 
 
 def _download(body: bytes, *, filename: str, content_type: str) -> HttpResponse:
@@ -58,62 +64,76 @@ def remittances(request: HttpRequest) -> HttpResponse:
     )
 
 
+def _found(get: Callable[..., T], **kwargs: Any) -> T:
+    """The object the actor may see, or 404 (absent and not yours answer alike)."""
+    try:
+        return get(**kwargs)
+    except NotFoundError:
+        raise Http404 from None
+
+
+def _audited_download(
+    request: HttpRequest, subject: Model, verb: str, body: bytes, *, filename: str, content_type: str
+) -> HttpResponse:
+    """Every download of a statement, an invoice or a payout file leaves an access audit event."""
+    with transaction.atomic():
+        audit_record(actor=_actor(request), verb=verb, subject=subject)
+    return _download(body, filename=filename, content_type=content_type)
+
+
 @requires("remittances.view")
 @require_GET
 def remittance_statement(request: HttpRequest, remittance_id: int) -> HttpResponse:
-    actor = _actor(request)
-    try:
-        remittance = remittance_get_for_actor(actor=actor, remittance_id=remittance_id)
-    except NotFoundError:
-        raise Http404 from None
-    with transaction.atomic():
-        audit_record(actor=actor, verb="remittance.statement_downloaded", subject=remittance)
+    remittance = _found(remittance_get_for_actor, actor=_actor(request), remittance_id=remittance_id)
     pdf = html_pdf(remittance_statement_html(remittance, lang=_lang()))
-    return _download(pdf, filename=f"releve-{remittance.end_to_end_id}.pdf", content_type="application/pdf")
+    return _audited_download(
+        request,
+        remittance,
+        "remittance.statement_downloaded",
+        pdf,
+        filename=f"releve-{remittance.end_to_end_id}.pdf",
+        content_type="application/pdf",
+    )
 
 
 @requires("remittances.view")
 @require_GET
 def remittance_invoice(request: HttpRequest, remittance_id: int) -> HttpResponse:
-    actor = _actor(request)
-    try:
-        invoice = fee_invoice_get_for_actor(actor=actor, remittance_id=remittance_id)
-    except NotFoundError:
-        raise Http404 from None
-    with transaction.atomic():
-        audit_record(actor=actor, verb="fee_invoice.downloaded", subject=invoice)
+    invoice = _found(fee_invoice_get_for_actor, actor=_actor(request), remittance_id=remittance_id)
     pdf = html_pdf(fee_invoice_html(invoice, lang=_lang()))
-    return _download(pdf, filename=f"facture-{invoice.number}.pdf", content_type="application/pdf")
+    return _audited_download(
+        request,
+        invoice,
+        "fee_invoice.downloaded",
+        pdf,
+        filename=f"facture-{invoice.number}.pdf",
+        content_type="application/pdf",
+    )
 
 
 @requires("remittances.files")
 @require_GET
 def payout_file(request: HttpRequest, batch_id: int) -> HttpResponse:
-    actor = _actor(request)
-    try:
-        batch = payout_batch_get_for_actor(actor=actor, batch_id=batch_id)
-    except NotFoundError:
-        raise Http404 from None
-    with transaction.atomic():
-        audit_record(actor=actor, verb="payout_batch.downloaded", subject=batch)
-    return _download(batch.xml.encode("utf-8"), filename=f"{batch.msg_id}.xml", content_type="application/xml")
+    batch = _found(payout_batch_get_for_actor, actor=_actor(request), batch_id=batch_id)
+    return _audited_download(
+        request,
+        batch,
+        "payout_batch.downloaded",
+        batch.xml.encode("utf-8"),
+        filename=f"{batch.msg_id}.xml",
+        content_type="application/xml",
+    )
 
 
 def _can_confirm(request: HttpRequest) -> bool:
-    user = request.user
-    return isinstance(user, User) and user.role in {User.Role.AGENCY_ADMIN, User.Role.SUPERVISOR}
+    return allowed(_actor(request), "remittances.manage")  # the same matrix row as the button's view
 
 
 @requires("remittances.manage")
 @require_POST
 def payout_file_paid(request: HttpRequest, batch_id: int) -> HttpResponse:
     """An agency admin or supervisor confirms the bank executed the file (posts ``remittance.paid``)."""
-    actor = _actor(request)
-    if not _can_confirm(request):
-        raise Http404
-    try:
-        batch = payout_batch_get_for_actor(actor=actor, batch_id=batch_id)
-    except NotFoundError:
-        raise Http404 from None
+    actor = _actor(request)  # @requires checked the role (the permission matrix)
+    batch = _found(payout_batch_get_for_actor, actor=actor, batch_id=batch_id)
     payout_batch_paid(batch=batch, paid_on=timezone.localdate(), actor=actor)
     return redirect("backoffice:remittances")
