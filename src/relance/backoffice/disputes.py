@@ -20,9 +20,8 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from relance.audit.services import audit_record
-from relance.backoffice.views import _actor
+from relance.backoffice.views import _actor, case_or_404
 from relance.cases.models import Case
-from relance.cases.selectors import CaseNotFoundError, case_get_for_actor
 from relance.core.errors import DomainError
 from relance.core.money import Money, MoneyError
 from relance.payments.direct import payment_creditor_reported
@@ -37,14 +36,6 @@ from relance.payments.models import (
 )
 from relance.payments.returns import return_confirm_received, return_refuse
 from relance.tenancy.access import requires
-from relance.tenancy.actors import Actor
-
-
-def _case(actor: Actor, case_id: int) -> Case:
-    try:
-        return case_get_for_actor(actor=actor, case_id=case_id)
-    except CaseNotFoundError:
-        raise Http404 from None
 
 
 def _error(request: HttpRequest, exc: DomainError) -> None:
@@ -56,7 +47,7 @@ def _error(request: HttpRequest, exc: DomainError) -> None:
 def dispute_answer(request: HttpRequest, case_id: int, dispute_id: int) -> HttpResponseBase:
     """Uphold (reduce or cancel) or reject with evidence files."""
     actor = _actor(request)
-    case = _case(actor, case_id)
+    case = case_or_404(actor, case_id)
     dispute = Dispute.objects.filter(pk=dispute_id, case=case).first()
     if dispute is None:
         raise Http404
@@ -108,7 +99,7 @@ def dispute_file(request: HttpRequest, file_id: int) -> FileResponse:
 @require_POST
 def return_decide(request: HttpRequest, case_id: int, return_id: int) -> HttpResponseBase:
     actor = _actor(request)
-    case = _case(actor, case_id)
+    case = case_or_404(actor, case_id)
     ret = ReturnRequest.objects.filter(pk=return_id, case=case).first()
     if ret is None:
         raise Http404
@@ -135,7 +126,7 @@ class DirectPaymentForm(forms.Form):
 def payment_report(request: HttpRequest, case_id: int) -> HttpResponseBase:
     """A payment the debtor made to the creditor directly."""
     actor = _actor(request)
-    case = _case(actor, case_id)
+    case = case_or_404(actor, case_id)
     form = DirectPaymentForm(request.POST)
     if not form.is_valid():
         messages.error(request, _("Enter the amount and the date of the payment."))

@@ -50,6 +50,14 @@ STAFF_ONLY_VERBS = (
 )
 
 
+def case_or_404(actor: Actor, case_id: int) -> Case:
+    """The case the actor may see; absent and not yours are the same 404 (invariant 6)."""
+    try:
+        return case_get_for_actor(actor=actor, case_id=case_id)
+    except CaseNotFoundError:
+        raise Http404 from None
+
+
 def _actor(request: HttpRequest) -> Actor:
     """The actor of a request (kept for older imports; new code uses ``tenancy.access.actor_of``)."""
     return actor_of(request)
@@ -123,10 +131,7 @@ def home(request: HttpRequest) -> HttpResponse:
 @require_GET
 def case_detail(request: HttpRequest, case_id: int) -> HttpResponse:
     actor = _actor(request)
-    try:
-        case = case_get_for_actor(actor=actor, case_id=case_id)
-    except CaseNotFoundError:
-        raise Http404 from None
+    case = case_or_404(actor, case_id)
     with transaction.atomic():
         # "why, when asked": a queue or a link may say why the case is opened (?why=...), kept with the read.
         why = request.GET.get("why", "").strip()[:200]

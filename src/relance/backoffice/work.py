@@ -17,7 +17,7 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_POST
 
 from relance.backoffice.case_forms import CASE_FORMS, ReasonForm
-from relance.backoffice.views import _actor
+from relance.backoffice.views import _actor, case_or_404
 from relance.cases.handling import (
     ACTING_ROLES,
     case_discount_decide,
@@ -39,7 +39,6 @@ from relance.cases.queues import (
     work_queue,
     work_queue_counts,
 )
-from relance.cases.selectors import CaseNotFoundError, case_get_for_actor
 from relance.comms.calls import call_outcome_record
 from relance.core.errors import DomainError, PermissionDeniedError
 from relance.core.money import Money, MoneyError
@@ -234,10 +233,7 @@ def case_act(request: HttpRequest, case_id: int, verb: str) -> HttpResponse:
     actor = _staff(request)
     if verb not in CASE_FORMS:
         raise Http404
-    try:
-        case = case_get_for_actor(actor=actor, case_id=case_id)
-    except CaseNotFoundError:
-        raise Http404 from None
+    case = case_or_404(actor, case_id)
     back = HttpResponseRedirect(reverse("backoffice:case", args=[case.pk]) + "#act")
     form = CASE_FORMS[verb](request.POST, prefix=verb)
     if not form.is_valid():
@@ -303,10 +299,7 @@ def case_act(request: HttpRequest, case_id: int, verb: str) -> HttpResponse:
 def case_recall_view(request: HttpRequest, case_id: int) -> HttpResponse:
     """A creditor admin takes a case back (the creditor portal's "recall")."""
     actor = _actor(request)
-    try:
-        case = case_get_for_actor(actor=actor, case_id=case_id)
-    except CaseNotFoundError:
-        raise Http404 from None
+    case = case_or_404(actor, case_id)
     back = HttpResponseRedirect(reverse("backoffice:case", args=[case.pk]))
     form = ReasonForm(request.POST, prefix="recall")
     if not form.is_valid():
