@@ -8,7 +8,7 @@ an unmatched queue; the same statement twice → the same state).
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -22,6 +22,8 @@ from relance.cases.status import Status
 from relance.core.errors import PermissionDeniedError
 from relance.ledger.models import LedgerTransaction, Posting
 from relance.ledger.services import account_balance
+from relance.payments.arrangement_models import DirectDebitBatch, PlanInstalment, SepaCreditor
+from relance.payments.arrangements import MandateIn, plan_create, sepa_batch_create, sepa_settle
 from relance.payments.bank import (
     BankAccountUnknownError,
     BankStatementError,
@@ -30,8 +32,9 @@ from relance.payments.bank import (
     camt053_import,
 )
 from relance.payments.camt import CamtError, camt053_parse
-from relance.payments.models import Payment, UnmatchedBankEntry
+from relance.payments.models import Payment, ReconciledBankEntry, UnmatchedBankEntry
 from relance.tenancy.actors import Actor
+from relance.tenancy.models import Agency
 
 pytestmark = pytest.mark.django_db
 
@@ -427,9 +430,115 @@ def test_the_command_prints_matched_unmatched_and_duplicates(cases, capsys):
     path = SAMPLES / "camt053_v08.xml"
     call_command("bank", "import", str(path))
     out = capsys.readouterr().out
-    assert "matched 3, unmatched 1, duplicates 1, skipped 1" in out
+    assert "matched 3, reconciled 0, unmatched 1, duplicates 1, skipped 1" in out
     assert "RL-AAAA2345" in out
     call_command("bank", "import", str(path))
-    assert "matched 0, unmatched 0, duplicates 5, skipped 1" in capsys.readouterr().out
+    assert "matched 0, reconciled 0, unmatched 0, duplicates 5, skipped 1" in capsys.readouterr().out
     with pytest.raises(CommandError):
         call_command("bank", "import", str(SAMPLES / "missing.xml"))
+
+
+# --- the credit of our own direct-debit files (PAY-06: never new money) ---------------------------
+
+
+def _dd_case(world, place, *, amount: str = "300.00"):
+    """An active three-month direct-debit plan whose first collection is in a file sent to the bank."""
+    world.agency.trust_iban = TRUST_IBAN
+    world.agency.save()
+    SepaCreditor.objects.get_or_create(agency=world.agency, defaults={"creditor_identifier": "FR72ZZZ123456"})
+    case = place(f"INV-DD-{amount}", amount).case
+    today = timezone.localdate()
+    plan = plan_create(
+        case=case,
+        months=3,
+        first_due=today + timedelta(days=2),
+        method="direct_debit",
+        mandate=MandateIn(debtor_name="Jeanne Martin", iban="FR1420041010050500013M02606", accepted=True, ip="::1"),
+        actor=Actor.for_debtor(case_id=case.pk),
+    )
+    batch = sepa_batch_create(agency=world.agency, actor=ACTOR)
+    return case, plan.instalments.get(number=1), batch
+
+
+def _dd_credit(amount: str, *, ref: str, message_id: str = "", e2e: str = "") -> str:
+    batch = f"<Btch><MsgId>{message_id}</MsgId><PmtInfId>P1</PmtInfId></Btch>" if message_id else ""
+    refs = f"<Refs><EndToEndId>{e2e}</EndToEndId></Refs>" if e2e else ""
+    entry = _ntry(amount, ref=ref, txs=f"{batch}<TxDtls>{refs}</TxDtls>")
+    return entry.replace("<Cd>RCDT</Cd><SubFmlyCd>ESCT</SubFmlyCd>", "<Cd>IDDT</Cd><SubFmlyCd>ESDD</SubFmlyCd>")
+
+
+def test_the_bank_code_and_the_file_ids_of_an_entry_are_read():
+    (statement,) = camt053_parse(_statement(_dd_credit("100.00", ref="SDD-1", message_id="MSG-42", e2e="E2E-1")))
+    (entry,) = statement.entries
+    assert (entry.bank_code, entry.batch_message_id, entry.batch_payment_info_id, entry.end_to_end_id) == (
+        "PMNT/IDDT/ESDD",
+        "MSG-42",
+        "P1",
+        "E2E-1",
+    )
+
+
+@pytest.mark.parametrize("itemised", [False, True], ids=["one entry for the file", "one entry per collection"])
+def test_the_credit_of_a_direct_debit_file_is_reconciled_not_paid_twice(world, place, itemised):
+    case, first, batch = _dd_case(world, place)
+    settle_day = timezone.now() + timedelta(days=3)
+    assert sepa_settle(actor=ACTOR, now=settle_day) == 1  # the collection date came: 100.00 paid
+    before = _state()
+    entry = (
+        _dd_credit("100.00", ref="SDD-1", e2e=first.end_to_end_id, message_id=batch.message_id)
+        if itemised
+        else _dd_credit("100.00", ref="SDD-1", message_id=batch.message_id)
+    )
+
+    report = camt053_import(file=_statement(entry), actor=ACTOR)
+
+    detail = "direct_debit" if itemised else "direct_debit_batch"
+    assert _outcomes(report) == [(1, "reconciled", detail, case.reference if itemised else "")]
+    assert _state() == before  # no payment, no ledger movement, nothing queued: the money was counted once
+    assert ReconciledBankEntry.objects.get().batch == batch
+    assert case_outstanding_minor(case=case) == 20000
+    again = camt053_import(file=_statement(entry), actor=ACTOR)
+    assert _outcomes(again) == [(1, "duplicate", "reconciled", "")]
+    assert _state() == before and audit_verify()[1] is None
+
+
+def test_a_file_credited_before_the_settlement_job_settles_its_collections_once(world, place):
+
+    case, first, batch = _dd_case(world, place)
+
+    report = camt053_import(
+        file=_statement(_dd_credit("100.00", ref="SDD-2", message_id=batch.message_id)), actor=ACTOR
+    )
+
+    assert [o.outcome for o in report.outcomes] == ["reconciled"]
+    first.refresh_from_db()
+    assert first.status == "paid" and first.payment.method == "direct_debit"
+    assert case_outstanding_minor(case=case) == 20000
+    later = timezone.now() + timedelta(days=3)
+    assert sepa_settle(actor=ACTOR, now=later) == 0  # already settled by the statement
+    assert Payment.objects.filter(case=case).count() == 1
+
+
+def test_a_direct_debit_credit_of_another_amount_or_for_a_returned_collection_goes_to_a_person(world, place):
+    case, first, batch = _dd_case(world, place)
+    wrong = camt053_import(file=_statement(_dd_credit("99.00", ref="SDD-3", message_id=batch.message_id)), actor=ACTOR)
+    assert _outcomes(wrong) == [(1, "unmatched", "dd_mismatch", "")]
+    assert UnmatchedBankEntry.objects.get(entry_key="SDD-3").reason == "dd_mismatch"
+    assert Payment.objects.filter(case=case).count() == 0  # nothing settled on a credit that does not add up
+
+    PlanInstalment.objects.filter(pk=first.pk).update(status="failed", failure_code="AM04")
+    returned = camt053_import(file=_statement(_dd_credit("100.00", ref="SDD-4", e2e=first.end_to_end_id)), actor=ACTOR)
+    assert _outcomes(returned) == [(1, "unmatched", "dd_returned", case.reference)]
+    assert case_outstanding_minor(case=case) == 30000
+
+
+def test_a_credit_naming_another_agencys_file_is_not_reconciled(world, place):
+    _case, _first, batch = _dd_case(world, place)
+    other = Agency.objects.create(legal_name="Autre Agence", trust_iban="FR7630004000031234567890143")
+    DirectDebitBatch.objects.filter(pk=batch.pk).update(agency=other)
+
+    report = camt053_import(
+        file=_statement(_dd_credit("100.00", ref="SDD-5", message_id=batch.message_id)), actor=ACTOR
+    )
+
+    assert [(o.outcome, o.detail) for o in report.outcomes] == [("unmatched", "no_match")]

@@ -846,31 +846,100 @@ def sepa_settle(*, actor: Actor, now: datetime | None = None) -> int:
             instalment = PlanInstalment.objects.select_for_update(of=("self",)).select_related("plan__case").get(pk=pk)
             if instalment.status != PlanInstalment.Status.SUBMITTED or instalment.collection_date is None:
                 continue
-            case = instalment.plan.case
-            payment = payment_record(
-                case=case,
-                amount=Money(instalment.amount_minor, instalment.plan.currency),
-                method=Payment.Method.DIRECT_DEBIT,
-                external_ref=str(instalment.end_to_end_id),
-                actor=actor,
-                received_at=_aware(instalment.collection_date),
-            )
-            instalment.status = PlanInstalment.Status.PAID
-            instalment.payment = payment
-            instalment.save(update_fields=["status", "payment", "updated_at"])
-            audit_record(
-                actor=actor,
-                verb="plan.instalment_paid",
-                subject=case,
-                data={
-                    "plan": instalment.plan_id,
-                    "instalment": instalment.number,
-                    "amount": instalment.amount_minor,
-                    "payment": payment.pk,
-                },
-            )
+            _instalment_settle(instalment, actor=actor, received_at=_aware(instalment.collection_date))
             count += 1
     return count
+
+
+def _instalment_settle(instalment: PlanInstalment, *, actor: Actor, received_at: datetime) -> Payment:
+    """A submitted collection is money received (the caller holds the instalment's row lock)."""
+    case = instalment.plan.case
+    payment = payment_record(
+        case=case,
+        amount=Money(instalment.amount_minor, instalment.plan.currency),
+        method=Payment.Method.DIRECT_DEBIT,
+        external_ref=str(instalment.end_to_end_id),
+        actor=actor,
+        received_at=received_at,
+    )
+    instalment.status = PlanInstalment.Status.PAID
+    instalment.payment = payment
+    instalment.save(update_fields=["status", "payment", "updated_at"])
+    audit_record(
+        actor=actor,
+        verb="plan.instalment_paid",
+        subject=case,
+        data={
+            "plan": instalment.plan_id,
+            "instalment": instalment.number,
+            "amount": instalment.amount_minor,
+            "payment": payment.pk,
+        },
+    )
+    return payment
+
+
+@dataclass(frozen=True)
+class DirectDebitCredit:
+    """What a trust-account credit that settles our own direct debits was recognised as."""
+
+    outcome: str  # "reconciled" | "mismatch" | "returned"
+    detail: str  # "direct_debit_batch" | "direct_debit"
+    batch: DirectDebitBatch
+    instalment: PlanInstalment | None
+    expected_minor: int
+    settled: int  # collections settled now because the credit came before ``sepa_settle``
+
+
+def sepa_credit_recognise(
+    *, agency: Agency, batch_message_id: str, end_to_end_id: str, amount_minor: int, received_at: datetime, actor: Actor
+) -> DirectDebitCredit | None:
+    """A bank credit naming one of the agency's pain.008 files or one of its collections (PAY-06).
+
+    The bank credits a direct-debit file either as one entry for the file (``Btch/MsgId``) or itemised,
+    one transaction per collection (its ``EndToEndId``). The collections are payments already, or become
+    payments now if the credit comes before ``sepa_settle`` ran: the credit itself is no new money. An
+    amount that is neither the file's total nor its total less what the bank already returned
+    (``mismatch``), or a credit for a collection marked returned (``returned``), is for a person.
+    None when the entry names nothing of this agency's.
+    """
+    instalment = None
+    if end_to_end_id and end_to_end_id != "NOTPROVIDED":
+        instalment = (
+            PlanInstalment.objects.select_for_update(of=("self",))
+            .select_related("plan__case", "batch")
+            .filter(end_to_end_id=end_to_end_id, batch__agency=agency)
+            .first()
+        )
+    if instalment is not None:
+        assert instalment.batch is not None  # noqa: S101 - filtered on its agency
+        batch = instalment.batch
+        if instalment.status in {PlanInstalment.Status.FAILED, PlanInstalment.Status.CANCELLED}:
+            return DirectDebitCredit("returned", "direct_debit", batch, instalment, instalment.amount_minor, 0)
+        if amount_minor != instalment.amount_minor:
+            return DirectDebitCredit("mismatch", "direct_debit", batch, instalment, instalment.amount_minor, 0)
+        settled = 0
+        if instalment.status == PlanInstalment.Status.SUBMITTED:
+            _instalment_settle(instalment, actor=actor, received_at=received_at)
+            settled = 1
+        return DirectDebitCredit("reconciled", "direct_debit", batch, instalment, instalment.amount_minor, settled)
+    if not batch_message_id:
+        return None
+    found = DirectDebitBatch.objects.filter(agency=agency, message_id=batch_message_id).first()
+    if found is None:
+        return None
+    collections = list(
+        PlanInstalment.objects.select_for_update(of=("self",)).select_related("plan__case").filter(batch=found)
+    )
+    returned = sum(i.amount_minor for i in collections if i.status == PlanInstalment.Status.FAILED)
+    if amount_minor not in {found.total_minor, found.total_minor - returned}:
+        return DirectDebitCredit("mismatch", "direct_debit_batch", found, None, found.total_minor - returned, 0)
+    settled = 0
+    for collection in collections:
+        if collection.status == PlanInstalment.Status.SUBMITTED:
+            _instalment_settle(collection, actor=actor, received_at=received_at)
+            settled += 1
+    return DirectDebitCredit("reconciled", "direct_debit_batch", found, None, amount_minor, settled)
 
 
 @dataclass

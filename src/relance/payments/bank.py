@@ -8,6 +8,12 @@ Matching cascade for each booked EUR credit (DOMAIN-RULES PAY-06, issue 5 "Payme
    debtor — only when exactly one case fits;
 4. anything else goes to ``UnmatchedBankEntry`` for a human.
 
+Before the cascade, a credit that names one of the agency's own pain.008 files (``Btch/MsgId``) or
+one of their collections (``EndToEndId``) is the bank paying out our direct debits: it is
+``reconciled`` against the file (``ReconciledBankEntry``) — the collections are payments already
+(``sepa_settle``), or become payments now — and never counted as new money. A credit of another
+amount, or for a collection marked returned, goes to the queue for a human.
+
 A matched entry becomes a payment through ``payment_record(method="transfer", external_ref=<entry
 key>)``: the entry key is the bank's ``AcctSvcrRef`` or a stable hash of the entry
 (``camt.camt053_parse``), so importing the same statement twice changes nothing. Debits, non-EUR
@@ -36,9 +42,10 @@ from relance.cases.status import TERMINAL
 from relance.claims.models import Debtor
 from relance.core.errors import ConflictError, PermissionDeniedError, ValidationError
 from relance.core.money import Money
+from relance.payments.arrangements import sepa_credit_recognise
 from relance.payments.camt import CamtEntry, CamtError, CamtStatement, camt053_parse
 from relance.payments.match import company_matches, person_matches
-from relance.payments.models import Payment, UnmatchedBankEntry
+from relance.payments.models import Payment, ReconciledBankEntry, UnmatchedBankEntry
 from relance.payments.reference import RF_BODY_MAX, rf_candidates, rf_is_valid
 from relance.payments.services import payment_record
 from relance.payments.transfer import iban_parse
@@ -65,9 +72,10 @@ class EntryOutcome:
     statement_id: str
     position: int
     key: str
-    outcome: str  # matched | unmatched | duplicate | skipped
-    detail: str  # matched: rf_structured | rf_text | amount_name; unmatched: no_match | ambiguous | rejected;
-    # skipped: debit | currency | not_booked | reversal; duplicate: payment | unmatched | in_file
+    outcome: str  # matched | reconciled | unmatched | duplicate | skipped
+    detail: str  # matched: rf_structured | rf_text | amount_name; reconciled: direct_debit_batch | direct_debit;
+    # unmatched: no_match | ambiguous | rejected | dd_mismatch | dd_returned;
+    # skipped: debit | currency | not_booked | reversal; duplicate: payment | unmatched | reconciled | in_file
     amount: str  # "120.50 EUR" as written in the statement
     case_reference: str = ""
     payment_id: int | None = None
@@ -86,6 +94,10 @@ class BankImportReport:
     @property
     def matched(self) -> list[EntryOutcome]:
         return self._of("matched")
+
+    @property
+    def reconciled(self) -> list[EntryOutcome]:
+        return self._of("reconciled")
 
     @property
     def unmatched(self) -> list[EntryOutcome]:
@@ -255,9 +267,53 @@ def _import_entry(
         return outcome("duplicate", "payment", payment.case.reference, payment.pk)
     if UnmatchedBankEntry.objects.filter(entry_key=entry.key).exists():
         return outcome("duplicate", "unmatched")
+    if ReconciledBankEntry.objects.filter(entry_key=entry.key).exists():
+        return outcome("duplicate", "reconciled")
     amount = Money.parse(entry.amount, entry.currency)
     if amount.minor <= 0:
         return outcome("skipped", "zero")
+    credit = sepa_credit_recognise(
+        agency=agency,
+        batch_message_id=entry.batch_message_id,
+        end_to_end_id=entry.end_to_end_id,
+        amount_minor=amount.minor,
+        received_at=_received_at(entry),
+        actor=actor,
+    )
+    if credit is not None:
+        case_reference = credit.instalment.plan.case.reference if credit.instalment else ""
+        if credit.outcome != "reconciled":
+            reason = (
+                UnmatchedBankEntry.Reason.DD_RETURNED
+                if credit.outcome == "returned"
+                else UnmatchedBankEntry.Reason.DD_MISMATCH
+            )
+            _queue(agency=agency, statement=statement, entry=entry, amount=amount, reason=reason, actor=actor)
+            return outcome("unmatched", reason, case_reference)
+        row = ReconciledBankEntry.objects.create(
+            agency=agency,
+            statement_id=statement.statement_id[:140],
+            entry_key=entry.key[:120],
+            amount_minor=amount.minor,
+            currency=amount.currency,
+            booking_date=entry.booking_date,
+            value_date=entry.value_date,
+            batch=credit.batch,
+            instalment=credit.instalment,
+        )
+        audit_record(
+            actor=actor,
+            verb="bank.entry_reconciled",
+            subject=credit.batch,
+            data={
+                "entry_key": row.entry_key,
+                "amount": amount.minor,
+                "file": credit.batch.message_id,
+                "end_to_end_id": credit.instalment.end_to_end_id if credit.instalment else "",
+                "settled_now": credit.settled,
+            },
+        )
+        return outcome("reconciled", credit.detail, case_reference)
     found = matcher.by_reference(entry)
     if found is None:
         fits, rule = matcher.by_amount_and_name(entry, amount)
@@ -328,7 +384,7 @@ def camt053_import(*, file: bytes | IO[bytes], actor: Actor) -> BankImportReport
     return report
 
 
-_KINDS = ("matched", "unmatched", "duplicate", "skipped")
+_KINDS = ("matched", "reconciled", "unmatched", "duplicate", "skipped")
 
 
 @transaction.atomic

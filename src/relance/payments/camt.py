@@ -8,7 +8,10 @@ Pure module: no Django import; bytes in, frozen dataclasses out. Field paths fol
   .08: ``Sts/Cd``), ``BookgDt/Dt|DtTm``, ``ValDt/Dt|DtTm``, ``AcctSvcrRef``;
 - per ``NtryDtls/TxDtls``: ``Refs/(AcctSvcrRef, EndToEndId)``, ``Amt`` (.04+) or ``AmtDtls/TxAmt/Amt``
   (.02), ``RltdPties/Dbtr/Nm`` (.02) or ``Dbtr/Pty/Nm`` (.08), ``RltdPties/DbtrAcct/Id/IBAN``,
-  ``RmtInf/Strd/CdtrRefInf/Ref`` (structured reference, RF) and ``RmtInf/Ustrd`` (free text, repeated).
+  ``RmtInf/Strd/CdtrRefInf/Ref`` (structured reference, RF) and ``RmtInf/Ustrd`` (free text, repeated);
+- per ``Ntry``, to recognise the credit of a SEPA direct-debit file we sent: ``BkTxCd/Domn`` (e.g.
+  ``PMNT/IDDT/ESDD``, issued direct debits) and ``NtryDtls/Btch/(MsgId, PmtInfId)`` (the pain.008's
+  message and payment-information ids, as the bank echoes them).
 
 A batch entry (several ``TxDtls`` each with its own amount) gives one ``CamtEntry`` per transaction;
 otherwise one per ``Ntry``. Each entry carries a stable ``key`` (the idempotency key of PAY-06): the
@@ -66,6 +69,9 @@ class CamtEntry:
     debtor_iban: str
     structured_refs: tuple[str, ...]  # RmtInf/Strd/CdtrRefInf/Ref
     unstructured: str  # RmtInf/Ustrd lines joined by a line break
+    bank_code: str = ""  # BkTxCd/Domn: "PMNT/IDDT/ESDD" (domain/family/sub-family), "" when absent
+    batch_message_id: str = ""  # NtryDtls/Btch/MsgId: the message id of the file the entry settles
+    batch_payment_info_id: str = ""  # NtryDtls/Btch/PmtInfId
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,6 +208,17 @@ def _entry(ntry: etree._Element, tx: etree._Element | None, batch: bool) -> Camt
         debtor_iban=_text(tx, "RltdPties/DbtrAcct/Id/IBAN").replace(" ", "").upper(),
         structured_refs=tuple(t for t in ((r.text or "").strip() for r in _find_all(rmt, "Strd/CdtrRefInf/Ref")) if t),
         unstructured="\n".join(u for u in ustrd if u),
+        bank_code="/".join(
+            code
+            for code in (
+                _text(ntry, "BkTxCd/Domn/Cd"),
+                _text(ntry, "BkTxCd/Domn/Fmly/Cd"),
+                _text(ntry, "BkTxCd/Domn/Fmly/SubFmlyCd"),
+            )
+            if code
+        ),
+        batch_message_id=_text(ntry, "NtryDtls/Btch/MsgId"),
+        batch_payment_info_id=_text(ntry, "NtryDtls/Btch/PmtInfId"),
     )
 
 

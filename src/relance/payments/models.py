@@ -60,6 +60,8 @@ class UnmatchedBankEntry(TimeStampedModel):
         NO_MATCH = "no_match", _("No case found")
         AMBIGUOUS = "ambiguous", _("Several cases could match")
         REJECTED = "rejected", _("The matched case refused the payment")
+        DD_MISMATCH = "dd_mismatch", _("A direct-debit credit of another amount than the file")
+        DD_RETURNED = "dd_returned", _("A credit for a direct debit marked returned")
 
     agency = models.ForeignKey("tenancy.Agency", on_delete=models.PROTECT, related_name="unmatched_bank_entries")
     statement_id = models.CharField(max_length=140)
@@ -91,6 +93,35 @@ class UnmatchedBankEntry(TimeStampedModel):
 
     def __str__(self) -> str:
         return f"{self.entry_key} {self.amount_minor} {self.currency} ({self.status})"
+
+
+class ReconciledBankEntry(TimeStampedModel):
+    """A trust-account credit accounted for without a new payment: the bank crediting a direct-debit
+    file we sent, as one entry for the file or one per collection (``payments.bank``, PAY-06).
+
+    The collections themselves are payments (``sepa_settle``); this row ties the bank's entry to the
+    file so importing the statement again changes nothing and the trust account reconciles.
+    """
+
+    agency = models.ForeignKey("tenancy.Agency", on_delete=models.PROTECT, related_name="reconciled_bank_entries")
+    statement_id = models.CharField(max_length=140)
+    entry_key = models.CharField(max_length=120, unique=True)
+    amount_minor = models.BigIntegerField()
+    currency = models.CharField(max_length=3)
+    booking_date = models.DateField(null=True, blank=True)
+    value_date = models.DateField(null=True, blank=True)
+    batch = models.ForeignKey("payments.DirectDebitBatch", on_delete=models.PROTECT, related_name="bank_entries")
+    instalment = models.ForeignKey(
+        "payments.PlanInstalment", on_delete=models.PROTECT, null=True, blank=True, related_name="bank_entries"
+    )
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(name="reconciled_entry_amount_positive", condition=models.Q(amount_minor__gt=0)),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.entry_key} {self.amount_minor} {self.currency} (file {self.batch_id})"
 
 
 # Card payments, reversals, receipts, disputes, returns, creditor notifications (issue 5).

@@ -37,6 +37,7 @@ class Command(BaseCommand):
             self.stdout.write(f"  {o.statement_id} #{o.position} {o.amount} {o.outcome} ({o.detail}){case}  [{o.key}]")
         self.stdout.write(
             f"statements {', '.join(report.statements)}: matched {len(report.matched)}, "
+            f"reconciled {len(report.reconciled)}, "
             f"unmatched {len(report.unmatched)}, duplicates {len(report.duplicates)}, "
             f"skipped {len(report.skipped)}"
         )
