@@ -542,3 +542,71 @@ def test_a_credit_naming_another_agencys_file_is_not_reconciled(world, place):
     )
 
     assert [(o.outcome, o.detail) for o in report.outcomes] == [("unmatched", "no_match")]
+
+
+# --- PAY-06 steps 3 and 4: the case reference or an invoice number in the text; a known account -----
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Dossier RL-BBBB2345 merci", "B"),
+        ("reglement rl bbbb2345", "B"),
+        ("RLBBBB2345", "B"),
+        ("Facture F-INV-2 de mars", "B"),
+        ("facture f-inv-2.", "B"),
+    ],
+    ids=["reference", "reference spaced, lowercase", "reference glued", "invoice number", "invoice, lowercase"],
+)
+def test_the_case_reference_or_an_invoice_number_in_the_free_text_designates_the_case(cases, text, expected):
+    report = camt053_import(file=_statement(_ntry("30.00", ref="TXT-1", ustrd=text, name="X")), actor=ACTOR)
+
+    ((outcome, detail, reference),) = [(o.outcome, o.detail, o.case_reference) for o in report.outcomes]
+    assert (outcome, reference) == ("matched", cases[expected].reference)
+    assert detail in {"case_reference", "invoice_number"}
+    assert case_outstanding_minor(case=cases[expected]) == 5000
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["RL-ZZZZ9999 inconnu", "Facture 2026", "F-INV-1 et F-INV-2", "XRL-BBBB2345"],
+    ids=["unknown reference", "a year", "two cases", "inside a word"],
+)
+def test_text_that_does_not_designate_exactly_one_case_falls_through_to_the_queue(cases, text):
+    report = camt053_import(file=_statement(_ntry("30.00", ref="TXT-2", ustrd=text, name="Nobody")), actor=ACTOR)
+
+    assert [(o.outcome, o.detail) for o in report.outcomes] == [("unmatched", "no_match")]
+
+
+def _from_account(amount: str, *, ref: str, iban: str, name: str = "M. Inconnu") -> str:
+    account = f"<DbtrAcct><Id><IBAN>{iban}</IBAN></Id></DbtrAcct>"
+    tx = f"<TxDtls><RltdPties><Dbtr><Nm>{name}</Nm></Dbtr>{account}</RltdPties></TxDtls>"
+    return _ntry(amount, ref=ref, txs=tx)
+
+
+def test_an_account_that_paid_a_case_before_matches_its_next_transfer_of_the_exact_balance(cases):
+    payer = "FR7630004000031234567890143"
+    first = _ntry("20.50", ref="ACC-1", strd="RF64RLAAAA2345").replace(
+        "</TxDtls>", f"<RltdPties><DbtrAcct><Id><IBAN>{payer}</IBAN></Id></DbtrAcct></RltdPties></TxDtls>"
+    )
+    camt053_import(file=_statement(first), actor=ACTOR)
+    assert Payment.objects.get(external_ref="ACC-1").payer_iban == payer
+
+    # No reference, a name nobody knows, but the account already paid case A and 100.00 is its balance.
+    report = camt053_import(file=_statement(_from_account("100.00", ref="ACC-2", iban=payer)), actor=ACTOR)
+    assert _outcomes(report) == [(1, "matched", "payer_account", cases["A"].reference)]
+
+    # Another amount from that account is not assumed to be for the case.
+    other = camt053_import(file=_statement(_from_account("7.00", ref="ACC-3", iban=payer)), actor=ACTOR)
+    assert [(o.outcome, o.detail) for o in other.outcomes] == [("unmatched", "no_match")]
+
+
+def test_a_queued_entry_matched_by_hand_teaches_the_payers_account(cases):
+    payer = "FR7630004000031234567890143"
+    camt053_import(file=_statement(_from_account("20.00", ref="ACC-4", iban=payer)), actor=ACTOR)
+    entry = UnmatchedBankEntry.objects.get(entry_key="ACC-4")
+    bank_entry_match(entry=entry, case=cases["B"], actor=ACTOR)
+
+    report = camt053_import(file=_statement(_from_account("60.00", ref="ACC-5", iban=payer)), actor=ACTOR)
+
+    assert _outcomes(report) == [(1, "matched", "payer_account", cases["B"].reference)]

@@ -78,7 +78,8 @@ class Claim(TimeStampedModel):
     creditor = models.ForeignKey(Creditor, on_delete=models.PROTECT, related_name="claims")
     debtor = models.ForeignKey(Debtor, on_delete=models.PROTECT, related_name="claims")
     external_ref = models.CharField(max_length=100)
-    invoice_number = models.CharField(max_length=100)
+    # Indexed: the back office finds a case by it, and bank statements match transfers on it (PAY-06).
+    invoice_number = models.CharField(max_length=100, db_index=True)
     invoice_date = models.DateField()
     due_date = models.DateField()
     currency = models.CharField(max_length=3, default="EUR")

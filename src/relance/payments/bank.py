@@ -4,9 +4,13 @@ Matching cascade for each booked EUR credit (DOMAIN-RULES PAY-06, issue 5 "Payme
 
 1. a valid RF creditor reference in the structured remittance (``RmtInf/Strd/CdtrRefInf/Ref``);
 2. a valid RF reference found in the free text (``RmtInf/Ustrd``, spaces, lowercase, line breaks);
-3. the amount equals one open case's outstanding balance **and** the payer's name matches that case's
+3. the case reference (``RL-XXXXXXXX``, however spaced) or an invoice number of exactly one open case
+   in the free text;
+4. the payer's IBAN already paid for, or signed a mandate for, exactly one open case, and the amount
+   is that case's balance or one of its plan's instalments;
+5. the amount equals one open case's outstanding balance **and** the payer's name matches that case's
    debtor — only when exactly one case fits;
-4. anything else goes to ``UnmatchedBankEntry`` for a human.
+6. anything else goes to ``UnmatchedBankEntry`` for a human.
 
 Before the cascade, a credit that names one of the agency's own pain.008 files (``Btch/MsgId``) or
 one of their collections (``EndToEndId``) is the bank paying out our direct debits: it is
@@ -25,23 +29,25 @@ FR-COL-12: each payment is recorded and audited as ``payment.received`` by ``pay
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from typing import IO
 
 from django.db import transaction
-from django.db.models import Value
+from django.db.models import QuerySet, Value
 from django.db.models.functions import Replace, Upper
 from django.utils import timezone
 
 from relance.audit.services import audit_record
-from relance.cases.models import Case, WorkItem
+from relance.cases.models import Case, CaseClaim, WorkItem
 from relance.cases.queues import work_item_close, work_item_open
 from relance.cases.selectors import case_outstanding_minor
 from relance.cases.status import TERMINAL
 from relance.claims.models import Debtor
 from relance.core.errors import ConflictError, PermissionDeniedError, ValidationError
 from relance.core.money import Money
+from relance.payments.arrangement_models import PaymentPlan, PlanInstalment, SepaMandate
 from relance.payments.arrangements import sepa_credit_recognise
 from relance.payments.camt import CamtEntry, CamtError, CamtStatement, camt053_parse
 from relance.payments.match import company_matches, person_matches
@@ -73,7 +79,8 @@ class EntryOutcome:
     position: int
     key: str
     outcome: str  # matched | reconciled | unmatched | duplicate | skipped
-    detail: str  # matched: rf_structured | rf_text | amount_name; reconciled: direct_debit_batch | direct_debit;
+    detail: str  # matched: rf_structured | rf_text | case_reference | invoice_number | payer_account | amount_name;
+    # reconciled: direct_debit_batch | direct_debit;
     # unmatched: no_match | ambiguous | rejected | dd_mismatch | dd_returned;
     # skipped: debit | currency | not_booked | reversal; duplicate: payment | unmatched | reconciled | in_file
     amount: str  # "120.50 EUR" as written in the statement
@@ -163,18 +170,79 @@ class _Matcher:
                 return case, "rf_text"
         return None
 
+    def _open_cases(self) -> QuerySet[Case]:
+        return (
+            Case.objects.filter(creditor__agency=self.agency)
+            .exclude(status__in=[s.value for s in TERMINAL])
+            .select_related("creditor", "debtor")
+        )
+
+    def by_text(self, entry: CamtEntry) -> tuple[Case, str] | None:
+        """PAY-06 step 3: the case reference, or an invoice number of one open case, in the free text."""
+        text = entry.unstructured.upper()
+        references = {f"RL-{m.group(1)}" for m in _CASE_REFERENCE.finditer(text)}
+        if references:
+            found = list(self._open_cases().filter(reference__in=references)[:2])
+            if len(found) == 1:
+                return found[0], "case_reference"
+        tokens = {t.strip(".,;:()[]") for t in entry.unstructured.split()}
+        numbers = {t for t in tokens if len(t) >= _MIN_INVOICE_TOKEN and any(c.isdigit() for c in t)}
+        if numbers:
+            # As typed, or in capitals (invoice numbers are printed in capitals far more often than not).
+            claims = CaseClaim.objects.filter(
+                case__in=self._open_cases(), claim__invoice_number__in=numbers | {n.upper() for n in numbers}
+            )
+            case_ids = set(claims.values_list("case_id", flat=True)[:2])
+            if len(case_ids) == 1:
+                return self._open_cases().get(pk=case_ids.pop()), "invoice_number"
+        return None
+
+    def by_payer_account(self, entry: CamtEntry, amount: Money) -> tuple[Case, str] | None:
+        """PAY-06 step 4: an account already seen for one open case, and an amount that case expects."""
+        iban = entry.debtor_iban
+        if not iban:
+            return None
+        seen = set(
+            Payment.objects.filter(payer_iban=iban, case__creditor__agency=self.agency).values_list(
+                "case_id", flat=True
+            )
+        )
+        seen |= set(
+            SepaMandate.objects.filter(iban=iban, plan__case__creditor__agency=self.agency).values_list(
+                "plan__case_id", flat=True
+            )
+        )
+        candidates = list(self._open_cases().filter(pk__in=seen))
+        fits = [c for c in candidates if amount.minor in _expected_amounts(c)]
+        return (fits[0], "payer_account") if len(fits) == 1 else None
+
     def by_amount_and_name(self, entry: CamtEntry, amount: Money) -> tuple[list[Case], str]:
         if not entry.debtor_name:
             return [], "no_match"
         if self._open is None:
-            self._open = list(
-                Case.objects.filter(creditor__agency=self.agency, currency=amount.currency)
-                .exclude(status__in=[s.value for s in TERMINAL])
-                .select_related("creditor", "debtor")
-            )
+            self._open = list(self._open_cases().filter(currency=amount.currency))
         named = [c for c in self._open if _debtor_matches(c.debtor, entry.debtor_name)]
         fits = [c for c in named if case_outstanding_minor(case=c) == amount.minor]
         return fits, "amount_name"
+
+
+# "RL-7KQ2M9XA", "rl 7kq2m9xa", "RL7KQ2M9XA" (case references: ``cases.services.case_reference_new``).
+_CASE_REFERENCE = re.compile(r"(?<![0-9A-Z])RL[\s-]?([0-9A-Z]{8})(?![0-9A-Z])")
+# Shorter tokens ("12", "2026") are too common in free text to name an invoice.
+_MIN_INVOICE_TOKEN = 4
+
+
+def _expected_amounts(case: Case) -> set[int]:
+    """What a payer of this case may send: the whole balance, or one instalment still to pay."""
+    amounts = {case_outstanding_minor(case=case)}
+    amounts |= set(
+        PlanInstalment.objects.filter(
+            plan__case=case,
+            plan__status=PaymentPlan.Status.ACTIVE,
+            status__in=[PlanInstalment.Status.SCHEDULED, PlanInstalment.Status.FAILED],
+        ).values_list("amount_minor", flat=True)
+    )
+    return amounts
 
 
 def _received_at(entry: CamtEntry) -> datetime:
@@ -314,7 +382,7 @@ def _import_entry(
             },
         )
         return outcome("reconciled", credit.detail, case_reference)
-    found = matcher.by_reference(entry)
+    found = matcher.by_reference(entry) or matcher.by_text(entry) or matcher.by_payer_account(entry, amount)
     if found is None:
         fits, rule = matcher.by_amount_and_name(entry, amount)
         if len(fits) != 1:
@@ -331,6 +399,7 @@ def _import_entry(
             external_ref=entry.key,
             actor=actor,
             received_at=_received_at(entry),
+            payer_iban=entry.debtor_iban,
         )
     except (ConflictError, ValidationError):
         # E.g. the case is not in euros: a person decides where this money goes.
@@ -403,6 +472,7 @@ def bank_entry_match(*, entry: UnmatchedBankEntry, case: Case, actor: Actor) -> 
         external_ref=entry.entry_key,
         actor=actor,
         received_at=timezone.make_aware(datetime.combine(value_day, time.min)) if value_day else None,
+        payer_iban=entry.debtor_iban,
     )
     entry.status = UnmatchedBankEntry.Status.MATCHED
     entry.payment = payment

@@ -28,6 +28,9 @@ class Payment(TimeStampedModel):
     # The provider's id (PSP payment id, bank entry reference): a retried webhook is the same payment.
     external_ref = models.CharField(max_length=120)
     received_at = models.DateTimeField()
+    # The payer's account when the bank told us (camt.053 ``DbtrAcct``): a later transfer from the
+    # same account for the exact amount matches this case (PAY-06 step 4).
+    payer_iban = models.CharField(max_length=34, blank=True, db_index=True)
     ledger_transaction = models.OneToOneField(
         LedgerTransaction, on_delete=models.PROTECT, null=True, related_name="payment"
     )

@@ -50,6 +50,7 @@ def payment_record(
     external_ref: str,
     actor: Actor,
     received_at: datetime | None = None,
+    payer_iban: str = "",
 ) -> Payment:
     """Record money received for a case; idempotent on (method, external_ref).
 
@@ -88,6 +89,7 @@ def payment_record(
         method=method,
         external_ref=external_ref,
         received_at=received_at,
+        payer_iban=payer_iban[:34],
     )
     balances = case_claim_balances(case=case)
     allocations, remainder = allocate(amount.minor, [(b.claim.ledger_key, b.outstanding_minor) for b in balances])
