@@ -38,6 +38,7 @@ def main() -> None:
     django.setup()
     from relance.intake import imports
     from relance.intake.models import ImportBatch
+    from relance.tenancy.models import Creditor
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "claims.csv"
@@ -46,7 +47,8 @@ def main() -> None:
         size_mb = path.stat().st_size / 1e6
         print(f"generated {args.rows:,} rows ({size_mb:,.0f} MB) in {time.perf_counter() - started:.0f}s")
         baseline = peak_mb()
-        batch = ImportBatch(filename="claims.csv", mapping={})
+        # Not saved: the streaming side reads the creditor's mandate requirements, nothing else.
+        batch = ImportBatch(filename="claims.csv", mapping={}, creditor=Creditor(slug="bench", legal_name="Bench SAS"))
         started = time.perf_counter()
         valid = 0
         step = max(args.rows // 5, 1)
