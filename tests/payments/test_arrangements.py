@@ -277,10 +277,11 @@ def test_a_rejected_first_collection_goes_frst_again_and_md01_revokes_the_mandat
     batch = sepa_batch_create(agency=sepa.agency, actor=SYSTEM, now=NOW)
     first = plan.instalments.get(number=1)
 
-    sepa_rtransactions_import(file=pain002_reject(batch.message_id, first.end_to_end_id, "AM04"), actor=SYSTEM)
+    # MS03 (reason not given): missed, not presented again (only AM04 is, see below).
+    sepa_rtransactions_import(file=pain002_reject(batch.message_id, first.end_to_end_id, "MS03"), actor=SYSTEM)
 
     first.refresh_from_db()
-    assert first.status == "failed" and first.payment is None
+    assert first.status == "failed" and first.payment is None and first.represent_on is None
     assert sepa_settle(actor=SYSTEM, now=at(TODAY + timedelta(days=3))) == 0
     assert case_outstanding_minor(case=case) == 30000
     second = sepa_batch_create(agency=sepa.agency, actor=SYSTEM, now=at(TODAY + timedelta(days=33)))
@@ -401,7 +402,8 @@ def test_a_returned_instalment_is_not_covered_by_the_next_collection(sepa, place
     sepa_batch_create(agency=sepa.agency, actor=SYSTEM, now=NOW)
     sepa_settle(actor=SYSTEM, now=at(TODAY + timedelta(days=2)))
     first = plan.instalments.get(number=1)
-    sepa_rtransactions_import(file=camt054_return(first.end_to_end_id, "100.00", "AM04"), actor=SYSTEM)
+    # MS03 (no reason given): not presented again, so the next file takes the second instalment.
+    sepa_rtransactions_import(file=camt054_return(first.end_to_end_id, "100.00", "MS03"), actor=SYSTEM)
     second_day = at(TODAY + timedelta(days=33))
     assert sepa_batch_create(agency=sepa.agency, actor=SYSTEM, now=second_day) is not None
     assert sepa_settle(actor=SYSTEM, now=at(TODAY + timedelta(days=40))) == 1
@@ -472,3 +474,112 @@ def test_a_mandate_unused_for_36_months_has_lapsed(sepa, place):
     assert SepaMandate.objects.get(plan=plan).status == "revoked"
     assert "mandate.lapsed" in verbs(case)
     assert not plan.instalments.exclude(status="scheduled").exists()
+
+
+# --- AM04: presented once more (PAY-09) ----------------------------------------------------------------
+
+
+def test_an_insufficient_funds_return_is_presented_once_more_a_week_later_under_a_new_id(sepa, place):
+    case = place("INV-1", "300.00").case
+    plan = dd_plan(case, months=3, first_due=TODAY + timedelta(days=2))
+    first_file = sepa_batch_create(agency=sepa.agency, actor=SYSTEM, now=NOW)
+    sepa_settle(actor=SYSTEM, now=at(TODAY + timedelta(days=2)))
+    first = plan.instalments.get(number=1)
+    original_id = first.end_to_end_id
+
+    report = sepa_rtransactions_import(
+        file=camt054_return(original_id, "100.00", "AM04"), actor=SYSTEM, now=at(TODAY + timedelta(days=4))
+    )
+
+    assert report.represented == [original_id]
+    first.refresh_from_db()
+    assert first.status == "failed" and first.represent_on == TODAY + timedelta(days=11)
+    # Not before its day: a file made earlier leaves it out.
+    assert sepa_batch_create(agency=sepa.agency, actor=SYSTEM, now=at(TODAY + timedelta(days=4))) is None
+
+    again = sepa_batch_create(agency=sepa.agency, actor=SYSTEM, now=at(TODAY + timedelta(days=8)))
+
+    assert again is not None and again.pk != first_file.pk
+    first.refresh_from_db()
+    assert (first.status, first.presentations, first.previous_end_to_end_id) == ("submitted", 2, original_id)
+    assert first.end_to_end_id == f"{original_id}-R1"
+    assert first.collection_date == TODAY + timedelta(days=11)
+    doc = etree.fromstring(again.xml.encode())
+    assert doc.findtext(".//p:DrctDbtTxInf/p:PmtId/p:EndToEndId", namespaces=NS8) == f"{original_id}-R1"
+    assert doc.findtext(".//p:PmtTpInf/p:SeqTp", namespaces=NS8) == "RCUR"
+    assert doc.findtext(".//p:DrctDbtTxInf/p:InstdAmt", namespaces=NS8) == "100.00"
+
+    # The old return file again is a duplicate, not a second miss; the second presentation settles.
+    old = sepa_rtransactions_import(file=camt054_return(original_id, "100.00", "AM04"), actor=SYSTEM)
+    assert old.duplicates == [original_id] and not old.missed
+    assert sepa_settle(actor=SYSTEM, now=at(TODAY + timedelta(days=11))) == 1
+    first.refresh_from_db()
+    assert first.status == "paid"
+    assert case_outstanding_minor(case=case) == 20000
+    assert Payment.objects.filter(case=case, method="direct_debit").count() == 2  # the first was reversed
+    assert "plan.instalment_represent" in verbs(case)
+
+
+def test_a_second_insufficient_funds_return_is_not_presented_again(sepa, place):
+    case = place("INV-1", "300.00").case
+    plan = dd_plan(case, months=3, first_due=TODAY + timedelta(days=2))
+    sepa_batch_create(agency=sepa.agency, actor=SYSTEM, now=NOW)
+    first = plan.instalments.get(number=1)
+    sepa_rtransactions_import(file=camt054_return(first.end_to_end_id, "100.00", "AM04"), actor=SYSTEM, now=NOW)
+    sepa_batch_create(agency=sepa.agency, actor=SYSTEM, now=at(TODAY + timedelta(days=7)))
+    first.refresh_from_db()
+
+    report = sepa_rtransactions_import(
+        file=camt054_return(first.end_to_end_id, "100.00", "AM04"), actor=SYSTEM, now=at(TODAY + timedelta(days=8))
+    )
+
+    first.refresh_from_db()
+    assert report.missed == [first.end_to_end_id] and report.represented == []
+    assert first.status == "failed" and first.represent_on is None and first.presentations == 2
+
+
+@pytest.mark.parametrize("reason", ["MD06", "AC04", "MS03"])
+def test_other_returns_are_not_presented_again(sepa, place, reason):
+    case = place("INV-1", "300.00").case
+    plan = dd_plan(case, months=3, first_due=TODAY + timedelta(days=2))
+    sepa_batch_create(agency=sepa.agency, actor=SYSTEM, now=NOW)
+    sepa_settle(actor=SYSTEM, now=at(TODAY + timedelta(days=2)))
+    first = plan.instalments.get(number=1)
+
+    report = sepa_rtransactions_import(file=camt054_return(first.end_to_end_id, "100.00", reason), actor=SYSTEM)
+
+    first.refresh_from_db()
+    assert report.represented == [] and first.represent_on is None
+
+
+def test_a_returned_amount_paid_by_transfer_meanwhile_is_never_debited_again(sepa, place):
+    case = place("INV-1", "300.00").case
+    plan = dd_plan(case, months=3, first_due=TODAY + timedelta(days=2))
+    sepa_batch_create(agency=sepa.agency, actor=SYSTEM, now=NOW)
+    sepa_settle(actor=SYSTEM, now=at(TODAY + timedelta(days=2)))
+    first = plan.instalments.get(number=1)
+    sepa_rtransactions_import(file=camt054_return(first.end_to_end_id, "100.00", "AM04"), actor=SYSTEM, now=NOW)
+    payment_record(case=case, amount=Money(10000, "EUR"), method="transfer", external_ref="TR-1", actor=SYSTEM)
+    arrangements_review(actor=SYSTEM, now=at(TODAY + timedelta(days=3)))
+
+    later = sepa_batch_create(agency=sepa.agency, actor=SYSTEM, now=at(TODAY + timedelta(days=8)))
+
+    first.refresh_from_db()
+    assert first.status == "paid"  # covered by the transfer, so not presented again
+    assert later is None or first.end_to_end_id not in later.xml
+    assert case_outstanding_minor(case=case) == 20000
+
+
+def test_a_rejected_first_collection_is_presented_again_as_a_first_collection(sepa, place):
+    case = place("INV-1", "300.00").case
+    plan = dd_plan(case, months=3, first_due=TODAY + timedelta(days=2))
+    batch = sepa_batch_create(agency=sepa.agency, actor=SYSTEM, now=NOW)
+    first = plan.instalments.get(number=1)
+
+    sepa_rtransactions_import(file=pain002_reject(batch.message_id, first.end_to_end_id, "AM04"), actor=SYSTEM, now=NOW)
+    again = sepa_batch_create(agency=sepa.agency, actor=SYSTEM, now=at(TODAY + timedelta(days=7)))
+
+    assert again is not None
+    doc = etree.fromstring(again.xml.encode())
+    assert doc.findtext(".//p:PmtTpInf/p:SeqTp", namespaces=NS8) == "FRST"  # EPC: the first one never went through
+    assert doc.findtext(".//p:DrctDbtTxInf/p:PmtId/p:EndToEndId", namespaces=NS8) == f"{case.reference}-P{plan.pk}-1-R1"

@@ -165,6 +165,11 @@ class PlanInstalment(TimeStampedModel):
     payment = models.ForeignKey("payments.Payment", on_delete=models.PROTECT, null=True, blank=True, related_name="+")
     failure_code = models.CharField(max_length=10, blank=True)  # ISO 20022 reason: AM04, MD01, …
     failed_at = models.DateTimeField(null=True, blank=True)
+    # Presented to the bank how many times; an AM04 return (insufficient funds) is presented once more,
+    # on ``represent_on`` (PAY-09; never after a refund or a mandate problem).
+    presentations = models.PositiveSmallIntegerField(default=0)
+    represent_on = models.DateField(null=True, blank=True)
+    previous_end_to_end_id = models.CharField(max_length=35, blank=True, db_index=True)
 
     class Meta:
         ordering = ["plan", "number"]

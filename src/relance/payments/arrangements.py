@@ -32,6 +32,7 @@ from datetime import date, datetime, time, timedelta
 from typing import IO, Any
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
@@ -57,7 +58,13 @@ from relance.payments.arrangement_models import (
     SepaMandate,
 )
 from relance.payments.models import Payment
-from relance.payments.rtx import NO_REPRESENTATION, RTransaction, RTransactionError, rtransactions_parse
+from relance.payments.rtx import (
+    NO_REPRESENTATION,
+    REPRESENTABLE,
+    RTransaction,
+    RTransactionError,
+    rtransactions_parse,
+)
 from relance.payments.schedule import (
     AffordablePlan,
     Budget,
@@ -91,6 +98,14 @@ from relance.tenancy.models import Agency, Creditor
 MISSES_TO_BREAK = 2
 # Core direct debits are filed at least one banking day before the collection date (PAY-09).
 COLLECTION_LEAD_DAYS = 1
+# An instalment returned for insufficient funds (AM04) is presented once more this many days later;
+# the debtor is told so when signing (``REPRESENTATION_NOTICE``), which makes the date part of the
+# notified schedule (PAY-09 pre-notification).
+REPRESENT_AFTER_DAYS = 7
+MAX_PRESENTATIONS = 2
+REPRESENTATION_NOTICE = gettext_noop(
+    "If a debit is refused for insufficient funds, it is presented once more %(days)s days later, for the same amount."
+)
 _DECIDE_ROLES = frozenset({"system", "agent", "supervisor", "agency_admin"})
 _SEPA_ROLES = frozenset({"system", "agency_admin", "supervisor"})
 # The mandate wording the debtor accepts (EPC: authorisation and the 8-week refund right, PAY-08).
@@ -325,6 +340,11 @@ def plan_create(
 def mandate_wording(creditor_name: str) -> str:
     """The wording in the active language (the debtor's): its SHA-256 is kept with the mandate."""
     return _(MANDATE_WORDING) % {"creditor": creditor_name}
+
+
+def representation_notice() -> str:
+    """What the debtor is told, before signing and with the schedule, about a refused debit."""
+    return _(REPRESENTATION_NOTICE) % {"days": REPRESENT_AFTER_DAYS}
 
 
 def _mandate_create(
@@ -722,11 +742,16 @@ def sepa_batch_create(
     sepa = sepa_creditor_for(agency)
     if sepa is None:
         raise DirectDebitUnavailableError(_("Direct debit is not set up for this agency (ICS and trust IBAN)."))
+    horizon = today + timedelta(days=horizon_days)
     due = (
         PlanInstalment.objects.select_for_update(of=("self",))
         .filter(
-            status=PlanInstalment.Status.SCHEDULED,
-            due_date__lte=today + timedelta(days=horizon_days),
+            Q(status=PlanInstalment.Status.SCHEDULED, due_date__lte=horizon)
+            | Q(
+                status=PlanInstalment.Status.FAILED,
+                represent_on__lte=horizon,
+                presentations__lt=MAX_PRESENTATIONS,
+            ),
             plan__status=PaymentPlan.Status.ACTIVE,
             plan__method=PaymentPlan.Method.DIRECT_DEBIT,
             plan__case__creditor__agency=agency,
@@ -741,6 +766,10 @@ def sepa_batch_create(
         if instalment.plan_id in seen:
             continue
         seen.add(instalment.plan_id)
+        if instalment.amount_minor > case_outstanding_minor(case=instalment.plan.case):
+            # Paid some other way meanwhile (e.g. the returned amount by transfer): never debit more
+            # than is owed. The review job marks what the ledger shows covered.
+            continue
         mandate = instalment.plan.mandate
         if mandate_lapsed(mandate, today):
             # PAY-09: a mandate unused for 36 months has lapsed; it is never presented again.
@@ -756,9 +785,15 @@ def sepa_batch_create(
         plan, mandate = instalment.plan, instalment.plan.mandate
         case = plan.case
         instalment.sequence_type = "RCUR" if mandate.first_collected else "FRST"
-        instalment.collection_date = max(instalment.due_date, earliest)
+        instalment.collection_date = max(instalment.represent_on or instalment.due_date, earliest)
+        instalment.presentations = max(instalment.presentations, 1 if instalment.end_to_end_id else 0) + 1
+        if instalment.end_to_end_id:
+            instalment.previous_end_to_end_id = instalment.end_to_end_id
         instalment.end_to_end_id = end_to_end_id(
-            case_reference=case.reference, plan_id=plan.pk, number=instalment.number
+            case_reference=case.reference,
+            plan_id=plan.pk,
+            number=instalment.number,
+            presentation=instalment.presentations,
         )
         lines.append(
             DebitLine(
@@ -800,8 +835,19 @@ def sepa_batch_create(
     for instalment in chosen:
         instalment.status = PlanInstalment.Status.SUBMITTED
         instalment.batch = batch
+        instalment.represent_on = None
         instalment.save(
-            update_fields=["status", "batch", "sequence_type", "collection_date", "end_to_end_id", "updated_at"]
+            update_fields=[
+                "status",
+                "batch",
+                "sequence_type",
+                "collection_date",
+                "end_to_end_id",
+                "previous_end_to_end_id",
+                "presentations",
+                "represent_on",
+                "updated_at",
+            ]
         )
         mandate = instalment.plan.mandate
         mandate.first_collected = True
@@ -818,6 +864,7 @@ def sepa_batch_create(
                 "collection_date": instalment.collection_date,
                 "end_to_end_id": instalment.end_to_end_id,
                 "batch": batch.message_id,
+                "presentation": instalment.presentations,
             },
         )
     audit_record(
@@ -948,6 +995,7 @@ class RTransactionReport:
 
     missed: list[str] = field(default_factory=list)  # EndToEndIds marked missed
     reversed: list[str] = field(default_factory=list)  # of which a settled payment was reversed
+    represented: list[str] = field(default_factory=list)  # of which to be presented again (AM04)
     duplicates: list[str] = field(default_factory=list)
     unknown: list[str] = field(default_factory=list)
 
@@ -982,9 +1030,11 @@ def _rtx_apply(
         .select_related("plan__case", "payment")
         .get(pk=instalment.pk)
     )
-    name = instalment.end_to_end_id or f"{instalment.plan_id}#{instalment.number}"
-    if instalment.status == PlanInstalment.Status.FAILED:
-        report.duplicates.append(name)
+    name = rtx.end_to_end_id or instalment.end_to_end_id or f"{instalment.plan_id}#{instalment.number}"
+    if instalment.status == PlanInstalment.Status.FAILED or (
+        rtx.end_to_end_id and rtx.end_to_end_id == instalment.previous_end_to_end_id
+    ):
+        report.duplicates.append(name)  # this presentation's return is already applied
         return
     plan = PaymentPlan.objects.select_for_update().get(pk=instalment.plan_id)
     case = Case.objects.select_for_update().get(pk=plan.case_id)
@@ -1010,7 +1060,23 @@ def _rtx_apply(
         plan.save(update_fields=["status", "updated_at"])
     if plan.status == PaymentPlan.Status.ACTIVE and case.status == Status.ACTIVE.value:
         case_transition(case=case, to=Status.IN_PLAN, actor=actor, reason="plan resumes after a return")
-    _plan_break_if_needed(plan, case, actor, now)
+    broken = _plan_break_if_needed(plan, case, actor, now)
+    if (
+        not broken
+        and reason in REPRESENTABLE
+        and max(instalment.presentations, 1) < MAX_PRESENTATIONS
+        and mandate is not None
+        and mandate.status == SepaMandate.Status.ACTIVE
+    ):
+        instalment.represent_on = timezone.localdate(now) + timedelta(days=REPRESENT_AFTER_DAYS)
+        instalment.save(update_fields=["represent_on", "updated_at"])
+        report.represented.append(name)
+        audit_record(
+            actor=actor,
+            verb="plan.instalment_represent",
+            subject=case,
+            data={"plan": plan.pk, "instalment": instalment.number, "on": instalment.represent_on, "reason": reason},
+        )
 
 
 @transaction.atomic
@@ -1033,7 +1099,11 @@ def sepa_rtransactions_import(
     report = RTransactionReport()
     for rtx in rtxs:
         if rtx.end_to_end_id:
-            instalments = list(PlanInstalment.objects.filter(end_to_end_id=rtx.end_to_end_id))
+            instalments = list(
+                PlanInstalment.objects.filter(
+                    Q(end_to_end_id=rtx.end_to_end_id) | Q(previous_end_to_end_id=rtx.end_to_end_id)
+                )
+            )
         else:
             instalments = list(PlanInstalment.objects.filter(batch__message_id=rtx.original_message_id))
         if not instalments:
@@ -1049,6 +1119,7 @@ def sepa_rtransactions_import(
         data={
             "missed": len(report.missed),
             "reversed": len(report.reversed),
+            "represented": len(report.represented),
             "duplicates": len(report.duplicates),
             "unknown": len(report.unknown),
         },

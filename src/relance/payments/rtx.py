@@ -30,6 +30,10 @@ _CAMT = re.compile(r"^urn:iso:std:iso:20022:tech:xsd:camt\.05[34]\.001\.(0[2-8])
 
 # Reason codes after which a collection must not be presented again automatically (PAY-09).
 NO_REPRESENTATION = frozenset({"MD01", "MD06", "MD07", "AC01", "AC04", "AC06", "AG01", "SL01", "BE05"})
+# Reason codes after which a collection is presented once more, some days later: insufficient funds
+# is the one return that a few days usually cure (PAY-09; anything else waits for a person or the
+# next instalment).
+REPRESENTABLE = frozenset({"AM04"})
 
 
 class RTransactionError(CamtError):

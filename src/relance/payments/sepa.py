@@ -35,9 +35,13 @@ def umr_for(*, case_reference: str, plan_id: int) -> str:
     return f"{case_reference}-M{plan_id}"
 
 
-def end_to_end_id(*, case_reference: str, plan_id: int, number: int) -> str:
-    """The instalment's EndToEndId (≤ 35 characters): how the bank's R-transactions name it back."""
-    return f"{case_reference}-P{plan_id}-{number}"
+def end_to_end_id(*, case_reference: str, plan_id: int, number: int, presentation: int = 1) -> str:
+    """The instalment's EndToEndId (≤ 35 characters): how the bank's R-transactions name it back.
+
+    A collection presented again after a return is a new transaction with its own id (``-R1``): its
+    settlement and any second return must not be taken for the first one's."""
+    again = f"-R{presentation - 1}" if presentation > 1 else ""
+    return f"{case_reference}-P{plan_id}-{number}{again}"
 
 
 def ics_is_valid(value: str) -> bool:

@@ -38,6 +38,7 @@ from relance.payments.arrangements import (
     plan_quote,
     policy_for,
     promise_create,
+    representation_notice,
     sepa_creditor_for,
 )
 from relance.payments.psp import card_payments_enabled
@@ -201,6 +202,7 @@ def _pay_step(
             "instalment": Money(quote.instalments[0].amount_minor, quote.currency).format(locale),
             "violations": [str(_VIOLATIONS[v.code]) for v in quote.violations],
             "wording": mandate_wording(case.creditor.agency.legal_name),
+            "representation_notice": representation_notice(),
             "agency": case.creditor.agency,
         },
     )
@@ -266,6 +268,7 @@ def plan_done(request: HttpRequest, token: str) -> HttpResponse:
             "plan": found.plan,
             "mandate": found.mandate,
             "iban_end": found.mandate.iban[-4:] if found.mandate else "",
+            "representation_notice": representation_notice(),
             "schedule": [
                 {"i": i, "amount": Money(i.amount_minor, found.plan.currency).format(locale)} for i in found.instalments
             ],
