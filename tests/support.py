@@ -85,8 +85,8 @@ class FakeProviderApi:
     """A provider's HTTP API on loopback (a real server, real HTTP), answering recorded payloads.
 
     ``routes`` maps ``(METHOD, path)`` to ``(status, JSON body)``; every request is kept in ``requests``
-    as ``(method, path, headers, body bytes)``. Used for PSP adapters (Stripe, Mollie) in tests that go
-    through views, where no transport can be handed in.
+    as ``(method, path, headers, body bytes)`` and its query string in ``queries``. Used for PSP adapters
+    (Stripe, Mollie) in tests that go through views, where no transport can be handed in.
     """
 
     def __init__(self) -> None:
@@ -96,13 +96,15 @@ class FakeProviderApi:
 
         self.routes: dict[tuple[str, str], tuple[int, object]] = {}
         self.requests: list[tuple[str, str, dict[str, str], bytes]] = []
+        self.queries: list[str] = []
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
             def _answer(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
-                path = self.path.split("?", 1)[0]
+                path, _, query = self.path.partition("?")
+                fake.queries.append(query)
                 fake.requests.append((self.command, path, {k.lower(): v for k, v in self.headers.items()}, body))
                 status, payload = fake.routes.get((self.command, path), (404, {"error": {"message": "no route"}}))
                 data = json.dumps(payload).encode()

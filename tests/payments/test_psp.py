@@ -369,6 +369,66 @@ def test_mollie_webhook_fetches_the_payment_and_applies_each_state_once(place, m
     assert case_outstanding_minor(case=case) == 2000
 
 
+def _chargeback(reversed_at: str | None = None) -> dict:
+    return {
+        "resource": "chargeback",
+        "id": "chb_n9z0tp",
+        "amount": {"value": "20.00", "currency": "EUR"},
+        "settlementAmount": {"value": "-20.00", "currency": "EUR"},
+        "createdAt": "2026-11-28T09:00:00+00:00",
+        "reversedAt": reversed_at,
+        "paymentId": "tr_5B8cwPMGnU",
+    }
+
+
+@pytest.mark.django_db
+def test_a_mollie_chargeback_the_merchant_won_brings_the_money_back_once(place, mollie_api):
+    case = place("INV-1", "120.50").case
+    route = ("GET", "/v2/payments/tr_5B8cwPMGnU")
+    hook = lambda: Client().post(  # noqa: E731
+        "/hooks/psp/mollie", data="id=tr_5B8cwPMGnU", content_type="application/x-www-form-urlencoded"
+    )
+    mollie_api.routes[route] = (200, _mollie_state(case))
+    hook()
+    charged = {"value": "20.00", "currency": "EUR"}
+    mollie_api.routes[route] = (
+        200,
+        _mollie_state(case, amountChargedBack=charged, _embedded={"chargebacks": [_chargeback()]}),
+    )
+    assert hook().content == b"duplicate,applied"
+    assert case_outstanding_minor(case=case) == 2000
+
+    won = _chargeback(reversed_at="2026-12-20T10:00:00+00:00")
+    mollie_api.routes[route] = (200, _mollie_state(case, amountChargedBack=charged, _embedded={"chargebacks": [won]}))
+
+    assert hook().content == b"duplicate,duplicate,applied"
+    assert hook().content == b"duplicate,duplicate,duplicate"
+    assert mollie_api.queries[-1] == "embed=chargebacks"
+    back = Payment.objects.get(case=case, external_ref="mollie:tr_5B8cwPMGnU:reinstated:chb_n9z0tp")
+    assert back.amount_minor == 2000 and back.method == "card"
+    assert case_outstanding_minor(case=case) == 0
+
+
+@pytest.mark.django_db
+def test_a_mollie_chargeback_first_seen_already_reversed_is_not_counted_twice(place, mollie_api):
+    case = place("INV-1", "120.50").case
+    won = _chargeback(reversed_at="2026-12-20T10:00:00+00:00")
+    # Whatever Mollie's cumulative field says by then, the embedded chargeback is counted.
+    state = _mollie_state(
+        case, amountChargedBack={"value": "0.00", "currency": "EUR"}, _embedded={"chargebacks": [won]}
+    )
+    mollie_api.routes[("GET", "/v2/payments/tr_5B8cwPMGnU")] = (200, state)
+
+    response = Client().post(
+        "/hooks/psp/mollie", data="id=tr_5B8cwPMGnU", content_type="application/x-www-form-urlencoded"
+    )
+
+    assert response.content == b"applied,applied,applied"  # paid, charged back, won back
+    assert case_outstanding_minor(case=case) == 0
+    assert Payment.objects.filter(case=case).count() == 2
+    assert PaymentReversal.objects.get().amount_minor == 2000
+
+
 @pytest.mark.django_db
 def test_mollie_webhook_with_an_unknown_id_changes_nothing(mollie_api):
     response = Client().post(

@@ -17,6 +17,14 @@ docs.mollie.com/reference/get-payment, docs.mollie.com/reference/webhooks):
 The fetched payment gives the current truth: ``status == "paid"`` (or a ``paidAt``), and the cumulative
 ``amountRefunded`` and ``amountChargedBack``. Each state becomes an event whose id names that state
 (``tr_…:paid``, ``tr_…:refunded:5.00``), so a webhook repeated, or states seen out of order, are applied once.
+
+Chargebacks are fetched with the payment (``?embed=chargebacks``, docs.mollie.com/reference/get-payment:
+``_embedded.chargebacks[]`` of ``{"resource": "chargeback", "id": "chb_…", "amount", "createdAt",
+"reversedAt"}``). A chargeback the merchant won has a ``reversedAt``: the money comes back, as a new
+payment of the case (``payment.reinstated``, as for Stripe's ``charge.dispute.funds_reinstated``). The
+charged-back total applied is the larger of ``amountChargedBack`` and the sum of the embedded
+chargebacks, reversed ones included, so that a reversal seen before its chargeback is never counted
+as money twice.
 """
 
 from __future__ import annotations
@@ -112,7 +120,7 @@ class MollieAdapter:
     def payment_get(self, payment_id: str) -> dict[str, Any] | None:
         """The payment as Mollie knows it now; ``None`` when Mollie does not know this id."""
         try:
-            response = self._client.get(f"/v2/payments/{payment_id}")
+            response = self._client.get(f"/v2/payments/{payment_id}", params={"embed": "chargebacks"})
         except httpx.HTTPError as exc:
             raise PspError(f"Mollie could not be reached: {type(exc).__name__}", provider="mollie") from exc
         if response.status_code == 404:
@@ -179,7 +187,13 @@ def mollie_events(payment: dict[str, Any], *, now: datetime) -> list[PspEvent]:
                 **common,
             )
         )
+    chargebacks = [c for c in ((payment.get("_embedded") or {}).get("chargebacks") or []) if isinstance(c, dict)]
     charged_back = _amount(payment.get("amountChargedBack"))
+    amounts = [a for a in (_amount(c.get("amount")) for c in chargebacks) if a is not None]
+    if amounts and len({a.currency for a in amounts}) == 1:
+        embedded = Money(sum(a.minor for a in amounts), amounts[0].currency)
+        if charged_back is None or (embedded.currency == charged_back.currency and embedded.minor > charged_back.minor):
+            charged_back = embedded
     if paid and charged_back is not None and charged_back.minor > 0:
         events.append(
             PspEvent(
@@ -191,4 +205,18 @@ def mollie_events(payment: dict[str, Any], *, now: datetime) -> list[PspEvent]:
                 **common,
             )
         )
+    for chargeback in chargebacks:
+        won = _amount(chargeback.get("amount"))
+        chargeback_id = str(chargeback.get("id", ""))
+        if paid and chargeback.get("reversedAt") and won is not None and won.minor > 0 and chargeback_id:
+            events.append(
+                PspEvent(
+                    event_id=f"{payment_id}:chargeback_reversed:{chargeback_id}",
+                    kind="payment.reinstated",
+                    amount=won,
+                    occurred_at=_when(chargeback.get("reversedAt"), now),
+                    payload={"dispute": chargeback_id, "reversedAt": str(chargeback.get("reversedAt"))},
+                    **common,
+                )
+            )
     return events
