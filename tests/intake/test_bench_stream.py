@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_the_streaming_memory_benchmark_runs_and_prints_its_headline(tmp_path):
     env = {**os.environ, "RELANCE_VAR_DIR": str(tmp_path), "SECRET_KEY": "bench"}
-    result = subprocess.run(
+    result = subprocess.run(  # noqa: S603 - our own script, fixed arguments
         [sys.executable, str(ROOT / "bench" / "intake_rss.py"), "--rows", "500"],
         capture_output=True,
         text=True,

@@ -103,6 +103,12 @@ def test_each_row_is_placed_or_refused_with_row_column_value_and_code(imported: 
     placed = {c.external_ref: c.debtor for c in Claim.objects.filter(creditor=world.creditor).select_related("debtor")}
     assert set(placed) == {"B-1", "B-6", "B-9"}
     assert (placed["B-1"].kind, placed["B-1"].siren) == ("company", "732829320")
+    # The checked identifiers are kept, normalised: the bank matching uses the IBAN (PAY-06 step 4).
+    assert (placed["B-1"].siret, placed["B-1"].vat_number, placed["B-1"].iban) == (
+        "73282932000074",
+        "FR44732829320",
+        "FR7630006000011234567890189",
+    )
     assert (placed["B-6"].country, placed["B-6"].postcode) == ("NL", "1012 AB")
     assert placed["B-9"].kind == "person"  # no SIREN asked of a person
 

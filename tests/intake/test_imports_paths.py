@@ -41,7 +41,8 @@ TODAY = date.today()
 INVOICED = (TODAY - timedelta(days=40)).strftime("%d/%m/%Y")
 DUE = (TODAY - timedelta(days=10)).strftime("%d/%m/%Y")
 HEADER = ["Référence", "Date de facture", "Échéance", "Montant", "Devise", "Prénom", "Nom", "Raison sociale"]
-HEADER += ["SIREN", "E-mail", "Téléphone", "Adresse", "Code postal", "Ville"]
+HEADER += ["SIREN", "SIRET", "N° TVA intracommunautaire", "IBAN", "E-mail", "Téléphone", "Adresse", "Code postal"]
+HEADER += ["Ville"]
 
 
 @pytest.fixture(autouse=True)
@@ -60,6 +61,9 @@ def _row(ref: str, amount: str, **fields: str) -> list[str]:
         "Nom": "Martin",
         "Raison sociale": "",
         "SIREN": "",
+        "SIRET": "",
+        "N° TVA intracommunautaire": "",
+        "IBAN": "",
         "E-mail": "",
         "Téléphone": "",
         "Adresse": "3 rue des Lilas",
@@ -85,7 +89,12 @@ MATCHING = [
     _row("M-03", "30,00", **{"Téléphone": "0612345678"}),  # phone + name
     _row("M-04", "40,00", **{"Prénom": "jeanne", "Nom": "MARTIN", "Code postal": "33000"}),  # name + postcode
     _row("M-05", "50,00", **{"E-mail": "autre@example.fr"}),  # same name, another e-mail: ambiguous
-    _row("M-06", "60,00", **{"Nom": "", "Raison sociale": "ACME SARL", "SIREN": "732 829 320"}),
+    _row(
+        "M-06",
+        "60,00",
+        **{"Nom": "", "Raison sociale": "ACME SARL", "SIREN": "732 829 320", "SIRET": "732 829 320 00074"},
+        **{"N° TVA intracommunautaire": "FR 44 732 829 320", "IBAN": "FR76 3000 6000 0112 3456 7890 189"},
+    ),
     _row("M-07", "70,00", **{"Nom": "", "Raison sociale": "Acme", "SIREN": "732829320"}),  # SIREN
     _row("M-08", "80,00", **{"E-mail": "jeanne@example.fr", "Devise": "USD"}),  # same debtor, other currency
     _row("M-09", "90,00", **{"Prénom": "Paul", "Nom": "Durand", "E-mail": "paul@example.fr"}),
@@ -120,7 +129,10 @@ def _import(creditor: Creditor, content: bytes, filename: str, *, fast: bool, mo
 
 
 def _debtor_key(d: Debtor) -> tuple[str, ...]:
-    return (d.kind, d.first_name, d.last_name, d.company_name, d.siren, d.email, d.phone, d.postcode, d.country)
+    return (
+        *(d.kind, d.first_name, d.last_name, d.company_name, d.siren, d.siret, d.vat_number, d.iban),
+        *(d.email, d.phone, d.postcode, d.country),
+    )
 
 
 def _summary(creditor: Creditor, batches: list[ImportBatch]) -> dict[str, Any]:
@@ -225,6 +237,8 @@ def test_matching_grouping_credit_notes_and_reviews_are_the_same_on_both_paths(c
         "M-13": "email",
     }
     assert summary["reviews"]
+    # The company's identifiers are written by both paths, normalised.
+    assert summary["claims"]["M-06"][7][5:8] == ("73282932000074", "FR44732829320", "FR7630006000011234567890189")
     first, later, again = summary["batches"]
     assert first[4:9] == (11, 0, 0, 0, 2)
     assert later[4:9] == (1, 1, 1, 1, 0)

@@ -583,3 +583,26 @@ def test_a_rejected_first_collection_is_presented_again_as_a_first_collection(se
     doc = etree.fromstring(again.xml.encode())
     assert doc.findtext(".//p:PmtTpInf/p:SeqTp", namespaces=NS8) == "FRST"  # EPC: the first one never went through
     assert doc.findtext(".//p:DrctDbtTxInf/p:PmtId/p:EndToEndId", namespaces=NS8) == f"{case.reference}-P{plan.pk}-1-R1"
+
+
+def test_a_returned_debit_is_settled_first_by_what_the_debtor_overpaid_meanwhile(sepa, place):
+    case = place("INV-1", "300.00").case
+    plan = dd_plan(case, months=3, first_due=TODAY + timedelta(days=2))
+    sepa_batch_create(agency=sepa.agency, actor=SYSTEM, now=NOW)
+    sepa_settle(actor=SYSTEM, now=at(TODAY + timedelta(days=2)))
+    payment_record(case=case, amount=Money(25000, "EUR"), method="transfer", external_ref="TR-9", actor=SYSTEM)
+    assert case_outstanding_minor(case=case) == 0  # 100.00 by debit + 250.00 by transfer: 50.00 overpaid
+    first = plan.instalments.get(number=1)
+
+    sepa_rtransactions_import(file=camt054_return(first.end_to_end_id, "100.00", "MD06"), actor=SYSTEM)
+
+    # The 100.00 reopened are paid by the 50.00 held for the debtor; 50.00 are owed, nothing is held.
+    assert case_outstanding_minor(case=case) == 5000
+    overpaid = Posting.objects.filter(account__key=f"overpayment:case:{case.pk}").aggregate(
+        d=Sum("debit"), c=Sum("credit")
+    )
+    assert overpaid["c"] - overpaid["d"] == 0
+    applied = AuditEvent.objects.get(verb="payment.overpayment_applied")
+    assert applied.data["amount"] == 5000
+    case.refresh_from_db()
+    assert case.status == "in_plan"  # owed again, and the plan goes on

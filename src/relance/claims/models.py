@@ -31,6 +31,11 @@ class Debtor(TimeStampedModel):
     last_name = models.CharField(max_length=100, blank=True)
     company_name = models.CharField(max_length=200, blank=True)
     siren = models.CharField(max_length=9, blank=True)
+    # As the creditor gave them, checked and normalised at intake (intake.identifiers): the company's
+    # establishment, its VAT number, and an account the debtor pays from (bank matching, PAY-06 step 4).
+    siret = models.CharField(max_length=14, blank=True)
+    vat_number = models.CharField(max_length=20, blank=True)
+    iban = models.CharField(max_length=34, blank=True, db_index=True)
     email = models.EmailField(blank=True, db_index=True)
     phone = models.CharField(max_length=20, blank=True, db_index=True, help_text="E.164")
     # Normalised matching keys (intake.match): indexed so that matching a chunk of rows reads only the

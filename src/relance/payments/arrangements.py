@@ -89,7 +89,7 @@ from relance.payments.sepa import (
     pain008,
     umr_for,
 )
-from relance.payments.services import payment_record
+from relance.payments.services import overpayment_apply, payment_record
 from relance.payments.transfer import iban_parse
 from relance.tenancy.actors import Actor
 from relance.tenancy.models import Agency, Creditor
@@ -1010,14 +1010,16 @@ def _payment_reverse(*, payment: Payment, reason: str, actor: Actor) -> DirectDe
         return None
     txn = ledger_reverse(txn=payment.ledger_transaction, code="payment.reversed", memo=f"R-transaction {reason}")
     reversal = DirectDebitReturn.objects.create(payment=payment, reason_code=reason[:10], ledger_transaction=txn)
-    case = payment.case
+    case = Case.objects.select_related("creditor").get(pk=payment.case_id)
     audit_record(
         actor=actor,
         verb="payment.reversed",
         subject=case,
         data={"payment": payment.pk, "amount": payment.amount_minor, "reason": reason},
     )
-    if case.status == Status.PAID.value:
+    # Whatever the debtor overpaid meanwhile settles the reopened debt first.
+    overpayment_apply(case=case, key=f"dd-return:{reversal.pk}", actor=actor)
+    if case.status == Status.PAID.value and case_outstanding_minor(case=case) > 0:
         case_transition(case=case, to=Status.ACTIVE, actor=actor, reason="payment reversed")
     return reversal
 

@@ -6,8 +6,8 @@ Matching cascade for each booked EUR credit (DOMAIN-RULES PAY-06, issue 5 "Payme
 2. a valid RF reference found in the free text (``RmtInf/Ustrd``, spaces, lowercase, line breaks);
 3. the case reference (``RL-XXXXXXXX``, however spaced) or an invoice number of exactly one open case
    in the free text;
-4. the payer's IBAN already paid for, or signed a mandate for, exactly one open case, and the amount
-   is that case's balance or one of its plan's instalments;
+4. the payer's IBAN is the debtor's (given at intake), already paid for, or signed a mandate for,
+   exactly one open case, and the amount is that case's balance or one of its plan's instalments;
 5. the amount equals one open case's outstanding balance **and** the payer's name matches that case's
    debtor — only when exactly one case fits;
 6. anything else goes to ``UnmatchedBankEntry`` for a human.
@@ -212,6 +212,7 @@ class _Matcher:
                 "plan__case_id", flat=True
             )
         )
+        seen |= set(Case.objects.filter(debtor__iban=iban, creditor__agency=self.agency).values_list("pk", flat=True))
         candidates = list(self._open_cases().filter(pk__in=seen))
         fits = [c for c in candidates if amount.minor in _expected_amounts(c)]
         return (fits[0], "payer_account") if len(fits) == 1 else None

@@ -32,6 +32,7 @@ from relance.ledger.services import ledger_post
 from relance.payments.models import CreditorNotification, Payment
 from relance.payments.notify import creditor_notify
 from relance.payments.portal_models import PaymentReversal
+from relance.payments.services import overpayment_apply
 from relance.tenancy.actors import Actor
 
 
@@ -138,6 +139,8 @@ def payment_reverse(
         occurred_at=occurred_at,
     )
     reversal.save(update_fields=["ledger_transaction", "updated_at"])
+    # What the debtor overpaid on other payments settles what this reversal reopened (set-off).
+    overpayment_apply(case=case, key=f"reversal:{reversal.pk}", actor=actor)
     outstanding = case_outstanding_minor(case=case)
     audit_record(
         actor=actor,

@@ -18,7 +18,7 @@ from relance.core.money import Money
 from relance.ledger.allocate import Allocation, allocate
 from relance.ledger.balance import Line
 from relance.ledger.remittances import trust_account
-from relance.ledger.services import ledger_post
+from relance.ledger.services import account_balance, ledger_post
 from relance.payments.models import CreditorNotification, Payment
 from relance.payments.notify import creditor_notify
 from relance.payments.receipts import receipt_deliver_on_commit, receipt_issue
@@ -178,3 +178,43 @@ def _receipt_and_notice(
     )
     if payment.method != Payment.Method.SIMULATED:
         receipt_deliver_on_commit(receipt.pk)
+
+
+def overpayment_apply(*, case: Case, key: str, actor: Actor) -> int:
+    """Set the debtor's refundable balance against what the case owes again; returns the amount applied.
+
+    A reversal (a direct-debit return, a card chargeback or refund) reopens the claims the reversed
+    payment had paid, while the debtor may meanwhile have paid more than was owed: the case would show a
+    debt and money held for the same debtor at once. Both are certain and due between the same parties,
+    so they extinguish each other up to the smaller (set-off, C. civ. 1347–1348): Dr the overpayment
+    account / Cr the claims (oldest first, as a payment), and the creditor's share moves from "claims
+    under management" to "payable". ``key`` names the event that reopened the claims (idempotent).
+    Nothing happens when either side is nil.
+    """
+    held = -account_balance(key=_overpayment_account(case))  # a liability: credit balance
+    balances = case_claim_balances(case=case)
+    owed = sum(max(b.outstanding_minor, 0) for b in balances)
+    amount = min(held, owed)
+    if amount <= 0:
+        return 0
+    cur = case.currency
+    allocations, _ = allocate(amount, [(b.claim.ledger_key, b.outstanding_minor) for b in balances])
+    lines = [Line.dr(_overpayment_account(case), amount, cur)]
+    lines += [Line.cr(a.key, a.amount, cur) for a in allocations]
+    lines += [
+        Line.dr(creditor_claims_account(case.creditor, cur), amount, cur),
+        Line.cr(_payable_account(case), amount, cur),
+    ]
+    ledger_post(
+        idempotency_key=f"overpayment-applied:{key}",
+        code="payment.overpayment_applied",
+        lines=lines,
+        memo=f"refundable balance set against {case.reference} ({key})",
+    )
+    audit_record(
+        actor=actor,
+        verb="payment.overpayment_applied",
+        subject=case,
+        data={"amount": amount, "currency": cur, "allocation": {a.key: a.amount for a in allocations}, "key": key},
+    )
+    return amount
