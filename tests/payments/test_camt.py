@@ -610,3 +610,15 @@ def test_a_queued_entry_matched_by_hand_teaches_the_payers_account(cases):
     report = camt053_import(file=_statement(_from_account("60.00", ref="ACC-5", iban=payer)), actor=ACTOR)
 
     assert _outcomes(report) == [(1, "matched", "payer_account", cases["B"].reference)]
+
+
+def test_the_iban_the_creditor_gave_for_the_debtor_matches_a_first_transfer_of_the_balance(world, place):
+    world.agency.trust_iban = TRUST_IBAN
+    world.agency.save()
+    case = place("INV-9", "64.00", iban="FR76 3000 4000 0312 3456 7890 143").case
+
+    report = camt053_import(
+        file=_statement(_from_account("64.00", ref="IBAN-1", iban="FR7630004000031234567890143")), actor=ACTOR
+    )
+
+    assert _outcomes(report) == [(1, "matched", "payer_account", case.reference)]
