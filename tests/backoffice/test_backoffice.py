@@ -93,6 +93,18 @@ def test_viewing_a_case_is_audited(world, two_cases):
     assert [e.actor for e in events] == [f"staff:{world.agent.pk}", f"creditor:{world.creditor_user.pk}"]
 
 
+def test_the_case_page_shows_the_company_identifiers_and_only_the_end_of_the_iban(world, place):
+    case = place(
+        "B2B-1", "500.00", company_name="Bureau SARL", siret="73282932000074", iban="FR7630004000031234567890143"
+    ).case
+
+    html = _client(world.agent).get(f"/bo/cases/{case.pk}/").content.decode()
+
+    assert "73282932000074" in html and "732829320" in html
+    assert "···· 0143" in html
+    assert "FR7630004000031234567890143" not in html
+
+
 def test_the_outbox_of_a_creditor_user_lists_only_its_actions(world, two_cases):
     mine, theirs = two_cases
     day = datetime.now(ZoneInfo("Europe/Paris")).date() + timedelta(days=1)
