@@ -44,11 +44,12 @@ check: lint typecheck
 simulate: install
 	$(BIN)/relance simulate --days 30 --seed $(SEED)
 
-## make bench-intake: 1,000,000-row French CSV into a throwaway PostgreSQL, against raw COPY (ROWS=…)
+## make bench-intake: 1,000,000-row French CSV into a throwaway PostgreSQL, against raw COPY, and the
+## data model's floor (the import's rows copied back into a fresh schema) (ROWS=…)
 ROWS ?= 1000000
 BENCH_PGPORT ?= 54341
 bench-intake: install-dev
-	RELANCE_TEST_PGPORT=$(BENCH_PGPORT) scripts/with-postgres.sh $(BIN)/python bench/intake.py --rows $(ROWS)
+	RELANCE_TEST_PGPORT=$(BENCH_PGPORT) scripts/with-postgres.sh $(BIN)/python bench/intake.py --rows $(ROWS) --floor
 
 ## make bench-intake-rss: peak RSS of the streaming side (parse, validate, duplicates) at 5,000,000 rows
 RSS_ROWS ?= 5000000
