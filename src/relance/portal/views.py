@@ -23,13 +23,15 @@ from django.views.decorators.http import require_http_methods, require_POST
 from relance.audit.services import audit_record
 from relance.cases.links import portal_token_read
 from relance.cases.models import Case
-from relance.cases.selectors import case_claim_balances, case_get_for_actor
-from relance.claims.selectors import EvidenceNotFoundError, evidence_get_for_actor, evidence_list_for_case
+from relance.claims.selectors import EvidenceNotFoundError, evidence_get_for_actor
 from relance.core.errors import DomainError
 from relance.core.money import Money, MoneyError
 from relance.payments.models import Payment
+from relance.payments.portal_models import Dispute
+from relance.payments.psp import card_payments_enabled
 from relance.payments.services import payment_record
 from relance.payments.transfer import transfer_details
+from relance.portal.selectors import case_page_read
 from relance.tenancy.actors import Actor
 
 _SESSION_KEY = "portal_cases"
@@ -49,7 +51,9 @@ def _case_from_token(token: str) -> Case:
     if read is None:
         raise Http404("link invalid or expired")
     case_id, reference = read
-    case = Case.objects.select_related("creditor__agency", "debtor").filter(pk=case_id, reference=reference).first()
+    # The one choke point for case reads (invariant 6): the debtor's actor sees this case only.
+    visible = Case.objects.visible_to(Actor.for_debtor(case_id=case_id))
+    case = visible.select_related("creditor__agency", "debtor").filter(pk=case_id, reference=reference).first()
     if case is None:
         raise Http404("link invalid or expired")
     return case
@@ -112,19 +116,24 @@ def _locale(request: HttpRequest) -> str:
 
 @require_http_methods(["GET"])
 def case_page(request: HttpRequest, token: str) -> HttpResponse:
-    case = _case_from_token(token)
+    case = _case_from_token(token)  # the debtor's own case (invariant 6), read once for every section
     if not _verified(request, case):
         return redirect("portal:entry", token=token)
-    case = case_get_for_actor(actor=Actor.for_debtor(case_id=case.pk), case_id=case.pk)
     locale = _locale(request)
-    balances = case_claim_balances(case=case)
-    outstanding = Money(sum(b.outstanding_minor for b in balances), case.currency)
-    payments = Payment.objects.filter(case=case).order_by("-received_at")
+    page = case_page_read(case=case)
+    currency = case.currency
+    outstanding = Money(page.outstanding_minor, currency)
     agency = case.creditor.agency
+
+    def money(minor: int) -> str:
+        return Money(minor, currency).format(locale)
+
     # FR-COL-02: the agency's trust account, and only when its IBAN is valid; RF reference of the case.
     transfer = transfer_details(
         holder=agency.legal_name, iban=agency.trust_iban, amount=outstanding, case_reference=case.reference
     )
+    credited = page.credited_minor
+    card_enabled = card_payments_enabled()
     return render(
         request,
         "portal/case.html",
@@ -135,23 +144,45 @@ def case_page(request: HttpRequest, token: str) -> HttpResponse:
             "agency": agency,
             "claims": [
                 {
-                    "claim": b.claim,
-                    "original": Money(b.claim.original_amount_minor, case.currency).format(locale),
-                    "paid": Money(b.paid_minor, case.currency).format(locale),
-                    "outstanding": Money(b.outstanding_minor, case.currency).format(locale),
+                    "claim": line.claim,
+                    "original": money(line.claim.original_amount_minor),
+                    "paid": money(line.paid_minor),
+                    "outstanding": money(line.outstanding_minor),
                 }
-                for b in balances
+                for line in page.lines
             ],
             "outstanding": outstanding.format(locale),
             "outstanding_minor": outstanding.minor,
             "outstanding_decimal": outstanding.to_decimal(),
-            "payments": [(p, Money(p.amount_minor, p.currency).format(locale)) for p in payments],
-            "evidence": evidence_list_for_case(case=case),
+            "payments": [(p, money(p.amount_minor)) for p in page.payments],
+            "evidence": page.evidence,
             "pay_form": SandboxPayForm(initial={"amount": outstanding.to_decimal()}),
             "sandbox": _sandbox_enabled(),
             "transfer": transfer,
             "transfer_amount": transfer.amount.format(locale) if transfer else "",
             "transfer_qr": transfer.qr_svg_data_uri() if transfer else "",
+            "card_on": card_enabled,
+            # The arrangements card: plan, promise and hardship links.
+            "plan": page.plan,
+            "promise": page.promise,
+            "hidden": page.arrangements_hidden,
+            # The sections below: card payment, disputes, returns, receipts, contact history.
+            "card_enabled": card_enabled and outstanding.minor > 0,
+            "can_dispute": not case.is_closed and not any(d.status == Dispute.Status.OPEN for d in page.disputes),
+            "can_return": bool(page.returnable),
+            "disputes": page.disputes,
+            "returns": page.returns,
+            "receipts": [(r, money(r.payment.amount_minor)) for r in page.receipts],
+            "reversals": [(rv, Money(rv.amount_minor, rv.currency).format(locale)) for rv in page.reversals],
+            "split": {
+                "principal": money(page.principal_minor),
+                "interest": money(0),
+                "other": money(0),
+                "credited": money(credited) if credited else "",
+                "paid": money(page.principal_minor - credited - outstanding.minor),
+                "left": money(outstanding.minor),
+            },
+            "history": page.history,
         },
     )
 

@@ -1,0 +1,166 @@
+"""Reads of the debtor portal: everything the case page shows, read once for all its sections.
+
+The case page used to read the same case, claims and ledger balances three times (the view, the
+arrangements card and the "more" sections each through their own selectors): 25 queries a page.
+``case_page_read`` reads each table once (about a dozen small queries, fewer for a case with no
+payment, dispute or return) and hands the same objects to every section. The figures are the same
+ones the use cases compute: balances from the ledger (invariant 1), credit notes apart from payments,
+the open plan and the pending promise as ``case_arrangements`` chooses them, the returnable invoices as
+``payments.returns.returnable_claims`` decides.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from django.db.models import Q, Sum
+from django.utils import timezone
+
+from relance.cases.models import Case
+from relance.cases.status import Status
+from relance.claims.models import Claim, Evidence
+from relance.comms.models import Action
+from relance.ledger.models import Posting
+from relance.payments.arrangement_models import PaymentPlan, Promise
+from relance.payments.models import Payment
+from relance.payments.portal_models import Dispute, PaymentReversal, Receipt, ReturnPolicy, ReturnRequest
+
+SENT = (Action.Status.SENT, Action.Status.DELIVERED, Action.Status.BOUNCED)
+HISTORY_LIMIT = 50
+OPEN_PLAN = ("proposed", "active")
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimLine:
+    claim: Claim
+    outstanding_minor: int
+    credited_minor: int  # credit notes (disputes upheld, returns, lowered amounts): not payments
+
+    @property
+    def paid_minor(self) -> int:
+        return self.claim.original_amount_minor - self.outstanding_minor
+
+
+@dataclass(frozen=True, slots=True)
+class CasePage:
+    lines: list[ClaimLine]
+    payments: list[Payment]  # newest first
+    receipts: list[Receipt]  # newest first
+    reversals: list[PaymentReversal]
+    evidence: list[Evidence]
+    plan: PaymentPlan | None  # the open plan, else the latest (as ``case_arrangements``)
+    promise: Promise | None  # the pending promise
+    arrangements_hidden: bool
+    disputes: list[Dispute]  # newest first, files prefetched
+    returns: list[ReturnRequest]  # newest first
+    returnable: list[Claim]
+    history: list[Action]  # messages sent, newest first
+
+    @property
+    def outstanding_minor(self) -> int:
+        return sum(line.outstanding_minor for line in self.lines)
+
+    @property
+    def principal_minor(self) -> int:
+        return sum(line.claim.original_amount_minor for line in self.lines)
+
+    @property
+    def credited_minor(self) -> int:
+        return sum(line.credited_minor for line in self.lines)
+
+
+def case_page_read(*, case: Case, today: date | None = None) -> CasePage:
+    """What the debtor's case page shows, for a case already read through its signed link and verified
+    session (invariant 6: the debtor's own case only)."""
+    claims = list(case.claims.order_by("due_date", "pk"))
+    by_key = {c.ledger_key: c for c in claims}
+    sums = {
+        row["account__key"]: row
+        for row in Posting.objects.filter(account__key__in=list(by_key))
+        .values("account__key")
+        .annotate(
+            d=Sum("debit"),
+            c=Sum("credit"),
+            note_c=Sum("credit", filter=Q(transaction__code="claim.credit_note")),
+            note_d=Sum("debit", filter=Q(transaction__code="claim.credit_note")),
+        )
+    }
+    lines = []
+    for key, claim in by_key.items():
+        row = sums.get(key, {})
+        lines.append(
+            ClaimLine(
+                claim=claim,
+                outstanding_minor=(row.get("d") or 0) - (row.get("c") or 0),
+                credited_minor=(row.get("note_c") or 0) - (row.get("note_d") or 0),
+            )
+        )
+    claim_by_id = {c.pk: c for c in claims}
+
+    payments = list(
+        Payment.objects.filter(case=case).select_related("receipt").prefetch_related("reversals").order_by("-received_at")
+    )
+    receipts = sorted(
+        (p.receipt for p in payments if _receipt(p) is not None), key=lambda r: r.issued_at, reverse=True
+    )
+    reversals = [rv for p in payments for rv in p.reversals.all()]
+
+    evidence = list(Evidence.objects.filter(claim_id__in=list(claim_by_id)).order_by("claim_id", "pk"))
+    for e in evidence:
+        e.claim = claim_by_id[e.claim_id]
+
+    hidden = case.status in {"disputed", "on_hold"} or case.is_closed
+    plan = promise = None
+    if not hidden:
+        plans = list(PaymentPlan.objects.filter(case=case).order_by("-created_at", "-pk"))
+        open_plans = [p for p in plans if p.status in OPEN_PLAN]
+        plan = min(open_plans, key=lambda p: p.pk) if open_plans else (plans[0] if plans else None)
+        promise = Promise.objects.filter(case=case, status=Promise.Status.PENDING).order_by("pk").first()
+
+    disputes = list(Dispute.objects.filter(case=case).prefetch_related("files").order_by("-created_at"))
+    returns = list(ReturnRequest.objects.filter(case=case).order_by("-created_at"))
+    for r in returns:
+        r.claim = claim_by_id[r.claim_id] if r.claim_id in claim_by_id else r.claim
+    returnable = _returnable(case=case, lines=lines, returns=returns, today=today or timezone.localdate())
+    history = list(Action.objects.filter(case=case, status__in=SENT).order_by("-sent_at")[:HISTORY_LIMIT])
+    return CasePage(
+        lines=lines,
+        payments=payments,
+        receipts=receipts,
+        reversals=reversals,
+        evidence=evidence,
+        plan=plan,
+        promise=promise,
+        arrangements_hidden=hidden,
+        disputes=disputes,
+        returns=returns,
+        returnable=returnable,
+        history=history,
+    )
+
+
+def _receipt(payment: Payment) -> Receipt | None:
+    try:
+        return payment.receipt
+    except Receipt.DoesNotExist:
+        return None
+
+
+def _returnable(*, case: Case, lines: list[ClaimLine], returns: list[ReturnRequest], today: date) -> list[Claim]:
+    """``payments.returns.returnable_claims`` on what the page already read (tested to agree)."""
+    if case.is_closed or case.status == Status.DISPUTED.value:
+        return []
+    policy = ReturnPolicy.objects.filter(creditor_id=case.creditor_id).first()
+    if policy is None or not policy.returns_allowed:
+        return []
+    pending = {r.claim_id for r in returns if r.status == ReturnRequest.Status.REQUESTED}
+    out = []
+    for line in lines:
+        if line.outstanding_minor <= 0 or line.claim.pk in pending:
+            continue
+        age = policy.max_invoice_age_days
+        if age and (today - line.claim.invoice_date).days > age:
+            continue
+        out.append(line.claim)
+    return out
