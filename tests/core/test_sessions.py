@@ -47,7 +47,7 @@ def test_an_idle_portal_session_still_ends(place):
 
 
 def test_a_changed_session_is_saved_at_once(place):
-    client, page = _verified(place)
+    client, _ = _verified(place)
     other = place("INV-2", "80.00", email="paul@example.fr").case
     token = portal_token(case_id=other.pk, reference=other.reference)
     # A second verification within the minute changes the session: it is written, not skipped.

@@ -14,7 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-from django.db.models import Q, Sum
+from django.db import connection
+from django.db.models import Model, Q, Sum
 from django.utils import timezone
 
 from relance.cases.models import Case
@@ -25,6 +26,66 @@ from relance.ledger.models import Posting
 from relance.payments.arrangement_models import PaymentPlan, Promise
 from relance.payments.models import Payment
 from relance.payments.portal_models import Dispute, PaymentReversal, Receipt, ReturnPolicy, ReturnRequest
+from relance.tenancy.models import Agency, Creditor
+
+# What the landing and case pages read of a case, its creditor and its agency (attribute names).
+_CASE_FIELDS = {"id", "reference", "currency", "status", "portal_failed_attempts", "creditor_id", "debtor_id"}
+_CREDITOR_FIELDS = {"id", "legal_name", "trade_name", "mode", "agency_id"}
+_AGENCY_FIELDS = {"id", "legal_name", "trust_iban"}
+_LINK: tuple[str, list[tuple[type[Model], list[str]]]] | None = None
+
+
+def _link_query() -> tuple[str, list[tuple[type[Model], list[str]]]]:
+    """One fixed statement in portable SQL, built once per process from the models' own table and
+    column names (no user input in it): the ORM would compile the same three-table join every request."""
+    global _LINK  # noqa: PLW0603
+    if _LINK is None:
+        q = connection.ops.quote_name
+        parts: list[tuple[type[Model], list[str]]] = []
+        columns = []
+        for model, alias, wanted in (
+            (Case, "c", _CASE_FIELDS),
+            (Creditor, "k", _CREDITOR_FIELDS),
+            (Agency, "a", _AGENCY_FIELDS),
+        ):
+            fields = [f for f in model._meta.concrete_fields if f.attname in wanted]  # from_db wants this order
+            parts.append((model, [f.attname for f in fields]))
+            columns += [f"{alias}.{q(f.column)}" for f in fields]
+        case_creditor = q(Case._meta.get_field("creditor").column)
+        creditor_agency = q(Creditor._meta.get_field("agency").column)
+        sql = (
+            f"SELECT {', '.join(columns)} FROM {q(Case._meta.db_table)} c "  # noqa: S608 - names from the models
+            f"JOIN {q(Creditor._meta.db_table)} k ON k.{q('id')} = c.{case_creditor} "
+            f"JOIN {q(Agency._meta.db_table)} a ON a.{q('id')} = k.{creditor_agency} "
+            f"WHERE c.{q('id')} = %s AND c.{q('reference')} = %s"
+        )
+        _LINK = (sql, parts)
+    return _LINK
+
+
+def portal_case_for_link(*, case_id: int, reference: str) -> Case | None:
+    """The case a signed portal link names, with its creditor and agency, in one query, or ``None``.
+
+    Only this one case is read (invariant 6: ``Case.objects.visible_to`` a debtor is exactly this
+    filter), and only the fields the landing and case pages use: the instances are real model
+    instances, so any other field still loads when something reads it (one more query).
+    """
+    sql, parts = _link_query()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [case_id, reference])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    found = []
+    start = 0
+    for model, names in parts:
+        found.append(model.from_db(connection.alias, names, row[start : start + len(names)]))
+        start += len(names)
+    case, creditor, agency = found
+    creditor.agency = agency
+    case.creditor = creditor
+    return case
+
 
 SENT = (Action.Status.SENT, Action.Status.DELIVERED, Action.Status.BOUNCED)
 HISTORY_LIMIT = 50
@@ -99,11 +160,12 @@ def case_page_read(*, case: Case, today: date | None = None) -> CasePage:
     claim_by_id = {c.pk: c for c in claims}
 
     payments = list(
-        Payment.objects.filter(case=case).select_related("receipt").prefetch_related("reversals").order_by("-received_at")
+        Payment.objects.filter(case=case)
+        .select_related("receipt")
+        .prefetch_related("reversals")
+        .order_by("-received_at")
     )
-    receipts = sorted(
-        (p.receipt for p in payments if _receipt(p) is not None), key=lambda r: r.issued_at, reverse=True
-    )
+    receipts = sorted((p.receipt for p in payments if _receipt(p) is not None), key=lambda r: r.issued_at, reverse=True)
     reversals = [rv for p in payments for rv in p.reversals.all()]
 
     evidence = list(Evidence.objects.filter(claim_id__in=list(claim_by_id)).order_by("claim_id", "pk"))
@@ -121,7 +183,7 @@ def case_page_read(*, case: Case, today: date | None = None) -> CasePage:
     disputes = list(Dispute.objects.filter(case=case).prefetch_related("files").order_by("-created_at"))
     returns = list(ReturnRequest.objects.filter(case=case).order_by("-created_at"))
     for r in returns:
-        r.claim = claim_by_id[r.claim_id] if r.claim_id in claim_by_id else r.claim
+        r.claim = claim_by_id.get(r.claim_id, r.claim)
     returnable = _returnable(case=case, lines=lines, returns=returns, today=today or timezone.localdate())
     history = list(Action.objects.filter(case=case, status__in=SENT).order_by("-sent_at")[:HISTORY_LIMIT])
     return CasePage(

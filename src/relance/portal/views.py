@@ -31,7 +31,7 @@ from relance.payments.portal_models import Dispute
 from relance.payments.psp import card_payments_enabled
 from relance.payments.services import payment_record
 from relance.payments.transfer import transfer_details
-from relance.portal.selectors import case_page_read
+from relance.portal.selectors import case_page_read, portal_case_for_link
 from relance.tenancy.actors import Actor
 
 _SESSION_KEY = "portal_cases"
@@ -46,14 +46,19 @@ class SandboxPayForm(forms.Form):
     amount = forms.CharField(label=gettext_lazy("Amount to pay"), max_length=20)
 
 
-def _case_from_token(token: str) -> Case:
+def _case_from_token(token: str, *, lean: bool = False) -> Case:
+    """The case of a signed link, with its creditor, agency and debtor; ``lean``: only the fields the
+    landing and case pages show, in one fixed query (``portal_case_for_link``)."""
     read = portal_token_read(token)
     if read is None:
         raise Http404("link invalid or expired")
     case_id, reference = read
-    # The one choke point for case reads (invariant 6): the debtor's actor sees this case only.
-    visible = Case.objects.visible_to(Actor.for_debtor(case_id=case_id))
-    case = visible.select_related("creditor__agency", "debtor").filter(pk=case_id, reference=reference).first()
+    if lean:
+        case = portal_case_for_link(case_id=case_id, reference=reference)
+    else:
+        # The one choke point for case reads (invariant 6): the debtor's actor sees this case only.
+        visible = Case.objects.visible_to(Actor.for_debtor(case_id=case_id))
+        case = visible.select_related("creditor__agency", "debtor").filter(pk=case_id, reference=reference).first()
     if case is None:
         raise Http404("link invalid or expired")
     return case
@@ -69,7 +74,7 @@ def _normalise(postcode: str) -> str:
 
 @require_http_methods(["GET", "POST"])
 def entry(request: HttpRequest, token: str) -> HttpResponse:
-    case = _case_from_token(token)
+    case = _case_from_token(token, lean=True)
     if _verified(request, case):
         return redirect("portal:case", token=token)
     locked = case.portal_failed_attempts >= settings.RELANCE_PORTAL_MAX_FAILED_VERIFICATIONS
@@ -116,7 +121,7 @@ def _locale(request: HttpRequest) -> str:
 
 @require_http_methods(["GET"])
 def case_page(request: HttpRequest, token: str) -> HttpResponse:
-    case = _case_from_token(token)  # the debtor's own case (invariant 6), read once for every section
+    case = _case_from_token(token, lean=True)  # the debtor's own case (invariant 6), read once for every section
     if not _verified(request, case):
         return redirect("portal:entry", token=token)
     locale = _locale(request)
