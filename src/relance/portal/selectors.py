@@ -18,7 +18,7 @@ from django.db import connection
 from django.db.models import Model, Q, Sum
 from django.utils import timezone
 
-from relance.cases.models import Case
+from relance.cases.models import Case, CaseClaim
 from relance.cases.status import Status
 from relance.claims.models import Claim, Evidence
 from relance.comms.models import Action
@@ -90,6 +90,73 @@ def portal_case_for_link(*, case_id: int, reference: str) -> Case | None:
 SENT = (Action.Status.SENT, Action.Status.DELIVERED, Action.Status.BOUNCED)
 HISTORY_LIMIT = 50
 OPEN_PLAN = ("proposed", "active")
+_SECTIONS: str | None = None
+# The sections of the case page that most cases do not have yet, in the order of _sections_sql.
+_SECTION_NAMES = ("payments", "evidence", "plans", "promise", "disputes", "returns", "policy", "history")
+
+
+def _sections_sql() -> str:
+    """Which of the page's optional sections have rows, in one fixed statement (portable SQL, names from
+    the models, built once per process): a case without payments, disputes or plans costs no query for them."""
+    global _SECTIONS  # noqa: PLW0603
+    if _SECTIONS is None:
+        q = connection.ops.quote_name
+
+        def table(model: type[Model]) -> str:
+            return q(model._meta.db_table)
+
+        def col(model: type[Model], name: str) -> str:
+            return q(model._meta.get_field(name).column)
+
+        ev, link = Evidence, CaseClaim
+        # (table, extra join, column holding the case, further condition): names from the models only.
+        checks = [
+            (table(Payment), "", col(Payment, "case"), ""),
+            (
+                f"{table(ev)} e",
+                f"JOIN {table(link)} l ON l.{col(link, 'claim')} = e.{col(ev, 'claim')}",
+                f"l.{col(link, 'case')}",
+                "",
+            ),
+            (table(PaymentPlan), "", col(PaymentPlan, "case"), ""),
+            (table(Promise), "", col(Promise, "case"), f"AND {col(Promise, 'status')} = %(pending)s"),
+            (table(Dispute), "", col(Dispute, "case"), ""),
+            (table(ReturnRequest), "", col(ReturnRequest, "case"), ""),
+            (
+                table(ReturnPolicy),
+                "",
+                col(ReturnPolicy, "creditor"),
+                f"AND {col(ReturnPolicy, 'returns_allowed')} = %(true)s",
+            ),
+            (
+                table(Action),
+                "",
+                col(Action, "case"),
+                f"AND {col(Action, 'status')} IN (%(sent)s, %(delivered)s, %(bounced)s)",
+            ),
+        ]
+        exists = []
+        for source, join, owner, condition in checks:
+            key = "%(creditor)s" if source == table(ReturnPolicy) else "%(case)s"
+            exists.append(f"EXISTS(SELECT 1 FROM {source} {join} WHERE {owner} = {key} {condition})")  # noqa: S608
+        _SECTIONS = "SELECT " + ", ".join(exists)
+    return _SECTIONS
+
+
+def _sections_present(case: Case) -> dict[str, bool]:
+    params = {
+        "case": case.pk,
+        "creditor": case.creditor_id,
+        "pending": Promise.Status.PENDING.value,
+        "true": True,
+        "sent": SENT[0].value,
+        "delivered": SENT[1].value,
+        "bounced": SENT[2].value,
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(_sections_sql(), params)
+        row = cursor.fetchone()
+    return {name: bool(found) for name, found in zip(_SECTION_NAMES, row, strict=True)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,33 +226,53 @@ def case_page_read(*, case: Case, today: date | None = None) -> CasePage:
         )
     claim_by_id = {c.pk: c for c in claims}
 
-    payments = list(
-        Payment.objects.filter(case=case)
-        .select_related("receipt")
-        .prefetch_related("reversals")
-        .order_by("-received_at")
+    present = _sections_present(case)
+    payments = (
+        list(
+            Payment.objects.filter(case=case)
+            .select_related("receipt")
+            .prefetch_related("reversals")
+            .order_by("-received_at")
+        )
+        if present["payments"]
+        else []
     )
     receipts = sorted((p.receipt for p in payments if _receipt(p) is not None), key=lambda r: r.issued_at, reverse=True)
     reversals = [rv for p in payments for rv in p.reversals.all()]
 
-    evidence = list(Evidence.objects.filter(claim_id__in=list(claim_by_id)).order_by("claim_id", "pk"))
-    for e in evidence:
-        e.claim = claim_by_id[e.claim_id]
+    evidence = []
+    if present["evidence"]:
+        evidence = list(Evidence.objects.filter(claim_id__in=list(claim_by_id)).order_by("claim_id", "pk"))
+        for e in evidence:
+            e.claim = claim_by_id[e.claim_id]
 
     hidden = case.status in {"disputed", "on_hold"} or case.is_closed
     plan = promise = None
-    if not hidden:
+    if not hidden and present["plans"]:
         plans = list(PaymentPlan.objects.filter(case=case).order_by("-created_at", "-pk"))
         open_plans = [p for p in plans if p.status in OPEN_PLAN]
         plan = min(open_plans, key=lambda p: p.pk) if open_plans else (plans[0] if plans else None)
+    if not hidden and present["promise"]:
         promise = Promise.objects.filter(case=case, status=Promise.Status.PENDING).order_by("pk").first()
 
-    disputes = list(Dispute.objects.filter(case=case).prefetch_related("files").order_by("-created_at"))
-    returns = list(ReturnRequest.objects.filter(case=case).order_by("-created_at"))
+    disputes = (
+        list(Dispute.objects.filter(case=case).prefetch_related("files").order_by("-created_at"))
+        if present["disputes"]
+        else []
+    )
+    returns = list(ReturnRequest.objects.filter(case=case).order_by("-created_at")) if present["returns"] else []
     for r in returns:
         r.claim = claim_by_id.get(r.claim_id, r.claim)
-    returnable = _returnable(case=case, lines=lines, returns=returns, today=today or timezone.localdate())
-    history = list(Action.objects.filter(case=case, status__in=SENT).order_by("-sent_at")[:HISTORY_LIMIT])
+    returnable = (
+        _returnable(case=case, lines=lines, returns=returns, today=today or timezone.localdate())
+        if present["policy"]
+        else []
+    )
+    history = (
+        list(Action.objects.filter(case=case, status__in=SENT).order_by("-sent_at")[:HISTORY_LIMIT])
+        if present["history"]
+        else []
+    )
     return CasePage(
         lines=lines,
         payments=payments,
