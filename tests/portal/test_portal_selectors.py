@@ -188,6 +188,9 @@ def test_a_busy_case_agrees_with_the_use_cases(place, world):
     read = _read(case)
     assert read == _expected(case)
     assert read["credited"] == 1000
+    page = case_page_read(case=portal_case_for_link(case_id=case.pk, reference=case.reference))
+    sums = [(line.outstanding_minor, line.credited_minor, line.paid_minor) for line in page.lines]
+    assert all(type(value) is int for row in sums for value in row)  # minor units, as Money wants them
     assert read["lines"][0][1] == 12050 - 2050 - 500 - 1000
 
 

@@ -15,14 +15,14 @@ from dataclasses import dataclass
 from datetime import date
 
 from django.db import connection
-from django.db.models import Model, Q, Sum
+from django.db.models import Model
 from django.utils import timezone
 
 from relance.cases.models import Case, CaseClaim
 from relance.cases.status import Status
 from relance.claims.models import Claim, Evidence
 from relance.comms.models import Action
-from relance.ledger.models import Posting
+from relance.ledger.models import Account, LedgerTransaction, Posting
 from relance.payments.arrangement_models import PaymentPlan, Promise
 from relance.payments.models import Payment
 from relance.payments.portal_models import Dispute, PaymentReversal, Receipt, ReturnPolicy, ReturnRequest
@@ -198,32 +198,75 @@ class CasePage:
         return sum(line.credited_minor for line in self.lines)
 
 
+_CLAIM_FIELDS = {
+    "id",
+    "creditor_id",
+    "debtor_id",
+    "external_ref",
+    "invoice_number",
+    "invoice_date",
+    "due_date",
+    "currency",
+    "original_amount_minor",
+}
+_CLAIMS: tuple[str, list[str]] | None = None
+
+
+def _claims_query() -> tuple[str, list[str]]:
+    """The case's claims with their ledger sums in one fixed statement (portable SQL, names from the
+    models): debits, credits, and the part of them booked by credit notes. The claim's account is
+    ``claim:<id>`` (``Claim.ledger_key``)."""
+    global _CLAIMS  # noqa: PLW0603
+    if _CLAIMS is None:
+        q = connection.ops.quote_name
+
+        def table(model: type[Model]) -> str:
+            return q(model._meta.db_table)
+
+        def col(model: type[Model], name: str) -> str:
+            return q(model._meta.get_field(name).column)
+
+        fields = [f for f in Claim._meta.concrete_fields if f.attname in _CLAIM_FIELDS]
+        note = f"t.{col(LedgerTransaction, 'code')} = %(note)s"
+        columns = [f"cl.{q(f.column)}" for f in fields] + [
+            f"SUM(p.{col(Posting, 'debit')})",
+            f"SUM(p.{col(Posting, 'credit')})",
+            f"SUM(CASE WHEN {note} THEN p.{col(Posting, 'credit')} ELSE 0 END)",
+            f"SUM(CASE WHEN {note} THEN p.{col(Posting, 'debit')} ELSE 0 END)",
+        ]
+        key = f"CAST(%(prefix)s AS VARCHAR(20)) || CAST(cl.{q('id')} AS VARCHAR(20))"
+        sql = (
+            f"SELECT {', '.join(columns)} FROM {table(CaseClaim)} l "  # noqa: S608 - names from the models
+            f"JOIN {table(Claim)} cl ON cl.{q('id')} = l.{col(CaseClaim, 'claim')} "
+            f"LEFT JOIN {table(Account)} a ON a.{col(Account, 'key')} = {key} "
+            f"LEFT JOIN {table(Posting)} p ON p.{col(Posting, 'account')} = a.{q('id')} "
+            f"LEFT JOIN {table(LedgerTransaction)} t ON t.{q('id')} = p.{col(Posting, 'transaction')} "
+            f"WHERE l.{col(CaseClaim, 'case')} = %(case)s GROUP BY cl.{q('id')} "
+            f"ORDER BY cl.{col(Claim, 'due_date')}, cl.{q('id')}"
+        )
+        _CLAIMS = (sql, [f.attname for f in fields])
+    return _CLAIMS
+
+
+def _claim_lines(case: Case) -> list[ClaimLine]:
+    sql, names = _claims_query()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, {"case": case.pk, "prefix": "claim:", "note": "claim.credit_note"})
+        rows = cursor.fetchall()
+    n = len(names)
+    lines = []
+    for row in rows:
+        claim = Claim.from_db(connection.alias, names, row[:n])
+        debit, credit, note_credit, note_debit = (int(value or 0) for value in row[n:])  # PostgreSQL: numeric
+        lines.append(ClaimLine(claim=claim, outstanding_minor=debit - credit, credited_minor=note_credit - note_debit))
+    return lines
+
+
 def case_page_read(*, case: Case, today: date | None = None) -> CasePage:
     """What the debtor's case page shows, for a case already read through its signed link and verified
     session (invariant 6: the debtor's own case only)."""
-    claims = list(case.claims.order_by("due_date", "pk"))
-    by_key = {c.ledger_key: c for c in claims}
-    sums = {
-        row["account__key"]: row
-        for row in Posting.objects.filter(account__key__in=list(by_key))
-        .values("account__key")
-        .annotate(
-            d=Sum("debit"),
-            c=Sum("credit"),
-            note_c=Sum("credit", filter=Q(transaction__code="claim.credit_note")),
-            note_d=Sum("debit", filter=Q(transaction__code="claim.credit_note")),
-        )
-    }
-    lines = []
-    for key, claim in by_key.items():
-        row = sums.get(key, {})
-        lines.append(
-            ClaimLine(
-                claim=claim,
-                outstanding_minor=(row.get("d") or 0) - (row.get("c") or 0),
-                credited_minor=(row.get("note_c") or 0) - (row.get("note_d") or 0),
-            )
-        )
+    lines = _claim_lines(case)
+    claims = [line.claim for line in lines]
     claim_by_id = {c.pk: c for c in claims}
 
     present = _sections_present(case)
