@@ -7,6 +7,7 @@ unlock); a verified session lasts 30 minutes.
 from __future__ import annotations
 
 import uuid
+from functools import lru_cache
 
 from django import forms
 from django.conf import settings
@@ -115,6 +116,12 @@ def _sandbox_enabled() -> bool:
     return bool(settings.RELANCE_SANDBOX_PAYMENTS) and not settings.PRODUCTION
 
 
+@lru_cache(maxsize=4096)
+def _money_text(minor: int, currency: str, locale: str) -> str:
+    """``Money.format`` (Babel's CLDR formatting, a pure function of its arguments), remembered per process."""
+    return Money(minor, currency).format(locale)
+
+
 def _locale(request: HttpRequest) -> str:
     return "en_GB" if (request.LANGUAGE_CODE or "fr").startswith("en") else "fr_FR"
 
@@ -131,7 +138,7 @@ def case_page(request: HttpRequest, token: str) -> HttpResponse:
     agency = case.creditor.agency
 
     def money(minor: int) -> str:
-        return Money(minor, currency).format(locale)
+        return _money_text(minor, currency, locale)
 
     # FR-COL-02: the agency's trust account, and only when its IBAN is valid; RF reference of the case.
     transfer = transfer_details(
@@ -156,7 +163,7 @@ def case_page(request: HttpRequest, token: str) -> HttpResponse:
                 }
                 for line in page.lines
             ],
-            "outstanding": outstanding.format(locale),
+            "outstanding": money(outstanding.minor),
             "outstanding_minor": outstanding.minor,
             "outstanding_decimal": outstanding.to_decimal(),
             "payments": [(p, money(p.amount_minor)) for p in page.payments],
@@ -164,7 +171,7 @@ def case_page(request: HttpRequest, token: str) -> HttpResponse:
             "pay_form": SandboxPayForm(initial={"amount": outstanding.to_decimal()}),
             "sandbox": _sandbox_enabled(),
             "transfer": transfer,
-            "transfer_amount": transfer.amount.format(locale) if transfer else "",
+            "transfer_amount": money(transfer.amount.minor) if transfer else "",
             "transfer_qr": transfer.qr_svg_data_uri() if transfer else "",
             "card_on": card_enabled,
             # The arrangements card: plan, promise and hardship links.
@@ -178,7 +185,7 @@ def case_page(request: HttpRequest, token: str) -> HttpResponse:
             "disputes": page.disputes,
             "returns": page.returns,
             "receipts": [(r, money(r.payment.amount_minor)) for r in page.receipts],
-            "reversals": [(rv, Money(rv.amount_minor, rv.currency).format(locale)) for rv in page.reversals],
+            "reversals": [(rv, _money_text(rv.amount_minor, rv.currency, locale)) for rv in page.reversals],
             "split": {
                 "principal": money(page.principal_minor),
                 "interest": money(0),
