@@ -28,7 +28,7 @@ class SessionStore(DatabaseSessionStore):
         """The stock read (same filter: the key, not expired), as one fixed statement: the ORM would
         compile the same query on every request of a logged-in or verified visitor."""
         key = self.session_key
-        if key is None or not self._validate_session_key(key):
+        if key is None or not self._validate_session_key(key):  # type: ignore[attr-defined]
             self._session_key = None
             return None
         model = self.model
@@ -60,7 +60,7 @@ class SessionStore(DatabaseSessionStore):
 
     def save(self, must_create: bool = False) -> None:
         if not must_create and not self.modified and self.session_key is not None:
-            self._get_session()  # reads the row (and its stored expiry) when nothing did yet
+            self._get_session()  # type: ignore[attr-defined]  # reads the row (and its stored expiry) when nothing did yet
             if self.session_key is not None and self._recently_refreshed():
                 return
         super().save(must_create=must_create)

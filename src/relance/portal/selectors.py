@@ -13,9 +13,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 from django.db import connection
-from django.db.models import Model
+from django.db.models import Field, Model
 from django.utils import timezone
 
 from relance.cases.models import Case, CaseClaim
@@ -76,7 +77,7 @@ def portal_case_for_link(*, case_id: int, reference: str) -> Case | None:
         row = cursor.fetchone()
     if row is None:
         return None
-    found = []
+    found: list[Any] = []
     start = 0
     for model, names in parts:
         found.append(model.from_db(connection.alias, names, row[start : start + len(names)]))
@@ -91,6 +92,19 @@ SENT = (Action.Status.SENT, Action.Status.DELIVERED, Action.Status.BOUNCED)
 HISTORY_LIMIT = 50
 OPEN_PLAN = ("proposed", "active")
 _SECTIONS: str | None = None
+
+
+def table(model: type[Model]) -> str:
+    return connection.ops.quote_name(model._meta.db_table)
+
+
+def col(model: type[Model], name: str) -> str:
+    field = model._meta.get_field(name)
+    if not isinstance(field, Field):
+        raise TypeError(f"{model.__name__}.{name} is not a column")
+    return connection.ops.quote_name(field.column)
+
+
 # The sections of the case page that most cases do not have yet, in the order of _sections_sql.
 _SECTION_NAMES = ("payments", "evidence", "plans", "promise", "disputes", "returns", "policy", "history")
 
@@ -100,14 +114,6 @@ def _sections_sql() -> str:
     the models, built once per process): a case without payments, disputes or plans costs no query for them."""
     global _SECTIONS  # noqa: PLW0603
     if _SECTIONS is None:
-        q = connection.ops.quote_name
-
-        def table(model: type[Model]) -> str:
-            return q(model._meta.db_table)
-
-        def col(model: type[Model], name: str) -> str:
-            return q(model._meta.get_field(name).column)
-
         ev, link = Evidence, CaseClaim
         # (table, extra join, column holding the case, further condition): names from the models only.
         checks = [
@@ -144,7 +150,7 @@ def _sections_sql() -> str:
 
 
 def _sections_present(case: Case) -> dict[str, bool]:
-    params = {
+    params: dict[str, int | str | bool] = {
         "case": case.pk,
         "creditor": case.creditor_id,
         "pending": Promise.Status.PENDING.value,
@@ -219,12 +225,6 @@ def _claims_query() -> tuple[str, list[str]]:
     global _CLAIMS  # noqa: PLW0603
     if _CLAIMS is None:
         q = connection.ops.quote_name
-
-        def table(model: type[Model]) -> str:
-            return q(model._meta.db_table)
-
-        def col(model: type[Model], name: str) -> str:
-            return q(model._meta.get_field(name).column)
 
         fields = [f for f in Claim._meta.concrete_fields if f.attname in _CLAIM_FIELDS]
         note = f"t.{col(LedgerTransaction, 'code')} = %(note)s"
