@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -135,6 +136,20 @@ def _ms(text: str) -> float:
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}[unit]
 
 
+def _wait_ready(url: str, *, seconds: float = 120) -> None:
+    """Until the workers answer (the master accepts connections before the workers have loaded Django)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - loopback http
+                if response.status == 200:
+                    return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+        time.sleep(0.2)
+
+
 def peak_rss_mb(pids: list[int]) -> float:
     peak = 0
     for pid in pids:
@@ -186,13 +201,8 @@ def main() -> None:
         env=os.environ.copy(),
     )
     try:
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.1)
         url = f"http://127.0.0.1:{port}"
+        _wait_ready(url + "/healthz")
         subprocess.run(["wrk", "-t1", "-c4", "-d2s", url + "/healthz"], check=True, capture_output=True)  # warm-up
         results = {}
         for name in ("healthz", "landing", "case"):

@@ -172,6 +172,8 @@ SESSION_COOKIE_SAMESITE = "Lax"
 # when the browser closes.
 SESSION_COOKIE_AGE = int(os.environ.get("RELANCE_SESSION_IDLE_SECONDS", str(60 * 60)))
 SESSION_SAVE_EVERY_REQUEST = True
+# The database engine, without a write on every request (the expiry is refreshed at most once a minute).
+SESSION_ENGINE = "relance.core.sessions"
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 CSRF_COOKIE_HTTPONLY = True
 CSRF_COOKIE_SAMESITE = "Lax"

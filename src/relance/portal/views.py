@@ -7,6 +7,7 @@ unlock); a verified session lasts 30 minutes.
 from __future__ import annotations
 
 import uuid
+from functools import lru_cache
 
 from django import forms
 from django.conf import settings
@@ -23,13 +24,15 @@ from django.views.decorators.http import require_http_methods, require_POST
 from relance.audit.services import audit_record
 from relance.cases.links import portal_token_read
 from relance.cases.models import Case
-from relance.cases.selectors import case_claim_balances, case_get_for_actor
-from relance.claims.selectors import EvidenceNotFoundError, evidence_get_for_actor, evidence_list_for_case
+from relance.claims.selectors import EvidenceNotFoundError, evidence_get_for_actor
 from relance.core.errors import DomainError
 from relance.core.money import Money, MoneyError
 from relance.payments.models import Payment
+from relance.payments.portal_models import Dispute
+from relance.payments.psp import card_payments_enabled
 from relance.payments.services import payment_record
 from relance.payments.transfer import transfer_details
+from relance.portal.selectors import case_page_read, portal_case_for_link
 from relance.tenancy.actors import Actor
 
 _SESSION_KEY = "portal_cases"
@@ -44,12 +47,19 @@ class SandboxPayForm(forms.Form):
     amount = forms.CharField(label=gettext_lazy("Amount to pay"), max_length=20)
 
 
-def _case_from_token(token: str) -> Case:
+def _case_from_token(token: str, *, lean: bool = False) -> Case:
+    """The case of a signed link, with its creditor, agency and debtor; ``lean``: only the fields the
+    landing and case pages show, in one fixed query (``portal_case_for_link``)."""
     read = portal_token_read(token)
     if read is None:
         raise Http404("link invalid or expired")
     case_id, reference = read
-    case = Case.objects.select_related("creditor__agency", "debtor").filter(pk=case_id, reference=reference).first()
+    if lean:
+        case = portal_case_for_link(case_id=case_id, reference=reference)
+    else:
+        # The one choke point for case reads (invariant 6): the debtor's actor sees this case only.
+        visible = Case.objects.visible_to(Actor.for_debtor(case_id=case_id))
+        case = visible.select_related("creditor__agency", "debtor").filter(pk=case_id, reference=reference).first()
     if case is None:
         raise Http404("link invalid or expired")
     return case
@@ -65,7 +75,7 @@ def _normalise(postcode: str) -> str:
 
 @require_http_methods(["GET", "POST"])
 def entry(request: HttpRequest, token: str) -> HttpResponse:
-    case = _case_from_token(token)
+    case = _case_from_token(token, lean=True)
     if _verified(request, case):
         return redirect("portal:case", token=token)
     locked = case.portal_failed_attempts >= settings.RELANCE_PORTAL_MAX_FAILED_VERIFICATIONS
@@ -106,25 +116,36 @@ def _sandbox_enabled() -> bool:
     return bool(settings.RELANCE_SANDBOX_PAYMENTS) and not settings.PRODUCTION
 
 
+@lru_cache(maxsize=4096)
+def _money_text(minor: int, currency: str, locale: str) -> str:
+    """``Money.format`` (Babel's CLDR formatting, a pure function of its arguments), remembered per process."""
+    return Money(minor, currency).format(locale)
+
+
 def _locale(request: HttpRequest) -> str:
     return "en_GB" if (request.LANGUAGE_CODE or "fr").startswith("en") else "fr_FR"
 
 
 @require_http_methods(["GET"])
 def case_page(request: HttpRequest, token: str) -> HttpResponse:
-    case = _case_from_token(token)
+    case = _case_from_token(token, lean=True)  # the debtor's own case (invariant 6), read once for every section
     if not _verified(request, case):
         return redirect("portal:entry", token=token)
-    case = case_get_for_actor(actor=Actor.for_debtor(case_id=case.pk), case_id=case.pk)
     locale = _locale(request)
-    balances = case_claim_balances(case=case)
-    outstanding = Money(sum(b.outstanding_minor for b in balances), case.currency)
-    payments = Payment.objects.filter(case=case).order_by("-received_at")
+    page = case_page_read(case=case)
+    currency = case.currency
+    outstanding = Money(page.outstanding_minor, currency)
     agency = case.creditor.agency
+
+    def money(minor: int) -> str:
+        return _money_text(minor, currency, locale)
+
     # FR-COL-02: the agency's trust account, and only when its IBAN is valid; RF reference of the case.
     transfer = transfer_details(
         holder=agency.legal_name, iban=agency.trust_iban, amount=outstanding, case_reference=case.reference
     )
+    credited = page.credited_minor
+    card_enabled = card_payments_enabled()
     return render(
         request,
         "portal/case.html",
@@ -135,23 +156,45 @@ def case_page(request: HttpRequest, token: str) -> HttpResponse:
             "agency": agency,
             "claims": [
                 {
-                    "claim": b.claim,
-                    "original": Money(b.claim.original_amount_minor, case.currency).format(locale),
-                    "paid": Money(b.paid_minor, case.currency).format(locale),
-                    "outstanding": Money(b.outstanding_minor, case.currency).format(locale),
+                    "claim": line.claim,
+                    "original": money(line.claim.original_amount_minor),
+                    "paid": money(line.paid_minor),
+                    "outstanding": money(line.outstanding_minor),
                 }
-                for b in balances
+                for line in page.lines
             ],
-            "outstanding": outstanding.format(locale),
+            "outstanding": money(outstanding.minor),
             "outstanding_minor": outstanding.minor,
             "outstanding_decimal": outstanding.to_decimal(),
-            "payments": [(p, Money(p.amount_minor, p.currency).format(locale)) for p in payments],
-            "evidence": evidence_list_for_case(case=case),
+            "payments": [(p, money(p.amount_minor)) for p in page.payments],
+            "evidence": page.evidence,
             "pay_form": SandboxPayForm(initial={"amount": outstanding.to_decimal()}),
             "sandbox": _sandbox_enabled(),
             "transfer": transfer,
-            "transfer_amount": transfer.amount.format(locale) if transfer else "",
+            "transfer_amount": money(transfer.amount.minor) if transfer else "",
             "transfer_qr": transfer.qr_svg_data_uri() if transfer else "",
+            "card_on": card_enabled,
+            # The arrangements card: plan, promise and hardship links.
+            "plan": page.plan,
+            "promise": page.promise,
+            "hidden": page.arrangements_hidden,
+            # The sections below: card payment, disputes, returns, receipts, contact history.
+            "card_enabled": card_enabled and outstanding.minor > 0,
+            "can_dispute": not case.is_closed and not any(d.status == Dispute.Status.OPEN for d in page.disputes),
+            "can_return": bool(page.returnable),
+            "disputes": page.disputes,
+            "returns": page.returns,
+            "receipts": [(r, money(r.payment.amount_minor)) for r in page.receipts],
+            "reversals": [(rv, _money_text(rv.amount_minor, rv.currency, locale)) for rv in page.reversals],
+            "split": {
+                "principal": money(page.principal_minor),
+                "interest": money(0),
+                "other": money(0),
+                "credited": money(credited) if credited else "",
+                "paid": money(page.principal_minor - credited - outstanding.minor),
+                "left": money(outstanding.minor),
+            },
+            "history": page.history,
         },
     )
 

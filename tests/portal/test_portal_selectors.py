@@ -1,0 +1,218 @@
+"""The case page's one-read selector (portal.selectors) agrees with the use cases' own selectors.
+
+``case_page_read`` reads each table once for every section of the page and skips the sections a case
+has no rows for; what it returns must be what ``case_claim_balances``, ``case_arrangements``,
+``returnable_claims`` and the per-section queries return (invariant 1: balances from the ledger).
+"""
+
+from __future__ import annotations
+
+import io
+from datetime import timedelta
+
+import pytest
+from django.db.models import Sum
+from django.utils import timezone
+
+from relance.cases.selectors import case_claim_balances
+from relance.claims.selectors import evidence_list_for_case
+from relance.claims.services import evidence_attach
+from relance.comms.models import Action
+from relance.core.money import Money
+from relance.ledger.models import Posting
+from relance.payments.arrangement_models import PaymentPlan, Promise
+from relance.payments.arrangement_selectors import case_arrangements
+from relance.payments.disputes import dispute_open, dispute_uphold
+from relance.payments.models import Dispute, Payment, Receipt, ReturnPolicy, ReturnRequest
+from relance.payments.returns import return_request, returnable_claims
+from relance.payments.services import payment_record
+from relance.portal.selectors import _sections_present, case_page_read, portal_case_for_link
+from relance.tenancy.actors import Actor
+
+pytestmark = pytest.mark.django_db
+
+PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
+SYSTEM = Actor.system("tests")
+
+
+@pytest.fixture(autouse=True)
+def _media(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"
+
+
+def _expected(case) -> dict:
+    """The page's figures and rows, computed the way the sections used to compute them."""
+    case.refresh_from_db()
+    balances = case_claim_balances(case=case)
+    keys = [b.claim.ledger_key for b in balances]
+    credited = Posting.objects.filter(transaction__code="claim.credit_note", account__key__in=keys).aggregate(
+        c=Sum("credit"), d=Sum("debit")
+    )
+    found = case_arrangements(actor=Actor.for_debtor(case_id=case.pk), case_id=case.pk)
+    hidden = case.status in {"disputed", "on_hold"} or case.is_closed
+    payments = list(Payment.objects.filter(case=case).prefetch_related("reversals").order_by("-received_at"))
+    return {
+        "lines": [(b.claim.pk, b.outstanding_minor, b.paid_minor) for b in balances],
+        "credited": (credited["c"] or 0) - (credited["d"] or 0),
+        "payments": [p.pk for p in payments],
+        "receipts": [r.pk for r in Receipt.objects.filter(payment__case=case).order_by("-issued_at")],
+        "reversals": [rv.pk for p in payments for rv in p.reversals.all()],
+        "evidence": [(e.pk, e.claim.invoice_number) for e in evidence_list_for_case(case=case)],
+        "plan": None if hidden or found.plan is None else found.plan.pk,
+        "promise": None if hidden or found.promise is None else found.promise.pk,
+        "disputes": [
+            (d.pk, [f.pk for f in d.files.all()]) for d in Dispute.objects.filter(case=case).order_by("-created_at")
+        ],
+        "returns": [
+            (r.pk, r.claim.invoice_number) for r in ReturnRequest.objects.filter(case=case).order_by("-created_at")
+        ],
+        "returnable": [c.pk for c in returnable_claims(case=case)],
+        "history": [
+            a.pk
+            for a in Action.objects.filter(
+                case=case, status__in=[Action.Status.SENT, Action.Status.DELIVERED, Action.Status.BOUNCED]
+            ).order_by("-sent_at")[:50]
+        ],
+    }
+
+
+def _read(case) -> dict:
+    case = portal_case_for_link(case_id=case.pk, reference=case.reference)
+    page = case_page_read(case=case)
+    return {
+        "lines": [(line.claim.pk, line.outstanding_minor, line.paid_minor) for line in page.lines],
+        "credited": page.credited_minor,
+        "payments": [p.pk for p in page.payments],
+        "receipts": [r.pk for r in page.receipts],
+        "reversals": [rv.pk for rv in page.reversals],
+        "evidence": [(e.pk, e.claim.invoice_number) for e in page.evidence],
+        "plan": page.plan.pk if page.plan else None,
+        "promise": page.promise.pk if page.promise else None,
+        "disputes": [(d.pk, [f.pk for f in d.files.all()]) for d in page.disputes],
+        "returns": [(r.pk, r.claim.invoice_number) for r in page.returns],
+        "returnable": [c.pk for c in page.returnable],
+        "history": [a.pk for a in page.history],
+    }
+
+
+def _action(case, status: str, minutes_ago: int) -> Action:
+    when = timezone.now() - timedelta(minutes=minutes_ago)
+    return Action.objects.create(
+        case=case,
+        debtor=case.debtor,
+        channel="email",
+        template="reminder",
+        status=status,
+        scheduled_at=when,
+        sent_at=when if status != Action.Status.QUEUED else None,
+    )
+
+
+def _pay(case, amount: str, ref: str) -> Payment:
+    return payment_record(
+        case=case, amount=Money.parse(amount, "EUR"), method=Payment.Method.SANDBOX, external_ref=ref, actor=SYSTEM
+    )
+
+
+def test_a_new_case_reads_no_optional_section_and_agrees(place):
+    case = place("INV-1", "120.50").case
+    assert not any(_sections_present(case).values())
+    assert _read(case) == _expected(case)
+
+
+def test_each_optional_section_is_found_on_its_own(place, world):
+    case = place("INV-1", "120.50").case
+    other = place("INV-2", "80.00", email="paul@example.fr", last_name="Durand").case
+    seen = set()
+
+    def check(name: str) -> None:
+        seen.add(name)
+        assert {k for k, v in _sections_present(case).items() if v} == seen, name
+        assert not any(_sections_present(other).values())  # another debtor's case sees none of it
+
+    _action(case, Action.Status.QUEUED, 5)  # not sent yet: not in the history
+    assert not any(_sections_present(case).values())
+    _action(case, Action.Status.BOUNCED, 4)
+    check("history")
+    _pay(case, "10.00", "s-1")
+    check("payments")
+    evidence_attach(claim=case.claims.get(), kind="invoice", content=io.BytesIO(PDF), filename="f.pdf", actor=SYSTEM)
+    check("evidence")
+    PaymentPlan.objects.create(
+        case=case, status="cancelled", method="transfer", total_minor=100, currency="EUR", months=2,
+        first_due=timezone.localdate(), outstanding_at_start_minor=100, within_policy=True,
+    )  # fmt: skip
+    check("plans")
+    Promise.objects.create(
+        case=case, due_date=timezone.localdate(), amount_minor=100, currency="EUR", outstanding_at_promise_minor=100,
+        status="kept",
+    )  # fmt: skip
+    assert not _sections_present(case)["promise"]  # only a pending promise is shown
+    Promise.objects.create(
+        case=case, due_date=timezone.localdate() + timedelta(days=3), amount_minor=100, currency="EUR",
+        outstanding_at_promise_minor=100,
+    )  # fmt: skip
+    check("promise")
+    read = _read(case)
+    assert read == _expected(case)
+    assert read["plan"] is not None and read["promise"] is not None
+    ReturnPolicy.objects.create(creditor=world.creditor, returns_allowed=False)
+    assert not _sections_present(case)["policy"]
+    ReturnPolicy.objects.filter(creditor=world.creditor).update(returns_allowed=True)
+    seen.add("policy")
+    assert {k for k, v in _sections_present(case).items() if v} == seen
+    assert {k for k, v in _sections_present(other).items() if v} == {"policy"}  # the creditor's, for both
+    return_request(case=case, claim_id=case.claims.get().pk, note="", actor=SYSTEM)
+    seen.add("returns")
+    assert {k for k, v in _sections_present(case).items() if v} == seen
+    dispute_open(case=case, reason="other", statement="Not mine", files=[("p.pdf", io.BytesIO(PDF))], actor=SYSTEM)
+    seen.add("disputes")
+    assert {k for k, v in _sections_present(case).items() if v} == seen
+    assert _read(case) == _expected(case)
+
+
+def test_a_busy_case_agrees_with_the_use_cases(place, world):
+    case = place("INV-1", "120.50").case
+    _pay(case, "20.50", "s-1")
+    _pay(case, "5.00", "s-2")
+    evidence_attach(claim=case.claims.get(), kind="invoice", content=io.BytesIO(PDF), filename="f.pdf", actor=SYSTEM)
+    for n, status in enumerate(["sent", "delivered", "failed", "bounced"]):
+        _action(case, status, 10 - n)
+    ReturnPolicy.objects.create(creditor=world.creditor, returns_allowed=True, instructions="Label inside")
+    assert _read(case) == _expected(case)
+    assert _read(case)["returnable"] == [case.claims.get().pk]
+    # A dispute upheld for part of the amount: a credit note, not a payment.
+    dispute = dispute_open(case=case, reason="wrong_amount", statement="Too much", files=[], actor=SYSTEM)
+    dispute_uphold(dispute=dispute, reduce_minor=1000, note="Agreed", actor=Actor.system("creditor"))
+    case.refresh_from_db()
+    read = _read(case)
+    assert read == _expected(case)
+    assert read["credited"] == 1000
+    page = case_page_read(case=portal_case_for_link(case_id=case.pk, reference=case.reference))
+    sums = [(line.outstanding_minor, line.credited_minor, line.paid_minor) for line in page.lines]
+    assert all(type(value) is int for row in sums for value in row)  # minor units, as Money wants them
+    assert read["lines"][0][1] == 12050 - 2050 - 500 - 1000
+
+
+def test_the_open_plan_wins_over_a_later_closed_one(place):
+    case = place("INV-1", "120.50").case
+    common = {"method": "transfer", "total_minor": 100, "currency": "EUR", "months": 2, "outstanding_at_start_minor": 1}
+    common["within_policy"] = True
+    active = PaymentPlan.objects.create(case=case, status="active", first_due=timezone.localdate(), **common)
+    PaymentPlan.objects.create(case=case, status="cancelled", first_due=timezone.localdate(), **common)
+    read = _read(case)
+    assert read == _expected(case)
+    assert read["plan"] == active.pk
+
+
+def test_the_link_reads_only_its_own_case(place):
+    case = place("INV-1", "120.50").case
+    other = place("INV-2", "80.00", email="paul@example.fr", last_name="Durand").case
+    assert portal_case_for_link(case_id=case.pk, reference=other.reference) is None
+    found = portal_case_for_link(case_id=case.pk, reference=case.reference)
+    assert (found.pk, found.creditor.display_name, found.creditor.agency.legal_name) == (
+        case.pk,
+        case.creditor.display_name,
+        case.creditor.agency.legal_name,
+    )
+    assert found.debtor.postcode == case.debtor.postcode  # a field not read at first still loads
