@@ -7,14 +7,17 @@ Set-up (not timed): ROWS active cases (cloned as in bench/engine.py), one engine
 e-mail action each. An aiosmtpd sink (``aiosmtpd.handlers.Sink``: accepts and drops) runs in its own
 process on loopback. Then, in the same run:
 
-- **dispatcher**: ``relance engine dispatch --loop`` in one process: claim, contact-policy check,
-  render (subject, text and HTML from the templates, amounts from the ledger, wording checks), SMTP
-  through one kept-open connection with the hand-over record of each message (``comms.mail``),
-  content stored on the action, audit event;
+- **dispatcher**: ``relance engine dispatch --loop`` in two processes sharing the queue (``SKIP
+  LOCKED``; two dispatchers per machine is the production setting of docs/operations.md,
+  ``--workers`` changes it): claim, contact-policy check, render (subject, text and HTML from the
+  templates, amounts from the ledger, wording checks), SMTP through one kept-open connection per
+  process with the hand-over record of each message (``comms.mail``), content stored on the
+  action, audit events;
 - **baseline**: one process, one smtplib connection, ``sendmail`` of the same messages pre-rendered
   (built from the subjects and bodies the dispatcher stored), nothing else.
 
-The last line is the headline: messages/s, the ratio, and the dispatcher's peak RSS.
+The last line is the headline: messages/s, the ratio, and the dispatcher's peak RSS (largest process).
+``--profile FILE`` runs the first dispatcher under cProfile.
 """
 
 from __future__ import annotations
@@ -58,7 +61,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--limit", type=int, default=500, help="actions per dispatch batch")
-    parser.add_argument("--workers", type=int, default=1, help="dispatcher processes sharing the queue")
+    parser.add_argument(
+        "--workers", type=int, default=2, help="dispatcher processes sharing the queue (docs/operations.md: 2)"
+    )
     parser.add_argument("--profile", metavar="FILE", help="run the dispatcher under cProfile, stats to FILE")
     args = parser.parse_args()
     pg_url = os.environ["PG_URL"]
@@ -118,7 +123,9 @@ def main() -> None:
         rate = sent / seconds
         print(f"dispatcher: {sent:,} e-mails rendered and sent in {seconds:.1f}s = {rate:,.0f} messages/s")
         cpu = usage.ru_utime + usage.ru_stime - setup_cpu
-        print(f"dispatcher CPU (all workers, start-up included): {cpu:.1f}s = {cpu / max(sent, 1) * 1e3:.2f} ms/message")
+        print(
+            f"dispatcher CPU (all workers, start-up included): {cpu:.1f}s = {cpu / max(sent, 1) * 1e3:.2f} ms/message"
+        )
 
         messages = []
         for to, subject, text, html, mid in rows:

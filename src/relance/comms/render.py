@@ -111,6 +111,7 @@ def render_prefetch(*, cases: Iterable[Case], templates: Iterable[tuple[str, str
 def message_context(*, case: Case, lang: str, prefetch: RenderPrefetch | None = None) -> dict[str, Any]:
     """The variables every channel's templates share (documented in docs/strategies.md)."""
     locale = "en_GB" if lang == "en" else "fr_FR"
+    first_letter_on: object
     if prefetch is not None and case.pk in prefetch.balances:
         balances = prefetch.balances[case.pk]
         first_letter_on = prefetch.first_letters[case.pk]

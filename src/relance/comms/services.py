@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.core.mail.backends.base import BaseEmailBackend
@@ -149,6 +150,27 @@ def _audit_sent(action: Action, sent: Sent, actor: Actor) -> None:
     )
 
 
+# ``_sent_fields``' names, which are also their columns (plain fields of comms_action), in the order
+# of ``_HANDOVER_SQL``'s SET list.
+_SENT_COLUMNS = (
+    "sent_at",
+    "attempts",
+    "to_address",
+    "subject",
+    "body_text",
+    "body_html",
+    "content_hash",
+    "provider_message_id",
+)
+_HANDOVER_SQL = (
+    "WITH confirmed AS ("
+    "UPDATE comms_action SET status = %s WHERE id = ANY(%s) AND status = %s AND lease = %s) "
+    "UPDATE comms_action SET status = %s, sent_at = %s, attempts = %s, to_address = %s, subject = %s,"
+    " body_text = %s, body_html = %s, content_hash = %s, provider_message_id = %s "
+    "WHERE id = %s AND status = %s AND lease = %s RETURNING id"
+)
+
+
 class _Handover:
     """The dispatcher run's side of ``comms.mail``: record the hand-over, confirm what the server took.
 
@@ -188,17 +210,12 @@ class _Handover:
 
     def _handover_pg(self, action: Action, fields: dict[str, object]) -> bool:
         """The hand-over and the previous confirmations in one autocommitted statement (one round trip)."""
-        table = Action._meta.db_table
-        sets = ", ".join(f'"{Action._meta.get_field(name).column}" = %s' for name in fields)
-        sql = (
-            f'WITH confirmed AS (UPDATE "{table}" SET status = %s WHERE id = ANY(%s) AND status = %s AND lease = %s) '
-            f'UPDATE "{table}" SET status = %s, {sets} WHERE id = %s AND status = %s AND lease = %s RETURNING id'
-        )
-        params: list[object] = [Action.Status.SENT, self.confirmed, Action.Status.HANDOVER, self.lease]
-        params += [Action.Status.HANDOVER, *fields.values(), action.pk, Action.Status.SENDING, self.lease]
+        params: list[Any] = [Action.Status.SENT, self.confirmed, Action.Status.HANDOVER, self.lease]
+        params += [Action.Status.HANDOVER, *(fields[name] for name in _SENT_COLUMNS)]
+        params += [action.pk, Action.Status.SENDING, self.lease]
         # Outside the caller's atomic block this is autocommitted: durable before the final ".".
         with connection.cursor() as cursor:
-            cursor.execute(sql, params)
+            cursor.execute(_HANDOVER_SQL, params)
             taken = cursor.fetchone() is not None
         self.confirmed = []
         return taken
@@ -374,9 +391,7 @@ def _dispatch_one(
     return True
 
 
-def _finish(
-    action: Action, status: str, *, reason: str, actor: Actor, extra: dict[str, str] | None = None
-) -> None:
+def _finish(action: Action, status: str, *, reason: str, actor: Actor, extra: dict[str, str] | None = None) -> None:
     with transaction.atomic():
         Action.objects.filter(pk=action.pk).update(status=status, status_reason=reason, lease="")
         audit_record(
@@ -432,7 +447,9 @@ def outbox_recover(*, now: datetime | None = None, stale_after: timedelta | None
         .exclude(status__in=(Action.Status.QUEUED, Action.Status.SENDING, Action.Status.HANDOVER))
     )
     audited = 0
-    for pk, lease, case_id, digest, sent_at in unaudited.values_list("pk", "lease", "case_id", "content_hash", "sent_at"):
+    for pk, lease, case_id, digest, sent_at in unaudited.values_list(
+        "pk", "lease", "case_id", "content_hash", "sent_at"
+    ):
         with transaction.atomic():
             if Action.objects.filter(pk=pk, lease=lease).update(lease=""):  # not written meanwhile
                 audited += 1
