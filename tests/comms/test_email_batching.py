@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from aiosmtpd.controller import Controller
 from django.utils import timezone
 
 from relance.audit.models import AuditEvent
@@ -25,6 +26,7 @@ from relance.comms.models import Action, MessageTemplate
 from relance.comms.render import render_message, render_prefetch
 from relance.comms.services import _Handover, outbox_dispatch, outbox_recover
 from relance.strategies.engine import engine_tick
+from support import free_port
 
 pytestmark = pytest.mark.django_db
 PARIS = ZoneInfo("Europe/Paris")
@@ -151,6 +153,41 @@ def test_a_dispatcher_dead_before_writing_its_audit_events_leaves_them_to_recove
     assert AuditEvent.objects.filter(verb="action.sent").count() == 2
     outbox_dispatch(now=now + timedelta(minutes=30))
     assert len(smtp_server.messages) == 3  # nothing sent again
+    assert audit_verify()[1] is None
+
+
+class _RefuseSecond:
+    """An SMTP server that takes the first message and refuses the second at its final "."."""
+
+    def __init__(self) -> None:
+        self.seen = 0
+
+    async def handle_DATA(self, server, session, envelope) -> str:  # noqa: N802 - aiosmtpd's hook name
+        self.seen += 1
+        return "250 OK" if self.seen != 2 else "554 5.7.1 refused"
+
+
+def test_a_refusal_after_the_hand_over_is_failed_and_audited_with_the_hash_not_as_sent(place, settings):
+    actions = _queue(place, 3)
+    port = free_port()
+    server = Controller(_RefuseSecond(), hostname="127.0.0.1", port=port)
+    server.start()
+    try:
+        settings.EMAIL_BACKEND = "relance.comms.mail.HandoverSMTPBackend"
+        settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_USE_TLS = "127.0.0.1", port, False
+        report = outbox_dispatch(now=_weekday_noon())
+    finally:
+        server.stop()
+    assert (report.sent["email"], report.failed) == (2, 1)
+    refused = Action.objects.get(pk=actions[1].pk)
+    assert refused.status == Action.Status.FAILED and refused.lease == ""
+    assert "after hand-over" in refused.status_reason and "554" in refused.status_reason
+    (event,) = AuditEvent.objects.filter(verb="action.failed", data__action=refused.pk)
+    assert event.data["hash"] == refused.content_hash
+    assert not AuditEvent.objects.filter(verb="action.sent", data__action=refused.pk).exists()
+    for action in (actions[0], actions[2]):
+        assert Action.objects.get(pk=action.pk).status == Action.Status.SENT
+        assert AuditEvent.objects.filter(verb="action.sent", data__action=action.pk).count() == 1
     assert audit_verify()[1] is None
 
 
