@@ -7,14 +7,17 @@ Set-up (not timed): ROWS active cases (cloned as in bench/engine.py), one engine
 e-mail action each. An aiosmtpd sink (``aiosmtpd.handlers.Sink``: accepts and drops) runs in its own
 process on loopback. Then, in the same run:
 
-- **dispatcher**: ``relance engine dispatch --loop`` in one process: claim, contact-policy check,
-  render (subject, text and HTML from the templates, amounts from the ledger, wording checks), SMTP
-  through one kept-open connection with the hand-over record of each message (``comms.mail``),
-  content stored on the action, audit event;
+- **dispatcher**: ``relance engine dispatch --loop`` in two processes sharing the queue (``SKIP
+  LOCKED``; two dispatchers per machine is the production setting of docs/operations.md,
+  ``--workers`` changes it): claim, contact-policy check, render (subject, text and HTML from the
+  templates, amounts from the ledger, wording checks), SMTP through one kept-open connection per
+  process with the hand-over record of each message (``comms.mail``), content stored on the
+  action, audit events;
 - **baseline**: one process, one smtplib connection, ``sendmail`` of the same messages pre-rendered
   (built from the subjects and bodies the dispatcher stored), nothing else.
 
-The last line is the headline: messages/s, the ratio, and the dispatcher's peak RSS.
+The last line is the headline: messages/s, the ratio, and the dispatcher's peak RSS (largest process).
+``--profile FILE`` runs the first dispatcher under cProfile.
 """
 
 from __future__ import annotations
@@ -58,6 +61,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--limit", type=int, default=500, help="actions per dispatch batch")
+    parser.add_argument(
+        "--workers", type=int, default=2, help="dispatcher processes sharing the queue (docs/operations.md: 2)"
+    )
+    parser.add_argument("--profile", metavar="FILE", help="run the dispatcher under cProfile, stats to FILE")
     args = parser.parse_args()
     pg_url = os.environ["PG_URL"]
     port = _free_port()
@@ -93,15 +100,20 @@ def main() -> None:
             conn.execute("VACUUM ANALYZE comms_action")
         print(f"set up {args.rows:,} cases, {queued[0] if queued else 0:,} e-mails queued")
 
+        profile = [sys.executable, "-m", "cProfile", "-o", args.profile] if args.profile else []
+        setup_usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        setup_cpu = setup_usage.ru_utime + setup_usage.ru_stime
+        dispatch = [RELANCE, "engine", "dispatch", "--loop", "--now", now.isoformat(), "--limit", str(args.limit)]
         started = time.perf_counter()
-        subprocess.run(
-            [RELANCE, "engine", "dispatch", "--loop", "--now", now.isoformat(), "--limit", str(args.limit)],
-            check=True,
-            env=env,
-            stdout=subprocess.DEVNULL,
-        )
+        workers = [
+            subprocess.Popen([*(profile if n == 0 else []), *dispatch], env=env, stdout=subprocess.DEVNULL)
+            for n in range(args.workers)
+        ]
+        if any(worker.wait() for worker in workers):
+            raise SystemExit("a dispatcher failed")
         seconds = time.perf_counter() - started
-        peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        peak_mb = usage.ru_maxrss / 1024
         with psycopg.connect(pg_url, autocommit=True) as conn:
             rows = conn.execute(
                 "SELECT to_address, subject, body_text, body_html, provider_message_id FROM comms_action"
@@ -110,6 +122,10 @@ def main() -> None:
         sent = len(rows)
         rate = sent / seconds
         print(f"dispatcher: {sent:,} e-mails rendered and sent in {seconds:.1f}s = {rate:,.0f} messages/s")
+        cpu = usage.ru_utime + usage.ru_stime - setup_cpu
+        print(
+            f"dispatcher CPU (all workers, start-up included): {cpu:.1f}s = {cpu / max(sent, 1) * 1e3:.2f} ms/message"
+        )
 
         messages = []
         for to, subject, text, html, mid in rows:

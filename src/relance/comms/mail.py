@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import re
 import smtplib
+import socket
 from collections.abc import Callable
 
 from django.conf import settings
@@ -44,6 +45,15 @@ class HandoverAborted(Exception):  # noqa: N818 - a signal, not a failure
 
 class HandoverSMTPBackend(EmailBackend):
     """Django's SMTP backend plus ``send_with_handover`` (the connection is kept open between messages)."""
+
+    def open(self) -> bool | None:
+        opened = super().open()
+        sock = getattr(self.connection, "sock", None)
+        if opened and sock is not None:
+            # The final "." goes out alone after the hand-over record: without TCP_NODELAY, Nagle's
+            # algorithm holds it until the server's delayed ACK of the body (tens of milliseconds).
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return opened
 
     def send_with_handover(self, message: EmailMessage, on_handover: Callable[[], None]) -> None:
         """Send one message; call ``on_handover`` just before the final ``.``; raise on any refusal."""

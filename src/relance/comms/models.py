@@ -65,6 +65,9 @@ class Action(TimeStampedModel):
         indexes = [
             models.Index(fields=["status", "scheduled_at"]),
             models.Index(fields=["debtor", "sent_at"]),
+            # Held by a dispatcher (sending, handover, sent with its audit event to come): what
+            # ``outbox_recover`` looks at, a handful of rows among millions.
+            models.Index(fields=["updated_at"], condition=~Q(lease=""), name="action_leased"),
         ]
 
     def __str__(self) -> str:

@@ -9,7 +9,10 @@ the forbidden wording of FR-COL-15/17 before it can leave.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date
+from functools import lru_cache
 from typing import Any
 
 from django.db.models import Q
@@ -18,12 +21,14 @@ from django.template.loader import render_to_string
 from django.utils import timezone, translation
 
 from relance.cases.links import portal_url
-from relance.cases.models import Case
-from relance.cases.selectors import case_claim_balances
+from relance.cases.models import Case, CaseClaim
+from relance.cases.selectors import ClaimBalance, case_claim_balances
+from relance.claims.models import Claim
 from relance.comms.models import Action, MessageTemplate
 from relance.compliance import fr
 from relance.core.errors import ValidationError
 from relance.core.money import Money
+from relance.ledger.services import account_balances
 from relance.tenancy.models import Creditor
 
 # Channels whose messages are a text alone (no subject, no HTML part): only ``<template>.<lang>.txt``.
@@ -50,10 +55,69 @@ def message_language(case: Case) -> str:
     return _language(case)
 
 
-def message_context(*, case: Case, lang: str) -> dict[str, Any]:
+@dataclass
+class RenderPrefetch:
+    """What rendering reads from the database, read once for a batch of cases (the dispatcher's).
+
+    Per case: its claims with their ledger balances and the day of its first letter; per creditor and
+    language: the back office's stored template. ``forget`` drops a case (e.g. when the batch itself
+    sends its first letter): it is then read again, per message, as without a prefetch.
+    """
+
+    balances: dict[int, list[ClaimBalance]] = field(default_factory=dict)
+    first_letters: dict[int, date | None] = field(default_factory=dict)
+    stored: dict[tuple[str, str, str, int | None], MessageTemplate | None] = field(default_factory=dict)
+
+    def forget(self, case_id: int) -> None:
+        self.balances.pop(case_id, None)
+        self.first_letters.pop(case_id, None)
+
+
+def render_prefetch(*, cases: Iterable[Case], templates: Iterable[tuple[str, str]]) -> RenderPrefetch:
+    """Read, in a handful of queries, what ``render_message`` needs for ``cases`` and (channel, template)."""
+    cases = list(cases)
+    case_ids = [c.pk for c in cases]
+    prefetch = RenderPrefetch()
+    links = list(CaseClaim.objects.filter(case_id__in=case_ids).values_list("case_id", "claim_id"))
+    claims = Claim.objects.in_bulk([claim_id for _, claim_id in links])
+    amounts = account_balances(keys=[c.ledger_key for c in claims.values()])
+    for case_id in case_ids:
+        prefetch.balances[case_id] = []
+    for case_id, claim_id in links:
+        claim = claims[claim_id]
+        prefetch.balances[case_id].append(ClaimBalance(claim=claim, outstanding_minor=amounts[claim.ledger_key]))
+    for rows in prefetch.balances.values():
+        rows.sort(key=lambda b: (b.claim.due_date, b.claim.pk))  # as case_claim_balances
+    prefetch.first_letters = dict.fromkeys(case_ids)
+    letters = (
+        Action.objects.filter(case_id__in=case_ids, channel=Action.Channel.LETTER, sent_at__isnull=False)
+        .order_by("case_id", "sent_at")
+        .values_list("case_id", "sent_at")
+    )
+    for case_id, sent_at in letters:
+        if prefetch.first_letters[case_id] is None:
+            prefetch.first_letters[case_id] = timezone.localdate(sent_at)
+    for channel, template in set(templates):
+        for case in cases:
+            lang = _language(case)
+            key = (channel, template, lang, case.creditor_id)
+            if key not in prefetch.stored:
+                prefetch.stored[key] = stored_template(
+                    channel=channel, template=template, lang=lang, creditor_id=case.creditor_id
+                )
+    return prefetch
+
+
+def message_context(*, case: Case, lang: str, prefetch: RenderPrefetch | None = None) -> dict[str, Any]:
     """The variables every channel's templates share (documented in docs/strategies.md)."""
     locale = "en_GB" if lang == "en" else "fr_FR"
-    balances = case_claim_balances(case=case)
+    first_letter_on: object
+    if prefetch is not None and case.pk in prefetch.balances:
+        balances = prefetch.balances[case.pk]
+        first_letter_on = prefetch.first_letters[case.pk]
+    else:
+        balances = case_claim_balances(case=case)
+        first_letter_on = _first_letter_on(case)
     outstanding = Money(sum(b.outstanding_minor for b in balances), case.currency)
     creditor = case.creditor
     return {
@@ -78,7 +142,7 @@ def message_context(*, case: Case, lang: str) -> dict[str, Any]:
         "l111_8": fr.L111_8_PARAGRAPHS,
         "amicable_statement": fr.AMICABLE_COLLECTION_STATEMENT,
         # FR-COL-06: every contact after the first letter recalls its reference and date.
-        "first_letter_on": _first_letter_on(case),
+        "first_letter_on": first_letter_on,
     }
 
 
@@ -103,17 +167,37 @@ def stored_template(*, channel: str, template: str, lang: str, creditor_id: int 
     return found[0] if found else None
 
 
+@lru_cache(maxsize=256)
+def _compiled(source: str) -> Any:
+    # Keyed by the text itself: an edited template is a new key, so nothing stale is ever rendered.
+    return engines["django"].from_string(source)
+
+
 def render_source(source: str, context: dict[str, Any]) -> str:
-    return engines["django"].from_string(source).render(context)
+    return str(_compiled(source).render(context))
 
 
-def render_message(*, case: Case, channel: str, template: str, extra: dict[str, Any] | None = None) -> Rendered:
-    """Render one message; ``extra`` adds channel-specific variables to the shared context."""
+def render_message(
+    *,
+    case: Case,
+    channel: str,
+    template: str,
+    extra: dict[str, Any] | None = None,
+    prefetch: RenderPrefetch | None = None,
+) -> Rendered:
+    """Render one message; ``extra`` adds channel-specific variables to the shared context.
+
+    ``prefetch`` (``render_prefetch``) supplies what would otherwise be read for this one case.
+    """
     lang = _language(case)
-    context = {**message_context(case=case, lang=lang), **(extra or {})}
+    context = {**message_context(case=case, lang=lang, prefetch=prefetch), **(extra or {})}
     base = f"comms/{channel}/{template}.{lang}"
     text_only = channel in TEXT_ONLY_CHANNELS
-    stored = stored_template(channel=channel, template=template, lang=lang, creditor_id=case.creditor_id)
+    key = (channel, template, lang, case.creditor_id)
+    if prefetch is not None and key in prefetch.stored:
+        stored = prefetch.stored[key]
+    else:
+        stored = stored_template(channel=channel, template=template, lang=lang, creditor_id=case.creditor_id)
     with translation.override(lang):
         if stored is not None:
             subject = "" if text_only else " ".join(render_source(stored.subject, context).split())

@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.core.mail.backends.base import BaseEmailBackend
@@ -22,7 +23,7 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from relance.audit.services import audit_record
+from relance.audit.services import PendingEvent, audit_record, audit_record_many
 from relance.cases.models import Case
 from relance.cases.status import CHASEABLE, Status
 from relance.claims.models import Debtor
@@ -30,6 +31,7 @@ from relance.comms.channels import SendContext, Sent, sender_for
 from relance.comms.mail import HandoverAborted
 from relance.comms.models import Action
 from relance.comms.policy import ContactPolicy, check_contact
+from relance.comms.render import render_prefetch
 from relance.tenancy.actors import Actor
 
 log = logging.getLogger("relance.comms")
@@ -130,6 +132,15 @@ def _sent_fields(action: Action, sent: Sent, now: datetime) -> dict[str, object]
     }
 
 
+def _sent_event(action: Action, sent: Sent) -> PendingEvent:
+    return PendingEvent(
+        verb="action.sent",
+        subject_type=Case._meta.label_lower,
+        subject_id=action.case_id,
+        data={"action": action.pk, "channel": action.channel, "hash": sent.content_hash, **sent.meta},
+    )
+
+
 def _audit_sent(action: Action, sent: Sent, actor: Actor) -> None:
     audit_record(
         actor=actor,
@@ -139,45 +150,110 @@ def _audit_sent(action: Action, sent: Sent, actor: Actor) -> None:
     )
 
 
+# ``_sent_fields``' names, which are also their columns (plain fields of comms_action), in the order
+# of ``_HANDOVER_SQL``'s SET list.
+_SENT_COLUMNS = (
+    "sent_at",
+    "attempts",
+    "to_address",
+    "subject",
+    "body_text",
+    "body_html",
+    "content_hash",
+    "provider_message_id",
+)
+_HANDOVER_SQL = (
+    "WITH confirmed AS ("
+    "UPDATE comms_action SET status = %s WHERE id = ANY(%s) AND status = %s AND lease = %s) "
+    "UPDATE comms_action SET status = %s, sent_at = %s, attempts = %s, to_address = %s, subject = %s,"
+    " body_text = %s, body_html = %s, content_hash = %s, provider_message_id = %s "
+    "WHERE id = %s AND status = %s AND lease = %s RETURNING id"
+)
+
+
 class _Handover:
     """The dispatcher run's side of ``comms.mail``: record the hand-over, confirm what the server took.
 
-    The hand-over is one transaction committed before the final ".": the action becomes ``handover``
-    (conditional on the lease) with what is being sent, the case's ``last_contact_at`` and the
-    ``action.sent`` audit event. The server's ``250`` for a message (``handover`` → ``sent``) rides on
-    the next hand-over's transaction, and ``flush`` writes the last one. So a crash leaves at most one
-    message whose fate is unknown (recovery marks it failed with that reason: delivered once or not at
-    all, never twice), and its audit trail reads ``action.sent`` then ``action.failed``.
+    Per message, **one** statement committed before the final ".": the action becomes ``handover``
+    (conditional on the lease) with what is being sent — and the previous message's ``250`` rides on
+    it (``handover`` → ``sent``). So a crash leaves at most one message whose fate is unknown (recovery
+    marks it failed with that reason: delivered once or not at all, never twice).
+
+    The rest of what a send writes — the ``action.sent`` audit event with the content's hash, the
+    case's ``last_contact_at`` — is written for ``FLUSH_EVERY`` messages at once, in one transaction
+    that also clears their lease: a sent e-mail whose lease is still set has its audit event to come.
+    ``outbox_recover`` writes it for a dispatcher that died before (so every e-mail that left is
+    audited, at the latest by the next dispatcher).
     """
+
+    FLUSH_EVERY = 50
 
     def __init__(self, *, lease: str, now: datetime, actor: Actor) -> None:
         self.lease, self.now, self.actor = lease, now, actor
-        self.confirmed: list[int] = []
+        self.confirmed: list[int] = []  # the server said 250; still ``handover`` until the next statement
+        self.unaudited: list[tuple[Action, Sent]] = []  # sent, audit event and lease clearing to come
 
     def __call__(self, action: Action, sent: Sent) -> None:
-        with transaction.atomic():
-            taken = Action.objects.filter(pk=action.pk, status=Action.Status.SENDING, lease=self.lease).update(
-                status=Action.Status.HANDOVER, **_sent_fields(action, sent, self.now)
-            )
-            if not taken:  # recovered and claimed by another run meanwhile: that run sends it
-                raise HandoverAborted(f"action {action.pk} is no longer leased to this dispatcher")
-            Case.objects.filter(pk=action.case_id).update(last_contact_at=self.now)
-            _audit_sent(action, sent, self.actor)
-            self._confirm()
+        fields = _sent_fields(action, sent, self.now)
+        if connection.vendor == "postgresql":
+            taken = self._handover_pg(action, fields)
+        else:
+            with transaction.atomic():
+                self._confirm()
+                taken = bool(
+                    Action.objects.filter(pk=action.pk, status=Action.Status.SENDING, lease=self.lease).update(
+                        status=Action.Status.HANDOVER, **fields
+                    )
+                )
+        if not taken:  # recovered and claimed by another run meanwhile: that run sends it
+            raise HandoverAborted(f"action {action.pk} is no longer leased to this dispatcher")
+
+    def _handover_pg(self, action: Action, fields: dict[str, object]) -> bool:
+        """The hand-over and the previous confirmations in one autocommitted statement (one round trip)."""
+        params: list[Any] = [Action.Status.SENT, self.confirmed, Action.Status.HANDOVER, self.lease]
+        params += [Action.Status.HANDOVER, *(fields[name] for name in _SENT_COLUMNS)]
+        params += [action.pk, Action.Status.SENDING, self.lease]
+        # Outside the caller's atomic block this is autocommitted: durable before the final ".".
+        with connection.cursor() as cursor:
+            cursor.execute(_HANDOVER_SQL, params)
+            taken = cursor.fetchone() is not None
+        self.confirmed = []
+        return taken
 
     def confirm(self, action: Action, sent: Sent) -> None:
         self.confirmed.append(action.pk)
+        self.unaudited.append((action, sent))
+        if len(self.unaudited) >= self.FLUSH_EVERY:
+            self.flush()
 
     def _confirm(self) -> None:
         if self.confirmed:
-            Action.objects.filter(pk__in=self.confirmed, status=Action.Status.HANDOVER).update(
+            Action.objects.filter(pk__in=self.confirmed, status=Action.Status.HANDOVER, lease=self.lease).update(
                 status=Action.Status.SENT
             )
             self.confirmed = []
 
     def flush(self) -> None:
+        """Confirm the last ``250`` and write the audit events of the messages sent since the last flush."""
+        if not self.confirmed and not self.unaudited:
+            return
         with transaction.atomic():
             self._confirm()
+            ids = [action.pk for action, _ in self.unaudited]
+            # Still ours: a recovery that took over (lease expired) has written them itself.
+            mine = set(
+                Action.objects.select_for_update().filter(pk__in=ids, lease=self.lease).values_list("pk", flat=True)
+            )
+            if mine:
+                Action.objects.filter(pk__in=mine).update(lease="")
+                Case.objects.filter(pk__in={a.case_id for a, _ in self.unaudited if a.pk in mine}).update(
+                    last_contact_at=self.now
+                )
+                audit_record_many(
+                    actor=self.actor,
+                    events=[_sent_event(action, sent) for action, sent in self.unaudited if action.pk in mine],
+                )
+            self.unaudited = []
 
 
 class _ContactPressure:
@@ -240,10 +316,15 @@ def outbox_dispatch(
         Action.objects.filter(pk__in=ids).select_related("case__creditor__agency", "case__debtor").order_by("pk")
     )
     pressure = context.resources["pressure"] = _ContactPressure(debtor_ids={a.debtor_id for a in actions}, now=now)
+    emails = [a for a in actions if a.channel == Action.Channel.EMAIL]
+    prefetch = render_prefetch(cases=[a.case for a in emails], templates={("email", a.template) for a in emails})
+    context.resources["render_prefetch"] = prefetch
     try:
         for action in actions:
             contacted = _dispatch_one(action, now=now, policy=policy, context=context, actor=actor, report=report)
             pressure.settled(action.pk, action.debtor_id, contacted=contacted)
+            if action.channel == Action.Channel.LETTER:
+                prefetch.forget(action.case_id)  # its first letter may have just left (FR-COL-06)
     finally:
         handover.flush()
         opened = resources.get("email_connection_opened")
@@ -287,9 +368,11 @@ def _dispatch_one(
         log.warning("action %s failed: %s", action.pk, exc)
         handed = Action.objects.filter(pk=action.pk, status=Action.Status.HANDOVER).exists()
         why = str(exc)[:200]
+        extra = {}
         if handed:  # the whole message was with the server when the reply went wrong
             why = f"mail server reply lost or refused after hand-over ({why}); delivered at most once"
-        _finish(action, Action.Status.FAILED, reason=why, actor=actor)
+            extra = {"hash": Action.objects.filter(pk=action.pk).values_list("content_hash", flat=True).get()}
+        _finish(action, Action.Status.FAILED, reason=why, actor=actor, extra=extra)
         report.failed += 1
         return handed
     if sent.handed_over:
@@ -300,22 +383,22 @@ def _dispatch_one(
         what_left = _sent_fields(action, sent, now)
         mine = Action.objects.filter(pk=action.pk)
         # A provider's delivery receipt can beat this write (SMS webhooks): keep its verdict then.
-        if not mine.exclude(status__in=RECEIPT_STATUSES).update(status=Action.Status.SENT, **what_left):
-            mine.update(**what_left)
+        if not mine.exclude(status__in=RECEIPT_STATUSES).update(status=Action.Status.SENT, lease="", **what_left):
+            mine.update(lease="", **what_left)
         Case.objects.filter(pk=case.pk).update(last_contact_at=now)
         _audit_sent(action, sent, actor)
     report.sent[action.channel] += 1
     return True
 
 
-def _finish(action: Action, status: str, *, reason: str, actor: Actor) -> None:
+def _finish(action: Action, status: str, *, reason: str, actor: Actor, extra: dict[str, str] | None = None) -> None:
     with transaction.atomic():
-        Action.objects.filter(pk=action.pk).update(status=status, status_reason=reason)
+        Action.objects.filter(pk=action.pk).update(status=status, status_reason=reason, lease="")
         audit_record(
             actor=actor,
             verb=f"action.{status}",
             subject=action.case,
-            data={"action": action.pk, "channel": action.channel, "reason": reason},
+            data={"action": action.pk, "channel": action.channel, "reason": reason, **(extra or {})},
         )
 
 
@@ -330,7 +413,8 @@ def outbox_recover(*, now: datetime | None = None, stale_after: timedelta | None
 
     ``sending`` never reached a provider's hands in full: back to the queue (a live dispatcher that
     still holds it loses its lease and drops it). ``handover`` may have been delivered: marked failed
-    with the reason, never sent a second time (see ``comms.mail``).
+    with the reason, never sent a second time (see ``comms.mail``). An e-mail the server accepted whose
+    dispatcher died before writing its audit event (lease still set) gets that ``action.sent`` event.
     """
     now = now or timezone.now()
     if stale_after is None:
@@ -340,22 +424,43 @@ def outbox_recover(*, now: datetime | None = None, stale_after: timedelta | None
         status=Action.Status.QUEUED, lease="", status_reason="recovered after dispatcher crash"
     )
     unknown = 0
-    for pk, mid, case_id in stale.filter(status=Action.Status.HANDOVER).values_list(
-        "pk", "provider_message_id", "case_id"
+    dispatcher = Actor.system("dispatcher")
+    for pk, mid, case_id, digest in stale.filter(status=Action.Status.HANDOVER).values_list(
+        "pk", "provider_message_id", "case_id", "content_hash"
     ):
         with transaction.atomic():
             reason = HANDOVER_UNKNOWN.format(mid=mid)[:300]
             if Action.objects.filter(pk=pk, status=Action.Status.HANDOVER).update(
-                status=Action.Status.FAILED, status_reason=reason
+                status=Action.Status.FAILED, status_reason=reason, lease=""
             ):
                 unknown += 1
+                Case.objects.filter(pk=case_id).update(last_contact_at=now)  # it may have arrived
                 audit_record(
-                    actor=Actor.system("dispatcher"),
+                    actor=dispatcher,
                     verb="action.failed",
                     subject=Case.objects.get(pk=case_id),
-                    data={"action": pk, "channel": "email", "reason": reason},
+                    data={"action": pk, "channel": "email", "reason": reason, "hash": digest},
                 )
-    return requeued + unknown
+    unaudited = (
+        stale.filter(channel=Action.Channel.EMAIL, sent_at__isnull=False)
+        .exclude(lease="")
+        .exclude(status__in=(Action.Status.QUEUED, Action.Status.SENDING, Action.Status.HANDOVER))
+    )
+    audited = 0
+    for pk, lease, case_id, digest, sent_at in unaudited.values_list(
+        "pk", "lease", "case_id", "content_hash", "sent_at"
+    ):
+        with transaction.atomic():
+            if Action.objects.filter(pk=pk, lease=lease).update(lease=""):  # not written meanwhile
+                audited += 1
+                Case.objects.filter(pk=case_id).update(last_contact_at=sent_at)
+                audit_record(
+                    actor=dispatcher,
+                    verb="action.sent",
+                    subject=Case.objects.get(pk=case_id),
+                    data={"action": pk, "channel": "email", "hash": digest},
+                )
+    return requeued + unknown + audited
 
 
 # Provider delivery statuses that settle an SMS action; anything else (queued, sent…) changes nothing.

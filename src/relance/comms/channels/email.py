@@ -41,7 +41,12 @@ class EmailSender:
             connection = context.resources["email_connection"] = get_connection()
             connection.open()  # kept open for the batch; the dispatcher closes it
             context.resources["email_connection_opened"] = connection
-        rendered = render_message(case=action.case, channel="email", template=action.template)
+        rendered = render_message(
+            case=action.case,
+            channel="email",
+            template=action.template,
+            prefetch=context.resources.get("render_prefetch"),
+        )
         creditor, debtor = action.case.creditor, action.case.debtor
         message_id = action_message_id(action.pk)
         opt_out = unsubscribe_url(debtor_id=debtor.pk)
