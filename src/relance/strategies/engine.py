@@ -12,7 +12,6 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -29,6 +28,7 @@ from relance.claims.selectors import evidence_missing, evidence_missing_for_case
 from relance.comms.models import Action
 from relance.comms.policy import ContactPolicy
 from relance.comms.services import action_queue, debtor_recent_contacts, debtors_recent_contacts
+from relance.strategies.bulk import CASE_FIELDS, ActionRow, actions_copy, cases_update_copy
 from relance.strategies.decide import CaseEvent, CaseSnapshot, Outcome, decide
 from relance.strategies.document import StrategyDoc
 from relance.strategies.selectors import (
@@ -271,38 +271,23 @@ def _decide_batch(
     _apply_batch(decided, now=now, actor=actor, report=report, events=assignments)
 
 
-_CASE_FIELDS = (
-    "status",
-    "step",
-    "step_at",
-    "event_seq",
-    "next_action_at",
-    "closed_at",
-    "updated_at",
-    "strategy_key",
-    "strategy_version",
-    "variant",
-)
-
-
 def _cases_update(cases: list[Case]) -> None:
-    """Write the engine's fields of many cases: one ``UPDATE … FROM (VALUES …)`` on PostgreSQL."""
-    if connection.vendor != "postgresql":
-        Case.objects.bulk_update(cases, list(_CASE_FIELDS), batch_size=500)
-        return
-    row = "(%s, %s, %s, %s::timestamptz, %s::bigint, %s::timestamptz, %s::timestamptz, %s::timestamptz, %s, %s, %s)"
-    rows = ", ".join([row] * len(cases))
-    params: list[Any] = []
-    for c in cases:
-        params += [c.pk, c.status, c.step, c.step_at, c.event_seq, c.next_action_at, c.closed_at, c.updated_at]
-        params += [c.strategy_key, c.strategy_version, c.variant]
-    sets = ", ".join(f"{f} = v.{f}" for f in _CASE_FIELDS)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE cases_case SET {sets} FROM (VALUES {rows}) AS v(id, {', '.join(_CASE_FIELDS)})"  # noqa: S608
-            " WHERE cases_case.id = v.id",
-            params,
-        )
+    """Write the engine's fields of many cases (``COPY`` and one ``UPDATE … FROM`` on PostgreSQL)."""
+    if connection.vendor == "postgresql":
+        cases_update_copy(cases)
+    else:
+        Case.objects.bulk_update(cases, list(CASE_FIELDS), batch_size=500)
+
+
+def _actions_insert(rows: list[ActionRow], *, now: datetime) -> list[int]:
+    """Insert the batch's outbox actions (``COPY`` on PostgreSQL); their ids, in order."""
+    if connection.vendor == "postgresql":
+        return actions_copy(rows, now=now)
+    created = Action.objects.bulk_create(
+        Action(case_id=c, debtor_id=d, channel=ch, template=t, step_key=k, scheduled_at=at)
+        for c, d, ch, t, k, at in rows
+    )
+    return [a.pk for a in created]
 
 
 def _apply_batch(
@@ -314,7 +299,7 @@ def _apply_batch(
     events: list[PendingEvent] | None = None,
 ) -> None:
     """Write a batch's outcomes: actions, case changes (transitions included) and audit events in bulk."""
-    actions: list[Action] = []
+    actions: list[ActionRow] = []
     changed: list[Case] = []
     events = list(events or [])
     touched = timezone.now()  # updated_at is wall-clock time, whatever instant the engine plays
@@ -329,14 +314,7 @@ def _apply_batch(
         changed.append(case)  # its step, event cursor or next look change, whatever the outcome
         for contact in outcome.contacts:
             actions.append(
-                Action(
-                    case=case,
-                    debtor_id=case.debtor_id,
-                    channel=contact.channel,
-                    template=contact.template,
-                    step_key=contact.step_key,
-                    scheduled_at=contact.at or now,
-                )
+                (case.pk, case.debtor_id, contact.channel, contact.template, contact.step_key, contact.at or now)
             )
             report.contacts[contact.channel] += 1
         if outcome.next_step is not None:
@@ -349,15 +327,16 @@ def _apply_batch(
             report.deferred += 1
             events.append(PendingEvent("engine.deferred", "cases.case", case.pk, {"reason": outcome.reason}))
     if actions:
-        Action.objects.bulk_create(actions)
         events.extend(
             PendingEvent(
                 "action.queued",
                 "cases.case",
-                a.case_id,
-                {"action": a.pk, "channel": a.channel, "template": a.template, "step": a.step_key},
+                case_id,
+                {"action": pk, "channel": channel, "template": template, "step": step_key},
             )
-            for a in actions
+            for pk, (case_id, _debtor, channel, template, step_key, _at) in zip(
+                _actions_insert(actions, now=touched), actions, strict=True
+            )
         )
     if changed:
         _cases_update(changed)
