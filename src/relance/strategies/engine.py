@@ -15,12 +15,11 @@ from datetime import date, datetime, timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count, Min
 from django.utils import timezone
 
 from relance.audit.services import PendingEvent, audit_record, audit_record_many
-from relance.cases.models import Case, CaseClaim
-from relance.cases.selectors import case_outstanding_minor, cases_outstanding_minor
+from relance.cases.models import Case
+from relance.cases.selectors import case_outstanding_minor
 from relance.cases.services import case_transition, case_transition_in_memory
 from relance.cases.status import Status
 from relance.claims.models import Claim, Debtor
@@ -34,6 +33,7 @@ from relance.strategies.document import StrategyDoc
 from relance.strategies.selectors import (
     case_events_since,
     cases_events_since,
+    cases_facts,
     strategy_doc,
     strategy_routing_candidates,
 )
@@ -258,33 +258,23 @@ def _decide_batch(
     report: TickReport,
     docs: dict[tuple[str, int], StrategyDoc],
 ) -> None:
-    ids = [c.pk for c in batch]
-    outstanding = cases_outstanding_minor(case_ids=ids)
+    found = cases_facts(case_ids=[c.pk for c in batch])
     recent = debtors_recent_contacts(debtor_ids=list({c.debtor_id for c in batch}), now=now)
     missing = _batch_missing_evidence(batch)
-    claims = {
-        row["case_id"]: (row["due"], row["n"])
-        for row in CaseClaim.objects.filter(case_id__in=ids)
-        .values("case_id")
-        .annotate(due=Min("claim__due_date"), n=Count("pk"))
-    }
-    sent = dict(
-        Action.objects.filter(case_id__in=ids).values("case_id").annotate(n=Count("pk")).values_list("case_id", "n")
-    )
-    events = cases_events_since(cases=[(c.pk, c.debtor_id, c.event_seq, outstanding[c.pk]) for c in batch])
+    events = cases_events_since(cases=[(c.pk, c.debtor_id, c.event_seq, found[c.pk].outstanding_minor) for c in batch])
     candidates = strategy_routing_candidates()
     assignments: list[PendingEvent] = []
     decided: list[tuple[Case, Outcome]] = []
     for case in batch:
-        due, n_claims = claims.get(case.pk, (None, 0))
+        known = found[case.pk]
         facts = _snapshot(
             case,
-            outstanding_minor=outstanding[case.pk],
+            outstanding_minor=known.outstanding_minor,
             recent_contacts=recent[case.debtor_id],
             missing_evidence=missing.get(case.pk, ()),
-            due_date=due,
-            claims=n_claims,
-            contacts_sent=sent.get(case.pk, 0),
+            due_date=known.due_date,
+            claims=known.claims,
+            contacts_sent=known.contacts_sent,
             events=events[case.pk],
         )
         if case.step_at is None:  # first look: routed and given its variant, written with the batch
