@@ -7,15 +7,17 @@ Each is compared here with the ORM path it replaces; the ``COPY`` writers exist 
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
 from django.db import connection, transaction
 from django.db.models import Count, Min
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from relance.audit.chain import row_hash
+from relance.audit.chain import canonical, row_hash
 from relance.audit.models import AuditEvent
 from relance.audit.services import PendingEvent, audit_record, audit_verify
 from relance.cases.models import Case, CaseClaim
@@ -25,6 +27,7 @@ from relance.comms.models import Action
 from relance.core.money import Money
 from relance.payments.models import Payment
 from relance.payments.services import payment_record
+from relance.strategies.bulk import actions_copy, audit_copy, cases_update_copy, hash_head, hash_join, hash_middle
 from relance.strategies.engine import engine_tick
 from relance.strategies.selectors import cases_events_since, cases_facts
 from relance.tenancy.actors import Actor
@@ -82,7 +85,6 @@ def test_batch_events_equal_the_audit_rows(place):
 
 @postgres_only
 def test_copied_actions_equal_orm_created_ones(place):
-    from relance.strategies.bulk import actions_copy
 
     case = place("INV-1", "120.50").case
     at = _weekday_noon()
@@ -106,7 +108,6 @@ def test_copied_actions_equal_orm_created_ones(place):
 
 @postgres_only
 def test_copied_case_changes_are_written_and_a_second_batch_in_one_transaction_starts_empty(place):
-    from relance.strategies.bulk import cases_update_copy
 
     one, two = place("INV-1", "120.50").case, place("INV-2", "9.00", email="b@example.fr", last_name="B").case
     at = _weekday_noon()
@@ -126,7 +127,6 @@ def test_copied_case_changes_are_written_and_a_second_batch_in_one_transaction_s
 
 @postgres_only
 def test_lean_audit_append_keeps_one_valid_chain_with_the_ordinary_appends(place):
-    from relance.strategies.bulk import audit_copy
 
     case = place("INV-1", "120.50").case
     events = [
@@ -156,3 +156,37 @@ def test_lean_audit_append_keeps_one_valid_chain_with_the_ordinary_appends(place
             data=row.data,
             prev_hash=row.prev_hash,
         )
+
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text() | st.dates() | st.decimals(allow_nan=False),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    seq=st.integers(min_value=1, max_value=10**12),
+    at=st.datetimes(timezones=st.just(UTC)),
+    actor=st.text(),
+    verb=st.text(),
+    subject_type=st.text(max_size=10),
+    subject_id=st.text(max_size=10),
+    data=st.dictionaries(st.text(max_size=8), _json_values, max_size=4),
+    prev=st.text(alphabet="0123456789abcdef", min_size=64, max_size=64),
+)
+def test_the_hash_made_in_parts_is_the_chains_row_hash(*, seq, at, actor, verb, subject_type, subject_id, data, prev):
+
+    stored = canonical(data)
+    parts = hash_join(seq, hash_head(at, actor), hash_middle(verb, subject_type, subject_id, stored), prev)
+    assert parts == row_hash(
+        seq=seq,
+        occurred_at=at,
+        actor=actor,
+        verb=verb,
+        subject_type=subject_type,
+        subject_id=subject_id,
+        data=data,
+        prev_hash=prev,
+    )

@@ -18,7 +18,7 @@ from typing import Any
 from django.db import connection, transaction
 from django.utils import timezone
 
-from relance.audit.chain import GENESIS, canonical, row_hash
+from relance.audit.chain import GENESIS, canonical
 from relance.audit.models import AuditEvent
 from relance.audit.services import (
     PendingEvent,
@@ -121,21 +121,28 @@ def cases_update_copy(cases: Sequence[Case]) -> None:
 def audit_copy(*, actor: Actor, events: Sequence[PendingEvent]) -> int:
     """``audit_record_many`` for the engine's batches on PostgreSQL: the same chained rows, hashed leaner.
 
-    The chain is the one of ``relance.audit`` (same head lock, same ``row_hash`` format, checked by
-    ``audit_verify``); for the JSON-native data the engine writes, each row's hash payload is one
-    ``json.dumps`` call instead of a canonicalising round trip per row (``chain.row_hash`` for the rest).
+    The chain is the one of ``relance.audit``: same head lock, same rows, same ``chain.row_hash``
+    payload (checked by ``audit_verify`` and the tests). What differs is when the work is done: each
+    row's JSON (its data, and the middle of its hash payload) is built before the head lock is taken,
+    so under the lock only the sequence number, the time and the previous hash are joined and hashed.
     """
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("audit events must be recorded inside the transaction they record")
     if not events:
         return 0
+    dumps = json.dumps
+    prepared = []
+    for pending in events:
+        data = pending.data if _json_native(pending.data) else canonical(pending.data)
+        subject_id = str(pending.subject_id)
+        middle = hash_middle(pending.verb, pending.subject_type, subject_id, data)
+        prepared.append((pending.verb, pending.subject_type, subject_id, dumps(data), middle))
+    label = actor.label
     _lock_head()
     last = AuditEvent.objects.order_by("-seq").values_list("seq", "hash").first()
     seq, prev_hash = (last[0], last[1]) if last else (0, GENESIS)
     occurred_at = timezone.now()
-    stamp = occurred_at.isoformat(timespec="microseconds")
-    label = actor.label
-    dumps = json.dumps
+    head = hash_head(occurred_at, label)
     with (
         connection.cursor() as cursor,
         cursor.cursor.copy(
@@ -143,46 +150,35 @@ def audit_copy(*, actor: Actor, events: Sequence[PendingEvent]) -> int:
             "(seq, occurred_at, actor, verb, subject_type, subject_id, data, prev_hash, hash) FROM STDIN"
         ) as copy,
     ):
-        for pending in events:
+        write = copy.write_row
+        for verb, subject_type, subject_id, stored, middle in prepared:
             seq += 1
-            subject_id = str(pending.subject_id)
-            data = pending.data
-            if _json_native(data):
-                # Exactly chain.row_hash's payload: canonical(data) is data itself for JSON-native values.
-                payload = dumps(
-                    [seq, stamp, label, pending.verb, pending.subject_type, subject_id, data, prev_hash],
-                    sort_keys=True,
-                    separators=(",", ":"),
-                    ensure_ascii=False,
-                )
-                digest = hashlib.sha256(payload.encode()).hexdigest()
-            else:
-                data = canonical(data)
-                digest = row_hash(
-                    seq=seq,
-                    occurred_at=occurred_at,
-                    actor=label,
-                    verb=pending.verb,
-                    subject_type=pending.subject_type,
-                    subject_id=subject_id,
-                    data=data,
-                    prev_hash=prev_hash,
-                )
-            copy.write_row(
-                (
-                    seq,
-                    occurred_at,
-                    label,
-                    pending.verb,
-                    pending.subject_type,
-                    subject_id,
-                    dumps(data),
-                    prev_hash,
-                    digest,
-                )
-            )
+            digest = hash_join(seq, head, middle, prev_hash)
+            write((seq, occurred_at, label, verb, subject_type, subject_id, stored, prev_hash, digest))
             prev_hash = digest
     return len(events)
+
+
+# chain.row_hash dumps [seq, stamp, actor, verb, subject_type, subject_id, data, prev_hash] (sorted keys,
+# compact separators, no ASCII escaping). A list's items are joined by ",", so the parts known before
+# the head lock (verb … data) and after it (seq, stamp, actor, prev_hash) can be dumped apart and joined.
+
+
+def hash_middle(verb: str, subject_type: str, subject_id: str, data: Any) -> str:
+    """The dumped ``verb, subject_type, subject_id, data`` of a row's hash payload (``data`` canonical)."""
+    return json.dumps(
+        [verb, subject_type, subject_id, data], sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    )[1:-1]
+
+
+def hash_head(occurred_at: datetime, actor: str) -> str:
+    stamp = occurred_at.isoformat(timespec="microseconds")
+    return "," + json.dumps([stamp, actor], separators=(",", ":"), ensure_ascii=False)[1:-1] + ","
+
+
+def hash_join(seq: int, head: str, middle: str, prev_hash: str) -> str:
+    """``chain.row_hash`` of the row, from its parts (``prev_hash`` is hexadecimal: nothing to escape)."""
+    return hashlib.sha256(f'[{seq}{head}{middle},"{prev_hash}"]'.encode()).hexdigest()
 
 
 _SCALARS = frozenset({str, int, bool, type(None)})
