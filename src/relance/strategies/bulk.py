@@ -13,6 +13,7 @@ import hashlib
 import json
 from collections.abc import Sequence
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from django.db import connection, transaction
@@ -130,13 +131,13 @@ def audit_copy(*, actor: Actor, events: Sequence[PendingEvent]) -> int:
         raise RuntimeError("audit events must be recorded inside the transaction they record")
     if not events:
         return 0
-    dumps = json.dumps
     prepared = []
     for pending in events:
         data = pending.data if _json_native(pending.data) else canonical(pending.data)
         subject_id = str(pending.subject_id)
-        middle = hash_middle(pending.verb, pending.subject_type, subject_id, data)
-        prepared.append((pending.verb, pending.subject_type, subject_id, dumps(data), middle))
+        stored = compact_json(data)  # also what is stored (jsonb keeps the value, not the text)
+        middle = hash_middle(pending.verb, pending.subject_type, subject_id, stored)
+        prepared.append((pending.verb, pending.subject_type, subject_id, stored, middle))
     label = actor.label
     _lock_head()
     last = AuditEvent.objects.order_by("-seq").values_list("seq", "hash").first()
@@ -164,11 +165,19 @@ def audit_copy(*, actor: Actor, events: Sequence[PendingEvent]) -> int:
 # the head lock (verb … data) and after it (seq, stamp, actor, prev_hash) can be dumped apart and joined.
 
 
-def hash_middle(verb: str, subject_type: str, subject_id: str, data: Any) -> str:
-    """The dumped ``verb, subject_type, subject_id, data`` of a row's hash payload (``data`` canonical)."""
-    return json.dumps(
-        [verb, subject_type, subject_id, data], sort_keys=True, separators=(",", ":"), ensure_ascii=False
-    )[1:-1]
+compact_json = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
+_string = json.encoder.encode_basestring  # what compact_json does with a str
+
+
+@lru_cache(maxsize=64)
+def _hash_start(verb: str, subject_type: str) -> str:
+    return compact_json([verb, subject_type])[1:-1] + ","
+
+
+def hash_middle(verb: str, subject_type: str, subject_id: str, data_json: str) -> str:
+    """The ``verb, subject_type, subject_id, data`` part of a row's hash payload; ``data_json`` is
+    ``compact_json`` of the canonical data."""
+    return _hash_start(verb, subject_type) + _string(subject_id) + "," + data_json
 
 
 def hash_head(occurred_at: datetime, actor: str) -> str:
