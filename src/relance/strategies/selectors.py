@@ -160,30 +160,26 @@ def cases_facts(*, case_ids: Sequence[int]) -> dict[int, CaseFacts]:
 
 
 # The claim's ledger account is ``claim:<id>`` (claims.models.Claim.ledger_key); balances as in
-# ledger.services.account_balances. The case ids travel as one array parameter.
+# ledger.services.account_balances, one index lookup per claim (never a scan of all accounts). The
+# case ids travel as one array parameter.
 _FACTS_SQL = """
-WITH ids AS (SELECT unnest(%(ids)s::bigint[]) AS case_id),
-links AS (
-    SELECT cc.case_id, cc.claim_id, cl.due_date
+WITH links AS (
+    SELECT cc.case_id, cl.due_date,
+           (SELECT COALESCE(SUM(p.debit), 0) - COALESCE(SUM(p.credit), 0)
+            FROM ledger_account a JOIN ledger_posting p ON p.account_id = a.id
+            WHERE a.key = 'claim:' || cc.claim_id) AS balance
     FROM cases_caseclaim cc JOIN claims_claim cl ON cl.id = cc.claim_id
     WHERE cc.case_id = ANY(%(ids)s::bigint[])
 ),
-balances AS (
-    SELECT a.key, COALESCE(SUM(p.debit), 0) - COALESCE(SUM(p.credit), 0) AS balance
-    FROM ledger_account a JOIN ledger_posting p ON p.account_id = a.id
-    WHERE a.key = ANY(SELECT 'claim:' || claim_id FROM links)
-    GROUP BY a.key
-),
 per_case AS (
-    SELECT l.case_id, MIN(l.due_date) AS due, COUNT(*) AS n, COALESCE(SUM(b.balance), 0) AS outstanding
-    FROM links l LEFT JOIN balances b ON b.key = 'claim:' || l.claim_id
-    GROUP BY l.case_id
+    SELECT case_id, MIN(due_date) AS due, COUNT(*) AS n, COALESCE(SUM(balance), 0) AS outstanding
+    FROM links GROUP BY case_id
 ),
 sent AS (
     SELECT case_id, COUNT(*) AS n FROM comms_action WHERE case_id = ANY(%(ids)s::bigint[]) GROUP BY case_id
 )
 SELECT ids.case_id, per_case.due, COALESCE(per_case.n, 0), COALESCE(per_case.outstanding, 0), COALESCE(sent.n, 0)
-FROM ids LEFT JOIN per_case USING (case_id) LEFT JOIN sent USING (case_id)
+FROM unnest(%(ids)s::bigint[]) AS ids(case_id) LEFT JOIN per_case USING (case_id) LEFT JOIN sent USING (case_id)
 """
 
 
