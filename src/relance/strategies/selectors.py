@@ -95,9 +95,8 @@ def cases_events_since(*, cases: Sequence[tuple[int, int, int, int]]) -> dict[in
     if connection.vendor == "postgresql":
         # The same filter with the keys as array parameters (server-side binding; see _cases_facts_pg).
         with psycopg.Cursor(connection.connection) as cursor:
-            cursor.execute(
-                _EVENTS_SQL, {"after": after, "verbs": sorted(EVENT_VERBS), "c": case_keys, "d": debtor_keys}
-            )
+            params = {"after": after, "verbs": sorted(EVENT_VERBS), "c": case_keys, "d": debtor_keys}
+            cursor.execute(_EVENTS_SQL, params, prepare=False)
             # Django loads jsonb as text on its connections (the ORM parses it): parse it here likewise.
             rows = [(*r[:4], json.loads(r[4]) if isinstance(r[4], str) else r[4], r[5]) for r in cursor.fetchall()]
     else:
@@ -185,7 +184,8 @@ FROM unnest(%(ids)s::bigint[]) AS ids(case_id) LEFT JOIN per_case USING (case_id
 
 def _cases_facts_pg(case_ids: list[int]) -> dict[int, CaseFacts]:
     # A server-side-binding cursor on Django's connection (same transaction): the ids are one array
-    # parameter, not a thousand placeholders interpolated into the SQL text.
+    # parameter, not a thousand placeholders interpolated into the SQL text. Never a named prepared
+    # statement (psycopg's default after five runs), which a transaction-pooling proxy would break.
     with psycopg.Cursor(connection.connection) as cursor:
-        cursor.execute(_FACTS_SQL, {"ids": case_ids})
+        cursor.execute(_FACTS_SQL, {"ids": case_ids}, prepare=False)
         return {pk: CaseFacts(due, int(n), int(out), int(sent)) for pk, due, n, out, sent in cursor.fetchall()}
