@@ -73,8 +73,11 @@ clean:
 .PHONY: bench-engine bench-email
 
 ## make bench-engine: one engine tick over 1,000,000 active cases, 2 worker processes, against a bare UPDATE (ROWS=…)
+# A fixed port failed when another cluster (a test run, another bench) already listened on it: by
+# default the kernel picks a free loopback port at run time; ENGINE_PGPORT=… forces one.
+ENGINE_PGPORT ?= $(shell $(PYTHON) -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 bench-engine: install-dev
-	RELANCE_TEST_PGPORT=54344 scripts/with-postgres.sh $(BIN)/python bench/engine.py --rows $(ROWS)
+	RELANCE_TEST_PGPORT=$(ENGINE_PGPORT) scripts/with-postgres.sh $(BIN)/python bench/engine.py --rows $(ROWS)
 
 ## make bench-email: 100,000 e-mails rendered and sent to a local SMTP sink, against raw smtplib (ROWS=…)
 EMAIL_ROWS := $(if $(filter command line environment,$(origin ROWS)),$(ROWS),100000)

@@ -1,6 +1,7 @@
 """Benchmark: one engine tick over ROWS active cases on PostgreSQL, 2 worker processes, against a bare UPDATE.
 
-Run with `make bench-engine` (ROWS=1000000 by default), which starts a throwaway PostgreSQL.
+Run with `make bench-engine` (ROWS=1000000 by default), which starts a throwaway PostgreSQL on a free
+loopback port (ENGINE_PGPORT=… to choose one).
 
 Set-up: one claim is placed through the real services (debtor, claim, case, ledger placement), then
 cloned in SQL into ROWS debtors, claims, cases, ledger accounts and balanced placements (distinct
@@ -9,7 +10,7 @@ debtors, all due now). Then, in the same run:
 - **baseline**: a bare ``UPDATE cases_case SET next_action_at = …`` over the same rows;
 - **engine**: ``relance engine tick --no-dispatch`` in 2 processes at once (``FOR UPDATE SKIP LOCKED``
   shares the cases): snapshot reads, the strategy decision and the contact policy, outbox actions,
-  case updates and the audit chain, committed per batch.
+  case updates and the audit chain (``COPY`` on PostgreSQL, ``strategies.bulk``), committed per batch.
 
 Prints cases decided per second, the ratio against the baseline and the workers' peak RSS; the last
 line is the headline.

@@ -28,7 +28,7 @@ trap cleanup EXIT
 run_pg "$pg_bin/initdb" -D "$PGDIR/data" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >/dev/null
 run_pg "$pg_bin/pg_ctl" -D "$PGDIR/data" -w -l "$PGDIR/log" \
   -o "-h 127.0.0.1 -p $PGPORT -k $PGDIR -c fsync=off -c synchronous_commit=off -c full_page_writes=off ${RELANCE_PG_OPTIONS:-}" \
-  start >/dev/null
+  start >/dev/null || { echo "with-postgres: PostgreSQL did not start on port $PGPORT (in use?):" >&2; cat "$PGDIR/log" >&2; exit 1; }
 "$pg_bin/psql" -h 127.0.0.1 -p "$PGPORT" -U postgres -q -c "CREATE ROLE relance LOGIN PASSWORD 'relance' CREATEDB" >/dev/null
 "$pg_bin/psql" -h 127.0.0.1 -p "$PGPORT" -U postgres -q -c "CREATE DATABASE relance OWNER relance" >/dev/null
 export PG_URL="postgres://postgres@127.0.0.1:$PGPORT/relance"

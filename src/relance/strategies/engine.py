@@ -12,16 +12,16 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import NamedTuple
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count, Min
+from django.db.models import F
 from django.utils import timezone
 
 from relance.audit.services import PendingEvent, audit_record, audit_record_many
-from relance.cases.models import Case, CaseClaim
-from relance.cases.selectors import case_outstanding_minor, cases_outstanding_minor
+from relance.cases.models import Case
+from relance.cases.selectors import case_outstanding_minor
 from relance.cases.services import case_transition, case_transition_in_memory
 from relance.cases.status import Status
 from relance.claims.models import Claim, Debtor
@@ -29,11 +29,13 @@ from relance.claims.selectors import evidence_missing, evidence_missing_for_case
 from relance.comms.models import Action
 from relance.comms.policy import ContactPolicy
 from relance.comms.services import action_queue, debtor_recent_contacts, debtors_recent_contacts
+from relance.strategies.bulk import CASE_FIELDS, ActionRow, actions_copy, audit_copy, cases_update_copy
 from relance.strategies.decide import CaseEvent, CaseSnapshot, Outcome, decide
 from relance.strategies.document import StrategyDoc
 from relance.strategies.selectors import (
     case_events_since,
     cases_events_since,
+    cases_facts,
     strategy_doc,
     strategy_routing_candidates,
 )
@@ -44,6 +46,7 @@ from relance.strategies.services import (
     snapshot_with_assignment,
 )
 from relance.tenancy.actors import Actor
+from relance.tenancy.models import Creditor
 
 log = logging.getLogger("relance.engine")
 
@@ -75,7 +78,30 @@ class TickReport:
         )
 
 
-def _channels(debtor: Debtor) -> frozenset[str]:
+class DebtorFacts(NamedTuple):
+    """What a snapshot reads of a debtor (a batch reads these columns, not whole ``Debtor`` rows)."""
+
+    timezone: str
+    address_line1: str
+    address_invalid: bool
+    email: str
+    email_opt_out: bool
+    email_bounced: bool
+    phone: str
+    sms_opt_out: bool
+    kind: str
+    language: str
+
+
+_DEBTOR_ANNOTATIONS = {f"debtor_{name}": F(f"debtor__{name}") for name in DebtorFacts._fields}
+
+
+def _debtor_facts(case: Case) -> DebtorFacts:
+    """The debtor columns the batch query annotated on ``case``."""
+    return DebtorFacts._make(getattr(case, name) for name in _DEBTOR_ANNOTATIONS)
+
+
+def _channels(debtor: Debtor | DebtorFacts) -> frozenset[str]:
     # A returned letter (NPAI) means the address is wrong: the letter step is skipped, with its reason.
     channels = {"letter"} if debtor.address_line1 and not debtor.address_invalid else set()
     if debtor.email and not debtor.email_opt_out and not debtor.email_bounced:
@@ -97,9 +123,10 @@ def _snapshot(
     claims: int,
     contacts_sent: int,
     events: Sequence[CaseEvent] | None = None,
+    debtor: Debtor | DebtorFacts | None = None,
 ) -> CaseSnapshot:
     """The one place a ``CaseSnapshot`` is made, from facts read one case at a time or a batch at a time."""
-    debtor = case.debtor
+    debtor = case.debtor if debtor is None else debtor
     return CaseSnapshot(
         case_id=case.pk,
         status=Status(case.status),
@@ -160,6 +187,27 @@ def _batch_missing_evidence(batch: Sequence[Case]) -> dict[int, tuple[str, ...]]
     return {c.pk: evidence_missing(c.creditor.required_evidence, held.get(c.pk, {}).values()) for c in wanting}
 
 
+# What a batch reads of its cases (``_snapshot``, the writes); their debtors' columns are annotated
+# (``DebtorFacts``) and their creditors read once per batch: not every column of three tables as
+# model instances, which made building the batch cost as much as deciding it.
+_BATCH_COLUMNS = (
+    *CASE_FIELDS,
+    "creditor_id",
+    "debtor_id",
+    "placed_at",
+    "promise_date",
+)
+_CREDITOR_COLUMNS = ("segment", "slug", "required_evidence")
+
+
+def _attach_creditors(batch: list[Case]) -> None:
+    """Each case's creditor, read once per batch (a batch has few creditors) instead of once per row."""
+    creditors = Creditor.objects.only(*_CREDITOR_COLUMNS).in_bulk({c.creditor_id for c in batch})
+    cached = Case.creditor.field.set_cached_value
+    for case in batch:
+        cached(case, creditors[case.creditor_id])
+
+
 def engine_tick(
     *,
     now: datetime | None = None,
@@ -172,8 +220,10 @@ def engine_tick(
     Per batch: claim the due cases (``SKIP LOCKED`` on PostgreSQL, so workers share the work), read
     what ``decide`` needs for the whole batch in a handful of queries, decide in memory, then write
     the actions, the cases and the audit events in bulk — all in the batch's one transaction
-    (invariant 3). If the bulk write fails, the batch is redone case by case, each in its own
-    savepoint, so one bad case never blocks the others.
+    (invariant 3). On PostgreSQL the reads take the batch's ids as array parameters and the writes
+    go through ``COPY`` (``strategies.bulk``); elsewhere the ORM does the same reads and writes. If
+    the bulk write fails, the batch is redone case by case, each in its own savepoint, so one bad
+    case never blocks the others.
     """
     now = now or timezone.now()
     batch_size = batch_size or settings.RELANCE_ENGINE_BATCH_SIZE
@@ -187,7 +237,8 @@ def engine_tick(
         with transaction.atomic():
             qs = (
                 Case.objects.filter(status__in=DUE_STATUSES, next_action_at__lte=now, pk__gt=last_id)
-                .select_related("debtor", "creditor")
+                .only(*_BATCH_COLUMNS)
+                .annotate(**_DEBTOR_ANNOTATIONS)
                 .order_by("pk")
             )
             if connection.vendor == "postgresql":
@@ -196,6 +247,7 @@ def engine_tick(
             if not batch:
                 break
             last_id = batch[-1].pk
+            _attach_creditors(batch)
             partial = TickReport()
             try:
                 with transaction.atomic():
@@ -225,43 +277,34 @@ def _decide_batch(
     report: TickReport,
     docs: dict[tuple[str, int], StrategyDoc],
 ) -> None:
-    ids = [c.pk for c in batch]
-    outstanding = cases_outstanding_minor(case_ids=ids)
+    found = cases_facts(case_ids=[c.pk for c in batch])
     recent = debtors_recent_contacts(debtor_ids=list({c.debtor_id for c in batch}), now=now)
     missing = _batch_missing_evidence(batch)
-    claims = {
-        row["case_id"]: (row["due"], row["n"])
-        for row in CaseClaim.objects.filter(case_id__in=ids)
-        .values("case_id")
-        .annotate(due=Min("claim__due_date"), n=Count("pk"))
-    }
-    sent = dict(
-        Action.objects.filter(case_id__in=ids).values("case_id").annotate(n=Count("pk")).values_list("case_id", "n")
-    )
-    events = cases_events_since(cases=[(c.pk, c.debtor_id, c.event_seq, outstanding[c.pk]) for c in batch])
+    events = cases_events_since(cases=[(c.pk, c.debtor_id, c.event_seq, found[c.pk].outstanding_minor) for c in batch])
     candidates = strategy_routing_candidates()
     assignments: list[PendingEvent] = []
     decided: list[tuple[Case, Outcome]] = []
     for case in batch:
-        due, n_claims = claims.get(case.pk, (None, 0))
+        known = found[case.pk]
         facts = _snapshot(
             case,
-            outstanding_minor=outstanding[case.pk],
+            outstanding_minor=known.outstanding_minor,
             recent_contacts=recent[case.debtor_id],
             missing_evidence=missing.get(case.pk, ()),
-            due_date=due,
-            claims=n_claims,
-            contacts_sent=sent.get(case.pk, 0),
+            due_date=known.due_date,
+            claims=known.claims,
+            contacts_sent=known.contacts_sent,
             events=events[case.pk],
+            debtor=_debtor_facts(case),
         )
         if case.step_at is None:  # first look: routed and given its variant, written with the batch
             doc, assigned = case_strategy_assign_in_memory(
                 case=case, snapshot=facts, now=now, current=_strategy(docs, case), candidates=candidates
             )
             assignments.append(assigned)
+            facts = snapshot_with_assignment(facts, case)
         else:
             doc = _strategy(docs, case)
-        facts = snapshot_with_assignment(facts, case)
         if facts.events:
             case.event_seq = max(e.id for e in facts.events)
         outcome = decide(facts, doc, policy, now)
@@ -271,38 +314,23 @@ def _decide_batch(
     _apply_batch(decided, now=now, actor=actor, report=report, events=assignments)
 
 
-_CASE_FIELDS = (
-    "status",
-    "step",
-    "step_at",
-    "event_seq",
-    "next_action_at",
-    "closed_at",
-    "updated_at",
-    "strategy_key",
-    "strategy_version",
-    "variant",
-)
-
-
 def _cases_update(cases: list[Case]) -> None:
-    """Write the engine's fields of many cases: one ``UPDATE … FROM (VALUES …)`` on PostgreSQL."""
-    if connection.vendor != "postgresql":
-        Case.objects.bulk_update(cases, list(_CASE_FIELDS), batch_size=500)
-        return
-    row = "(%s, %s, %s, %s::timestamptz, %s::bigint, %s::timestamptz, %s::timestamptz, %s::timestamptz, %s, %s, %s)"
-    rows = ", ".join([row] * len(cases))
-    params: list[Any] = []
-    for c in cases:
-        params += [c.pk, c.status, c.step, c.step_at, c.event_seq, c.next_action_at, c.closed_at, c.updated_at]
-        params += [c.strategy_key, c.strategy_version, c.variant]
-    sets = ", ".join(f"{f} = v.{f}" for f in _CASE_FIELDS)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE cases_case SET {sets} FROM (VALUES {rows}) AS v(id, {', '.join(_CASE_FIELDS)})"  # noqa: S608
-            " WHERE cases_case.id = v.id",
-            params,
-        )
+    """Write the engine's fields of many cases (``COPY`` and one ``UPDATE … FROM`` on PostgreSQL)."""
+    if connection.vendor == "postgresql":
+        cases_update_copy(cases)
+    else:
+        Case.objects.bulk_update(cases, list(CASE_FIELDS), batch_size=500)
+
+
+def _actions_insert(rows: list[ActionRow], *, now: datetime) -> list[int]:
+    """Insert the batch's outbox actions (``COPY`` on PostgreSQL); their ids, in order."""
+    if connection.vendor == "postgresql":
+        return actions_copy(rows, now=now)
+    created = Action.objects.bulk_create(
+        Action(case_id=c, debtor_id=d, channel=ch, template=t, step_key=k, scheduled_at=at)
+        for c, d, ch, t, k, at in rows
+    )
+    return [a.pk for a in created]
 
 
 def _apply_batch(
@@ -314,7 +342,7 @@ def _apply_batch(
     events: list[PendingEvent] | None = None,
 ) -> None:
     """Write a batch's outcomes: actions, case changes (transitions included) and audit events in bulk."""
-    actions: list[Action] = []
+    actions: list[ActionRow] = []
     changed: list[Case] = []
     events = list(events or [])
     touched = timezone.now()  # updated_at is wall-clock time, whatever instant the engine plays
@@ -329,14 +357,7 @@ def _apply_batch(
         changed.append(case)  # its step, event cursor or next look change, whatever the outcome
         for contact in outcome.contacts:
             actions.append(
-                Action(
-                    case=case,
-                    debtor_id=case.debtor_id,
-                    channel=contact.channel,
-                    template=contact.template,
-                    step_key=contact.step_key,
-                    scheduled_at=contact.at or now,
-                )
+                (case.pk, case.debtor_id, contact.channel, contact.template, contact.step_key, contact.at or now)
             )
             report.contacts[contact.channel] += 1
         if outcome.next_step is not None:
@@ -349,27 +370,32 @@ def _apply_batch(
             report.deferred += 1
             events.append(PendingEvent("engine.deferred", "cases.case", case.pk, {"reason": outcome.reason}))
     if actions:
-        Action.objects.bulk_create(actions)
         events.extend(
             PendingEvent(
                 "action.queued",
                 "cases.case",
-                a.case_id,
-                {"action": a.pk, "channel": a.channel, "template": a.template, "step": a.step_key},
+                case_id,
+                {"action": pk, "channel": channel, "template": template, "step": step_key},
             )
-            for a in actions
+            for pk, (case_id, _debtor, channel, template, step_key, _at) in zip(
+                _actions_insert(actions, now=touched), actions, strict=True
+            )
         )
     if changed:
         _cases_update(changed)
     if events:
-        audit_record_many(actor=actor, events=events)
+        if connection.vendor == "postgresql":
+            audit_copy(actor=actor, events=events)
+        else:
+            audit_record_many(actor=actor, events=events)
 
 
 def _decide_one(*, case: Case, now: datetime, policy: ContactPolicy, actor: Actor, report: TickReport) -> None:
     """One case in its own savepoint: a failure is recorded and retried later, never blocks the batch."""
     try:
         with transaction.atomic():
-            case.refresh_from_db()  # the failed bulk attempt may have changed it in memory
+            # Read afresh and whole: the failed bulk attempt may have changed it in memory.
+            case = Case.objects.select_related("debtor", "creditor").get(pk=case.pk)
             facts = snapshot(case, now)
             if case.step_at is None:  # first look: routed to a strategy and given its variant, recorded
                 doc = case_strategy_assign(case=case, snapshot=facts, now=now, actor=actor)

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
 from functools import lru_cache
 from typing import Any
 
-from django.db.models import Max, Q, QuerySet
+import psycopg
+from django.db import connection
+from django.db.models import Count, Max, Min, Q, QuerySet
 
 from relance.audit.models import AuditEvent
+from relance.cases.models import CaseClaim
+from relance.cases.selectors import cases_outstanding_minor
+from relance.comms.models import Action
 from relance.strategies.decide import CaseEvent
 from relance.strategies.document import StrategyDoc, parse_strategy
 from relance.strategies.events import EVENT_VERBS, event_kind
@@ -66,22 +74,41 @@ def case_events_since(*, case_id: int, debtor_id: int, after_seq: int, outstandi
     return found[case_id]
 
 
+_EVENTS_SQL = """
+SELECT seq, verb, subject_type, subject_id, data, occurred_at FROM audit_auditevent
+WHERE seq > %(after)s AND verb = ANY(%(verbs)s::text[])
+  AND ((subject_type = 'cases.case' AND subject_id = ANY(%(c)s::text[]))
+    OR (subject_type = 'claims.debtor' AND subject_id = ANY(%(d)s::text[])))
+ORDER BY seq
+"""
+
+
 def cases_events_since(*, cases: Sequence[tuple[int, int, int, int]]) -> dict[int, list[CaseEvent]]:
     """``case_events_since`` for many ``(case_id, debtor_id, after_seq, outstanding_minor)`` in one query."""
     result: dict[int, list[CaseEvent]] = {case_id: [] for case_id, *_ in cases}
     if not cases:
         return result
-    case_keys = {str(case_id) for case_id, *_ in cases}
-    debtor_keys = {str(debtor_id) for _, debtor_id, *_ in cases}
-    rows = list(
-        AuditEvent.objects.filter(seq__gt=min(after for _, _, after, _ in cases), verb__in=EVENT_VERBS)
-        .filter(
-            Q(subject_type="cases.case", subject_id__in=case_keys)
-            | Q(subject_type="claims.debtor", subject_id__in=debtor_keys)
+    case_keys = sorted({str(case_id) for case_id, *_ in cases})
+    debtor_keys = sorted({str(debtor_id) for _, debtor_id, *_ in cases})
+    after = min(after for _, _, after, _ in cases)
+    rows: list[tuple[Any, ...]]
+    if connection.vendor == "postgresql":
+        # The same filter with the keys as array parameters (server-side binding; see _cases_facts_pg).
+        with psycopg.Cursor(connection.connection) as cursor:
+            params = {"after": after, "verbs": sorted(EVENT_VERBS), "c": case_keys, "d": debtor_keys}
+            cursor.execute(_EVENTS_SQL, params, prepare=False)
+            # Django loads jsonb as text on its connections (the ORM parses it): parse it here likewise.
+            rows = [(*r[:4], json.loads(r[4]) if isinstance(r[4], str) else r[4], r[5]) for r in cursor.fetchall()]
+    else:
+        rows = list(
+            AuditEvent.objects.filter(seq__gt=after, verb__in=EVENT_VERBS)
+            .filter(
+                Q(subject_type="cases.case", subject_id__in=case_keys)
+                | Q(subject_type="claims.debtor", subject_id__in=debtor_keys)
+            )
+            .order_by("seq")
+            .values_list("seq", "verb", "subject_type", "subject_id", "data", "occurred_at")
         )
-        .order_by("seq")
-        .values_list("seq", "verb", "subject_type", "subject_id", "data", "occurred_at")
-    )
     by_subject: dict[tuple[str, str], list[tuple[Any, ...]]] = {}
     for row in rows:
         by_subject.setdefault((row[2], row[3]), []).append(row)
@@ -94,3 +121,71 @@ def cases_events_since(*, cases: Sequence[tuple[int, int, int, int]]) -> dict[in
             if kind is not None:
                 result[case_id].append(CaseEvent(id=seq, kind=kind, at=at))
     return result
+
+
+@dataclass(frozen=True, slots=True)
+class CaseFacts:
+    """What the engine reads of a case's claims, balance and outbox for ``decide``."""
+
+    due_date: date | None  # the earliest due date of its claims
+    claims: int
+    outstanding_minor: int  # debits minus credits of its claims' ledger accounts
+    contacts_sent: int  # outbox actions of the case, whatever their status
+
+
+def cases_facts(*, case_ids: Sequence[int]) -> dict[int, CaseFacts]:
+    """``CaseFacts`` of many cases: one query on PostgreSQL, the ORM selectors elsewhere (same values)."""
+    if not case_ids:
+        return {}
+    if connection.vendor == "postgresql":
+        return _cases_facts_pg(list(case_ids))
+    outstanding = cases_outstanding_minor(case_ids=case_ids)
+    claims = {
+        row["case_id"]: (row["due"], row["n"])
+        for row in CaseClaim.objects.filter(case_id__in=case_ids)
+        .values("case_id")
+        .annotate(due=Min("claim__due_date"), n=Count("pk"))
+    }
+    sent = dict(
+        Action.objects.filter(case_id__in=case_ids)
+        .values("case_id")
+        .annotate(n=Count("pk"))
+        .values_list("case_id", "n")
+    )
+    return {
+        pk: CaseFacts(*claims.get(pk, (None, 0)), outstanding_minor=outstanding[pk], contacts_sent=sent.get(pk, 0))
+        for pk in case_ids
+    }
+
+
+# The claim's ledger account is ``claim:<id>`` (claims.models.Claim.ledger_key); balances as in
+# ledger.services.account_balances, one index lookup per claim (never a scan of all accounts). The
+# case ids travel as one array parameter.
+_FACTS_SQL = """
+WITH links AS (
+    SELECT cc.case_id, cl.due_date,
+           (SELECT COALESCE(SUM(p.debit), 0) - COALESCE(SUM(p.credit), 0)
+            FROM ledger_account a JOIN ledger_posting p ON p.account_id = a.id
+            WHERE a.key = 'claim:' || cc.claim_id) AS balance
+    FROM cases_caseclaim cc JOIN claims_claim cl ON cl.id = cc.claim_id
+    WHERE cc.case_id = ANY(%(ids)s::bigint[])
+),
+per_case AS (
+    SELECT case_id, MIN(due_date) AS due, COUNT(*) AS n, COALESCE(SUM(balance), 0) AS outstanding
+    FROM links GROUP BY case_id
+),
+sent AS (
+    SELECT case_id, COUNT(*) AS n FROM comms_action WHERE case_id = ANY(%(ids)s::bigint[]) GROUP BY case_id
+)
+SELECT ids.case_id, per_case.due, COALESCE(per_case.n, 0), COALESCE(per_case.outstanding, 0), COALESCE(sent.n, 0)
+FROM unnest(%(ids)s::bigint[]) AS ids(case_id) LEFT JOIN per_case USING (case_id) LEFT JOIN sent USING (case_id)
+"""
+
+
+def _cases_facts_pg(case_ids: list[int]) -> dict[int, CaseFacts]:
+    # A server-side-binding cursor on Django's connection (same transaction): the ids are one array
+    # parameter, not a thousand placeholders interpolated into the SQL text. Never a named prepared
+    # statement (psycopg's default after five runs), which a transaction-pooling proxy would break.
+    with psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(_FACTS_SQL, {"ids": case_ids}, prepare=False)
+        return {pk: CaseFacts(due, int(n), int(out), int(sent)) for pk, due, n, out, sent in cursor.fetchall()}
