@@ -1,7 +1,8 @@
 """The engine's PostgreSQL bulk paths write and read exactly what the ORM paths do (issue 4, invariants 3 and 7).
 
-``strategies.bulk`` writes outbox actions and case changes with ``COPY`` and appends the audit chain
-with a leaner hash; ``strategies.selectors`` reads a batch's facts and events with array parameters.
+``strategies.bulk`` writes outbox actions and case changes with ``COPY``; the audit chain's ``COPY``
+append (``audit_record_many`` on PostgreSQL) hashes in parts; ``strategies.selectors`` reads a batch's
+facts and events with array parameters.
 Each is compared here with the ORM path it replaces; the ``COPY`` writers exist on PostgreSQL only.
 """
 
@@ -17,9 +18,9 @@ from django.db.models import Count, Min
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from relance.audit.chain import canonical, row_hash
+from relance.audit.chain import canonical, compact_json, hash_head, hash_join, hash_middle, row_hash
 from relance.audit.models import AuditEvent
-from relance.audit.services import PendingEvent, audit_record, audit_verify
+from relance.audit.services import PendingEvent, audit_record, audit_record_many, audit_verify
 from relance.cases.models import Case, CaseClaim
 from relance.cases.selectors import case_outstanding_minor
 from relance.cases.services import case_promise
@@ -27,15 +28,7 @@ from relance.comms.models import Action
 from relance.core.money import Money
 from relance.payments.models import Payment
 from relance.payments.services import payment_record
-from relance.strategies.bulk import (
-    actions_copy,
-    audit_copy,
-    cases_update_copy,
-    compact_json,
-    hash_head,
-    hash_join,
-    hash_middle,
-)
+from relance.strategies.bulk import actions_copy, cases_update_copy
 from relance.strategies.engine import engine_tick
 from relance.strategies.selectors import cases_events_since, cases_facts
 from relance.tenancy.actors import Actor
@@ -144,14 +137,16 @@ def test_lean_audit_append_keeps_one_valid_chain_with_the_ordinary_appends(place
         PendingEvent("engine.deferred", "cases.case", case.pk, {"on": date(2026, 1, 2), "amount": Decimal("1.50")}),
         PendingEvent("engine.deferred", "cases.case", case.pk, {"reason": "évité «ici»", "nested": {"b": [1, None]}}),
     ]
+    # Enough events for the COPY path (a small batch takes the ordinary INSERT).
+    filler = [PendingEvent("test.filler", "cases.case", case.pk, {"n": n}) for n in range(250)]
     with transaction.atomic():
         audit_record(actor=ACTOR, verb="test.before", subject=case)
-        assert audit_copy(actor=ACTOR, events=events) == 4
+        assert audit_record_many(actor=ACTOR, events=[*events, *filler]) == 254
         audit_record(actor=ACTOR, verb="test.after", subject=case)
 
     assert audit_verify()[1] is None
-    rows = list(AuditEvent.objects.order_by("-seq")[:6])[::-1]
-    assert [r.verb for r in rows] == ["test.before", *(e.verb for e in events), "test.after"]
+    rows = list(AuditEvent.objects.order_by("-seq")[:256])[::-1]
+    assert [r.verb for r in rows] == ["test.before", *(e.verb for e in events), *["test.filler"] * 250, "test.after"]
     assert rows[3].data == {"amount": "1.50", "on": "2026-01-02"}
     for row in rows:
         assert row.hash == row_hash(

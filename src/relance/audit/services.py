@@ -7,7 +7,6 @@ PostgreSQL, the database write lock on SQLite (transactions there start IMMEDIAT
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -16,7 +15,18 @@ from django.db import connection, transaction
 from django.db.models import Model
 from django.utils import timezone
 
-from relance.audit.chain import GENESIS, ChainBreak, ChainRow, canonical, row_hash, verify_rows
+from relance.audit.chain import (
+    GENESIS,
+    ChainBreak,
+    ChainRow,
+    canonical,
+    compact_json,
+    hash_head,
+    hash_join,
+    hash_middle,
+    row_hash,
+    verify_rows,
+)
 from relance.audit.models import AuditEvent
 from relance.tenancy.actors import Actor
 
@@ -50,7 +60,8 @@ class PendingEvent:
 
 
 def audit_record_many(*, actor: Actor, events: Sequence[PendingEvent]) -> int:
-    """Append many events at once (bulk intake): same chain, same lock, one INSERT per 1,000 rows.
+    """Append many events at once (bulk intake, engine batches): same chain, same lock, one INSERT per
+    1,000 rows.
 
     On PostgreSQL a large batch is written with one ``COPY`` (same rows, same hashes).
     """
@@ -63,49 +74,42 @@ _COPY_FROM = 200
 
 
 def _append_copy(*, actor: Actor, events: Sequence[PendingEvent]) -> int:
-    """``_append`` without model instances: the chained rows go through ``COPY`` (PostgreSQL)."""
+    """``_append`` without model instances, for large batches on PostgreSQL: one ``COPY``.
+
+    Same head lock, same rows, same ``chain.row_hash`` digests (checked by ``audit_verify`` and the
+    tests), but each row's JSON — its data and the middle of its hash payload — is built before the
+    head lock is taken, so under the lock only the sequence number, the time and the previous hash are
+    joined and hashed (``chain.hash_join``).
+    """
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("audit events must be recorded inside the transaction they record")
+    if not events:
+        return 0
+    prepared = []
+    for pending in events:
+        data = pending.data if _json_native(pending.data) else canonical(pending.data)
+        subject_id = str(pending.subject_id)
+        stored = compact_json(data)  # also what is stored (jsonb keeps the value, not the text)
+        middle = hash_middle(pending.verb, pending.subject_type, subject_id, stored)
+        prepared.append((pending.verb, pending.subject_type, subject_id, stored, middle))
+    label = actor.label
     _lock_head()
     last = AuditEvent.objects.order_by("-seq").values_list("seq", "hash").first()
     seq, prev_hash = (last[0], last[1]) if last else (0, GENESIS)
     occurred_at = timezone.now()
-    label = actor.label
-    table = AuditEvent._meta.db_table
+    head = hash_head(occurred_at, label)
     with (
         connection.cursor() as cursor,
         cursor.cursor.copy(
-            f'COPY "{table}" (seq, occurred_at, actor, verb, subject_type, subject_id, data, prev_hash, hash) '
-            "FROM STDIN"
+            f'COPY "{AuditEvent._meta.db_table}" '
+            "(seq, occurred_at, actor, verb, subject_type, subject_id, data, prev_hash, hash) FROM STDIN"
         ) as copy,
     ):
-        for pending in events:
+        write = copy.write_row
+        for verb, subject_type, subject_id, stored, middle in prepared:
             seq += 1
-            payload = pending.data if _json_native(pending.data) else canonical(pending.data)
-            subject_id = str(pending.subject_id)
-            digest = row_hash(
-                seq=seq,
-                occurred_at=occurred_at,
-                actor=label,
-                verb=pending.verb,
-                subject_type=pending.subject_type,
-                subject_id=subject_id,
-                data=payload,
-                prev_hash=prev_hash,
-            )
-            copy.write_row(
-                (
-                    seq,
-                    occurred_at,
-                    label,
-                    pending.verb,
-                    pending.subject_type,
-                    subject_id,
-                    json.dumps(payload),
-                    prev_hash,
-                    digest,
-                )
-            )
+            digest = hash_join(seq, head, middle, prev_hash)
+            write((seq, occurred_at, label, verb, subject_type, subject_id, stored, prev_hash, digest))
             prev_hash = digest
     return len(events)
 
@@ -151,8 +155,13 @@ def _append(*, actor: Actor, events: Sequence[PendingEvent]) -> list[AuditEvent]
     return AuditEvent.objects.bulk_create(rows, batch_size=1000)
 
 
+_SCALARS = frozenset({str, int, bool, type(None)})
+
+
 def _json_native(value: Any) -> bool:
     """Already what ``canonical`` would return (str keys; str, int, bool, None, lists): no copy needed."""
+    if type(value) is dict and all(type(k) is str and type(v) in _SCALARS for k, v in value.items()):
+        return True  # the common case: a flat dict of plain values
     if value is None or isinstance(value, str | int):  # bool is an int
         return True
     if isinstance(value, dict):

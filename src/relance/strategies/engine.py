@@ -29,7 +29,7 @@ from relance.claims.selectors import evidence_missing, evidence_missing_for_case
 from relance.comms.models import Action
 from relance.comms.policy import ContactPolicy
 from relance.comms.services import action_queue, debtor_recent_contacts, debtors_recent_contacts
-from relance.strategies.bulk import CASE_FIELDS, ActionRow, actions_copy, audit_copy, cases_update_copy
+from relance.strategies.bulk import CASE_FIELDS, ActionRow, actions_copy, cases_update_copy
 from relance.strategies.decide import CaseEvent, CaseSnapshot, Outcome, decide
 from relance.strategies.document import StrategyDoc
 from relance.strategies.selectors import (
@@ -384,10 +384,7 @@ def _apply_batch(
     if changed:
         _cases_update(changed)
     if events:
-        if connection.vendor == "postgresql":
-            audit_copy(actor=actor, events=events)
-        else:
-            audit_record_many(actor=actor, events=events)
+        audit_record_many(actor=actor, events=events)  # one COPY on PostgreSQL
 
 
 def _decide_one(*, case: Case, now: datetime, policy: ContactPolicy, actor: Actor, report: TickReport) -> None:
