@@ -13,7 +13,8 @@ import email
 import re
 import string
 
-from django.core.mail import EmailMultiAlternatives
+import pytest
+from django.core.mail import BadHeaderError, EmailMultiAlternatives
 from django.core.mail.message import sanitize_address
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -33,7 +34,7 @@ def _headers(action: int, unsubscribe: str = UNSUBSCRIBE) -> dict[str, str]:
     }
 
 
-def _both(
+def _both(  # noqa: PLR0917 - one call per case
     subject: str, text: str, html: str, to: str, reply_to: list[str], headers: dict[str, str]
 ) -> tuple[bytes, RawMessage | None]:
     django = EmailMultiAlternatives(
@@ -134,10 +135,6 @@ def test_very_long_lines_are_left_to_django_which_switches_to_quoted_printable()
 
 
 def test_a_header_with_a_line_break_is_refused_as_django_refuses_it():
-    from django.core.mail import BadHeaderError  # noqa: PLC0415
-
-    import pytest  # noqa: PLC0415
-
     with pytest.raises(BadHeaderError):
         alternative_message(
             subject="a\nBcc: x@evil.fr", text="t\n", html="<p>t</p>", from_email="r@x.fr", to=["a@b.fr"]
