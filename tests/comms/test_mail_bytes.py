@@ -12,6 +12,7 @@ from __future__ import annotations
 import email
 import re
 import string
+from email.charset import Charset
 
 import pytest
 from django.core.mail import BadHeaderError, EmailMultiAlternatives
@@ -19,7 +20,7 @@ from django.core.mail.message import sanitize_address
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from relance.comms.mail import RawMessage, alternative_message, envelope_address
+from relance.comms.mail import _UTF8, RawMessage, alternative_message, envelope_address
 
 L111_8 = "Article L111-8 du code des procédures civiles d'exécution : les frais de recouvrement…"
 UNSUBSCRIBE = "<https://relance.example.fr/hooks/email/unsubscribe/" + "eyJkIjoxMjM0NX0" * 4 + ":1xWPtO:QQ-xeRH/>"
@@ -179,3 +180,26 @@ def test_plain_envelope_addresses_are_what_sanitize_address_returns(local: str, 
 def test_unusual_envelope_addresses_go_through_sanitize_address():
     for address in ["Jeanne <j@x.fr>", "a..b@x.fr", "jérôme@exämple.fr", '"a b"@x.fr']:
         assert envelope_address(address) == sanitize_address(address, "utf-8")
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    text=st.text(alphabet=st.characters(blacklist_categories=["Cs"]), max_size=200),
+    first=st.integers(min_value=1, max_value=90),
+    rest=st.integers(min_value=1, max_value=90),
+)
+def test_the_linear_subject_encoder_gives_the_email_package_s_encoded_words(text: str, first: int, rest: int):
+    def lengths(first: int, rest: int):  # type: ignore[no-untyped-def]
+        yield first
+        while True:
+            yield rest
+
+    expected = Charset("utf-8").header_encode_lines(text, lengths(first, rest))
+    assert _UTF8().header_encode_lines(text, lengths(first, rest)) == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(subject=st.text(alphabet=st.characters(blacklist_categories=["Cs", "Cc", "Zl", "Zp"]), max_size=150))
+def test_any_unicode_subject_gives_django_s_bytes(subject: str):
+    expected, mine = _both(subject, "t\n", "<p>t</p>", "a@b.fr", [], _headers(1))
+    assert mine is not None and mine.data == expected
