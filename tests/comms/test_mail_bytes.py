@@ -47,7 +47,14 @@ def _both(  # noqa: PLR0917 - one call per case
         headers=headers,
     )
     django.attach_alternative(html, "text/html")
-    expected = django.message().as_bytes(linesep="\r\n")
+    try:
+        expected = django.message().as_bytes(linesep="\r\n")
+    except Exception as refused:  # e.g. a value that would smuggle in a header: refused the same way
+        with pytest.raises(type(refused)):
+            alternative_message(
+                subject=subject, text=text, html=html, from_email="r@x.fr", to=[to], headers=list(headers.items())
+            )
+        return b"", None
     boundary = re.search(rb'boundary="([^"]+)"', expected)
     date = re.search(rb"\r\nDate: ([^\r]+)\r\n", expected)
     assert boundary is not None and date is not None
@@ -159,7 +166,7 @@ header_text = st.text(alphabet=string.printable.replace("\r", "").replace("\n", 
 @given(subject=header_text, action=st.integers(min_value=1, max_value=10**12), unsubscribe=header_text)
 def test_any_subject_and_header_value_gives_django_s_bytes(subject: str, action: int, unsubscribe: str):
     expected, mine = _both(subject, "t\n", "<p>t</p>", "a@b.fr", [], _headers(action, unsubscribe))
-    assert mine is not None and mine.data == expected
+    assert mine is None if not expected else mine is not None and mine.data == expected
 
 
 local = st.from_regex(r"\A[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,10}(\.[A-Za-z0-9_-]{1,5}){0,2}\Z")
@@ -202,4 +209,4 @@ def test_the_linear_subject_encoder_gives_the_email_package_s_encoded_words(text
 @given(subject=st.text(alphabet=st.characters(blacklist_categories=["Cs", "Cc", "Zl", "Zp"]), max_size=150))
 def test_any_unicode_subject_gives_django_s_bytes(subject: str):
     expected, mine = _both(subject, "t\n", "<p>t</p>", "a@b.fr", [], _headers(1))
-    assert mine is not None and mine.data == expected
+    assert mine is None if not expected else mine is not None and mine.data == expected
