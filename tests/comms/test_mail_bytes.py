@@ -20,7 +20,7 @@ from django.core.mail.message import sanitize_address
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from relance.comms.mail import _UTF8, RawMessage, alternative_message, envelope_address
+from relance.comms.mail import _DOT, _EOL, _UTF8, RawMessage, _smtp_body, alternative_message, envelope_address
 
 L111_8 = "Article L111-8 du code des procédures civiles d'exécution : les frais de recouvrement…"
 UNSUBSCRIBE = "<https://relance.example.fr/hooks/email/unsubscribe/" + "eyJkIjoxMjM0NX0" * 4 + ":1xWPtO:QQ-xeRH/>"
@@ -210,3 +210,9 @@ def test_the_linear_subject_encoder_gives_the_email_package_s_encoded_words(text
 def test_any_unicode_subject_gives_django_s_bytes(subject: str):
     expected, mine = _both(subject, "t\n", "<p>t</p>", "a@b.fr", [], _headers(1))
     assert mine is None if not expected else mine is not None and mine.data == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.binary(max_size=60) | st.lists(st.sampled_from([b"a", b".", b"\r", b"\n", b"\r\n", b" "])).map(b"".join))
+def test_the_smtp_body_is_what_the_regex_passes_give(data: bytes):
+    assert _smtp_body(data) == _DOT.sub(b"..", _EOL.sub(b"\r\n", data))

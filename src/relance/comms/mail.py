@@ -214,6 +214,16 @@ def alternative_message(
     )
 
 
+def _smtp_body(data: bytes) -> bytes:
+    """CRLF line ends and dot-stuffing (RFC 5321 4.5.2), skipping the regex passes when nothing would change."""
+    crlf = data.count(b"\r\n")
+    if data.count(b"\r") != crlf or data.count(b"\n") != crlf:
+        data = _EOL.sub(b"\r\n", data)
+    if data.startswith(b".") or b"\n." in data:
+        data = _DOT.sub(b"..", data)
+    return data
+
+
 class HandoverAborted(Exception):  # noqa: N818 - a signal, not a failure
     """``on_handover`` refused: the message was not completed, the server discards it."""
 
@@ -263,7 +273,7 @@ class HandoverSMTPBackend(EmailBackend):
             if code != 354:
                 conn.rset()
                 raise smtplib.SMTPDataError(code, reply)
-            body = _DOT.sub(b"..", _EOL.sub(b"\r\n", data))
+            body = _smtp_body(data)
             if not body.endswith(b"\r\n"):
                 body += b"\r\n"
             conn.send(body)
