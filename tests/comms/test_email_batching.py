@@ -207,3 +207,32 @@ def test_the_smtp_connection_sends_without_delay(smtp_server):
     sock = backend.connection.sock
     assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
     backend.close()
+
+
+def test_a_message_with_a_very_long_line_goes_out_quoted_printable_as_django_builds_it(place, world, smtp_server):
+    """The dispatcher writes its messages' bytes itself, except where Django would switch a part to
+    quoted-printable (a line over 998 bytes): that message is built by Django, in the same batch."""
+    long_line = "Détail " + "é" * 600  # ≈ 1,200 bytes on one line
+    actions = _queue(place, 2)
+    MessageTemplate.objects.create(
+        channel="email",
+        name=actions[0].template,
+        language="fr",
+        creditor=world.creditor,
+        subject="Relance {{ case.reference }}",
+        body_text="Reste dû : {{ outstanding }}.\n" + long_line + "\n{{ portal_url }}",
+        body_html="<p>{{ outstanding }}</p>",
+    )
+    report = outbox_dispatch(now=_weekday_noon())
+    assert report.sent["email"] == 2
+    assert len(smtp_server.messages) == 2
+    for message, action in zip(smtp_server.messages, actions, strict=True):
+        action.refresh_from_db()
+        assert action.status == Action.Status.SENT
+        text, html = message.get_payload()
+        assert text["Content-Transfer-Encoding"] == "quoted-printable"  # Django's choice, kept
+        assert text.get_payload(decode=True).decode().replace("\r\n", "\n") == action.body_text
+        assert long_line in action.body_text
+        assert html["Content-Transfer-Encoding"] == "8bit"
+        assert message["Message-ID"] == action.provider_message_id
+        assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"

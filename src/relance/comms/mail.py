@@ -25,18 +25,203 @@ spot a duplicate, and their webhooks settle the action.
 
 from __future__ import annotations
 
+import email.policy
+import random
 import re
 import smtplib
 import socket
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from email import base64mime, quoprimime
+from email.charset import RFC2047_CHROME_LEN, Charset
+from email.header import Header
+from email.utils import formatdate
+from functools import lru_cache
+from typing import Any
 
 from django.conf import settings
 from django.core.mail import EmailMessage
 from django.core.mail.backends.smtp import EmailBackend
-from django.core.mail.message import sanitize_address
+from django.core.mail.message import (
+    RFC5322_EMAIL_LINE_LENGTH_LIMIT,
+    BadHeaderError,
+    forbid_multi_line_headers,
+    sanitize_address,
+)
 
 _EOL = re.compile(rb"\r\n|\n|\r(?!\n)")
 _DOT = re.compile(rb"(?m)^\.")
+_NL = re.compile(r"\r\n|\r|\n")  # the email package's NLCRE: every line break becomes CRLF
+_COMPAT32 = email.policy.compat32.clone(linesep="\r\n")  # the policy Django's messages are written with
+_PRINTABLE = re.compile(r"[ -~]*\Z")  # printable ASCII and spaces: nothing the email package would fold
+_BOUNDARY_DIGITS = len(repr(sys.maxsize - 1))
+# An address Django's ``sanitize_address`` returns unchanged: dot-atom local part, ASCII domain labels.
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_PLAIN_ADDRESS = re.compile(rf"{_ATEXT}(?:\.{_ATEXT})*@[A-Za-z0-9-]{{1,63}}(?:\.[A-Za-z0-9-]{{1,63}})*\Z")
+
+
+@dataclass(frozen=True, slots=True)
+class RawMessage:
+    """A message already written out: SMTP envelope and the bytes (CRLF line ends) as Django writes them."""
+
+    sender: str
+    recipients: list[str]
+    data: bytes
+
+
+def envelope_address(address: str) -> str:
+    """``sanitize_address(address, "utf-8")``, without parsing the common plain ASCII address."""
+    if _PLAIN_ADDRESS.match(address):
+        return address
+    return _sanitized(address)
+
+
+@lru_cache(maxsize=64)
+def _sanitized(address: str) -> str:
+    return str(sanitize_address(address, "utf-8"))
+
+
+class _UTF8(Charset):
+    """``Charset("utf-8")`` whose ``header_encode_lines`` gives the same encoded words in linear time.
+
+    The email package re-encodes the growing line for every character to measure it (quadratic, most of
+    the cost of an accented subject); the measure only depends on the line's bytes (base64: their count;
+    quoted-printable: the sum over bytes), so it is kept as a running total here. Tested against the
+    package with Hypothesis.
+    """
+
+    def __init__(self) -> None:
+        super().__init__("utf-8")
+
+    def header_encode_lines(self, string: str, maxlengths: Any) -> list[str | None]:
+        codec = self.output_codec or "us-ascii"
+        encoder_module: Any = self._get_encoder(string.encode(codec, "surrogateescape"))  # type: ignore[attr-defined]
+        base64 = encoder_module is base64mime
+        extra = len(self.get_output_charset() or "") + RFC2047_CHROME_LEN
+        lines: list[str | None] = []
+        current: list[str] = []
+        size = 0  # base64: bytes in the line; quoted-printable: its encoded length
+        maxlen = next(maxlengths) - extra
+        for character in string:
+            octets = character.encode(codec, "surrogateescape")
+            grown = size + (len(octets) if base64 else quoprimime.header_length(octets))
+            length = (grown + 2) // 3 * 4 if base64 else grown
+            if length > maxlen:
+                if not lines and not current:
+                    lines.append(None)
+                else:
+                    lines.append(encoder_module.header_encode("".join(current).encode(codec, "surrogateescape"), codec))
+                current = [character]
+                size = len(octets) if base64 else quoprimime.header_length(octets)
+                maxlen = next(maxlengths) - extra
+            else:
+                current.append(character)
+                size = grown
+        lines.append(encoder_module.header_encode("".join(current).encode(codec, "surrogateescape"), codec))
+        return lines
+
+
+_UTF8_CHARSET = _UTF8()
+
+
+def _subject(value: str) -> str:
+    """``forbid_multi_line_headers("Subject", value, "utf-8")``'s value, with the linear-time charset."""
+    if "\n" in value or "\r" in value:
+        raise BadHeaderError(f"Header values can't contain newlines (got {value!r} for header 'Subject')")
+    if value.isascii():
+        return str(Header(value).encode())
+    return str(Header(value, _UTF8_CHARSET).encode())
+
+
+def _header(name: str, value: str) -> bytes:
+    """One header line as the email package's compat32 policy folds it (Django's messages use it)."""
+    if len(name) + len(value) <= 76 and _PRINTABLE.match(value):
+        return f"{name}: {value}\r\n".encode("ascii")  # short ASCII: compat32 leaves it as it is
+    return bytes(_COMPAT32.fold_binary(name, value))
+
+
+def _text_part(subtype: str, content: str) -> bytes | None:
+    """A text/* part as Django's ``SafeMIMEText(content, subtype, "utf-8")`` writes it, or ``None`` when
+    Django would switch to quoted-printable (a line longer than RFC 5322's 998 bytes)."""
+    lines = content.splitlines()
+    if lines and max(map(len, lines)) * 4 > RFC5322_EMAIL_LINE_LENGTH_LIMIT:
+        limit = RFC5322_EMAIL_LINE_LENGTH_LIMIT
+        if any(len(line.encode(errors="surrogateescape")) > limit for line in lines):
+            return None
+    try:
+        body = _NL.sub("\r\n", content).encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates: leave it to the email package
+        return None
+    cte = "7bit" if content.isascii() else "8bit"
+    head = f'Content-Type: text/{subtype}; charset="utf-8"\r\nMIME-Version: 1.0\r\n'
+    head += f"Content-Transfer-Encoding: {cte}\r\n\r\n"
+    return head.encode("ascii") + body
+
+
+def _boundary(parts: bytes) -> str:
+    """A boundary drawn as the email package draws it, whose delimiter line never occurs in the parts."""
+    boundary = "=" * 15 + f"{random.randrange(sys.maxsize):0{_BOUNDARY_DIGITS}d}" + "=="  # noqa: S311 - not a secret
+    found, counter = boundary, 0
+    while b"--" + found.encode("ascii") in parts:  # stricter than the package's line match, no regex to compile
+        found, counter = f"{boundary}.{counter}", counter + 1
+    return found
+
+
+def alternative_message(
+    *,
+    subject: str,
+    text: str,
+    html: str,
+    from_email: str,
+    to: Sequence[str],
+    reply_to: Sequence[str] = (),
+    headers: Sequence[tuple[str, str]] = (),
+    boundary: str | None = None,
+    date: str | None = None,
+) -> RawMessage | None:
+    """The bytes Django's ``EmailMultiAlternatives(subject, text, from_email, to, reply_to=…, headers=…)``
+    with ``attach_alternative(html, "text/html")`` produces (``message().as_bytes(linesep="\r\n")``),
+    written directly: the same headers in the same order and folding, the same parts, charset and
+    transfer encodings. ``None`` when Django would quoted-printable encode a part (very long lines):
+    the caller then uses Django. ``headers`` must hold ``Message-ID`` (and no ``Date``/address headers).
+    ``boundary`` and ``date`` are for tests (compared byte for byte with Django's output).
+    """
+    text_part = _text_part("plain", text) if text else None
+    html_part = _text_part("html", html)
+    if (text and text_part is None) or html_part is None:
+        return None
+    parts = [p for p in (text_part, html_part) if p is not None]
+    if boundary is None:
+        boundary = _boundary(b"\r\n".join(parts))
+    # compat32 folds this one after the ";" (the line is longer than 78 with the package's boundary).
+    out = [f'Content-Type: multipart/alternative;\r\n boundary="{boundary}"\r\n'.encode("ascii")]
+    fields = [("MIME-Version", "1.0"), ("From", from_email)]
+    if to:
+        fields.append(("To", ", ".join(to)))
+    if reply_to:
+        fields.append(("Reply-To", ", ".join(reply_to)))
+    fields.append(("Date", date or formatdate(localtime=settings.EMAIL_USE_LOCALTIME)))
+    fields += headers
+    out += [_header(*forbid_multi_line_headers(name, value, "utf-8")) for name, value in fields]
+    out.insert(2, _header("Subject", _subject(subject)))  # after MIME-Version, as Django orders them
+    dash = f"--{boundary}".encode("ascii")
+    out.append(b"\r\n" + dash + b"\r\n" + (b"\r\n" + dash + b"\r\n").join(parts) + b"\r\n" + dash + b"--\r\n")
+    return RawMessage(
+        sender=envelope_address(from_email),
+        recipients=[envelope_address(addr) for addr in to],
+        data=b"".join(out),
+    )
+
+
+def _smtp_body(data: bytes) -> bytes:
+    """CRLF line ends and dot-stuffing (RFC 5321 4.5.2), skipping the regex passes when nothing would change."""
+    crlf = data.count(b"\r\n")
+    if data.count(b"\r") != crlf or data.count(b"\n") != crlf:
+        data = _EOL.sub(b"\r\n", data)
+    if data.startswith(b".") or b"\n." in data:
+        data = _DOT.sub(b"..", data)
+    return data
 
 
 class HandoverAborted(Exception):  # noqa: N818 - a signal, not a failure
@@ -55,17 +240,20 @@ class HandoverSMTPBackend(EmailBackend):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return opened
 
-    def send_with_handover(self, message: EmailMessage, on_handover: Callable[[], None]) -> None:
+    def send_with_handover(self, message: EmailMessage | RawMessage, on_handover: Callable[[], None]) -> None:
         """Send one message; call ``on_handover`` just before the final ``.``; raise on any refusal."""
         if self.connection is None:
             self.open()
         conn = self.connection
         if conn is None:  # open() failed silently (fail_silently)
             raise smtplib.SMTPServerDisconnected("no SMTP connection")
-        encoding = message.encoding or settings.DEFAULT_CHARSET
-        sender = sanitize_address(message.from_email, encoding)
-        recipients = [sanitize_address(addr, encoding) for addr in message.recipients()]
-        data = message.message().as_bytes(linesep="\r\n")
+        if isinstance(message, RawMessage):
+            sender, recipients, data = message.sender, message.recipients, message.data
+        else:
+            encoding = message.encoding or settings.DEFAULT_CHARSET
+            sender = sanitize_address(message.from_email, encoding)
+            recipients = [sanitize_address(addr, encoding) for addr in message.recipients()]
+            data = message.message().as_bytes(linesep="\r\n")
         try:
             conn.ehlo_or_helo_if_needed()
             code, reply = conn.mail(sender)
@@ -85,7 +273,7 @@ class HandoverSMTPBackend(EmailBackend):
             if code != 354:
                 conn.rset()
                 raise smtplib.SMTPDataError(code, reply)
-            body = _DOT.sub(b"..", _EOL.sub(b"\r\n", data))
+            body = _smtp_body(data)
             if not body.endswith(b"\r\n"):
                 body += b"\r\n"
             conn.send(body)

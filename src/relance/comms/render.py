@@ -9,6 +9,7 @@ the forbidden wording of FR-COL-15/17 before it can leave.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
@@ -27,7 +28,7 @@ from relance.claims.models import Claim
 from relance.comms.models import Action, MessageTemplate
 from relance.compliance import fr
 from relance.core.errors import ValidationError
-from relance.core.money import Money
+from relance.core.money import Money, minor_digits
 from relance.ledger.services import account_balances
 from relance.tenancy.models import Creditor
 
@@ -108,6 +109,41 @@ def render_prefetch(*, cases: Iterable[Case], templates: Iterable[tuple[str, str
     return prefetch
 
 
+_PROBE = re.compile(r"(?s)(.*?)1(\D+)234(?:\2)567(?:(\D+)89)?(.*)")
+
+
+@lru_cache(maxsize=64)
+def _money_shape(currency: str, locale: str) -> tuple[int, tuple[str, str], tuple[str, str], str, str] | None:
+    """How ``Money.format`` writes amounts of one currency in one locale, read from two formatted probes:
+    (decimals, (prefix, suffix) for positive and negative amounts, group and decimal separators);
+    ``None`` when the probes do not have the plain shape (then ``Money.format`` is called each time)."""
+    digits = minor_digits(currency)
+    if digits not in (0, 2):
+        return None
+    probe = 123456789 if digits == 2 else 1234567
+    shapes = [_PROBE.fullmatch(Money(sign * probe, currency).format(locale)) for sign in (1, -1)]
+    if any(m is None or (digits == 2) != (m.group(3) is not None) for m in shapes):
+        return None
+    pos, neg = shapes
+    assert pos is not None and neg is not None  # noqa: S101 - narrowed above
+    if (pos.group(2), pos.group(3)) != (neg.group(2), neg.group(3)):
+        return None
+    return digits, (pos.group(1), pos.group(4)), (neg.group(1), neg.group(4)), pos.group(2), pos.group(3) or ""
+
+
+def money_text(minor: int, currency: str, locale: str) -> str:
+    """``Money(minor, currency).format(locale)``, without babel's per-call pattern work (tested equal)."""
+    shape = _money_shape(currency, locale)
+    if shape is None:
+        return Money(minor, currency).format(locale)
+    digits, positive, negative, group, decimal = shape
+    units, cents = divmod(abs(minor), 10**digits)
+    whole = f"{units:,}".replace(",", group)
+    number = f"{whole}{decimal}{cents:0{digits}d}" if digits else whole
+    prefix, suffix = negative if minor < 0 else positive
+    return f"{prefix}{number}{suffix}"
+
+
 def message_context(*, case: Case, lang: str, prefetch: RenderPrefetch | None = None) -> dict[str, Any]:
     """The variables every channel's templates share (documented in docs/strategies.md)."""
     locale = "en_GB" if lang == "en" else "fr_FR"
@@ -118,7 +154,7 @@ def message_context(*, case: Case, lang: str, prefetch: RenderPrefetch | None = 
     else:
         balances = case_claim_balances(case=case)
         first_letter_on = _first_letter_on(case)
-    outstanding = Money(sum(b.outstanding_minor for b in balances), case.currency)
+    outstanding = sum(b.outstanding_minor for b in balances)
     creditor = case.creditor
     return {
         "case": case,
@@ -131,13 +167,13 @@ def message_context(*, case: Case, lang: str, prefetch: RenderPrefetch | None = 
                 "invoice_number": b.claim.invoice_number,
                 "invoice_date": b.claim.invoice_date,
                 "due_date": b.claim.due_date,
-                "original": Money(b.claim.original_amount_minor, b.claim.currency).format(locale),
-                "outstanding": Money(b.outstanding_minor, b.claim.currency).format(locale),
+                "original": money_text(b.claim.original_amount_minor, b.claim.currency, locale),
+                "outstanding": money_text(b.outstanding_minor, b.claim.currency, locale),
             }
             for b in balances
         ],
-        "outstanding": outstanding.format(locale),
-        "zero": Money.zero(case.currency).format(locale),
+        "outstanding": money_text(outstanding, case.currency, locale),
+        "zero": money_text(0, case.currency, locale),
         "portal_url": portal_url(case_id=case.pk, reference=case.reference),
         "l111_8": fr.L111_8_PARAGRAPHS,
         "amicable_statement": fr.AMICABLE_COLLECTION_STATEMENT,

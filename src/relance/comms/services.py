@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+import psycopg
 from django.conf import settings
 from django.core.mail.backends.base import BaseEmailBackend
 from django.db import connection, transaction
@@ -164,7 +165,7 @@ _SENT_COLUMNS = (
 )
 _HANDOVER_SQL = (
     "WITH confirmed AS ("
-    "UPDATE comms_action SET status = %s WHERE id = ANY(%s) AND status = %s AND lease = %s) "
+    "UPDATE comms_action SET status = %s WHERE id = ANY(%s::bigint[]) AND status = %s AND lease = %s) "
     "UPDATE comms_action SET status = %s, sent_at = %s, attempts = %s, to_address = %s, subject = %s,"
     " body_text = %s, body_html = %s, content_hash = %s, provider_message_id = %s "
     "WHERE id = %s AND status = %s AND lease = %s RETURNING id"
@@ -214,8 +215,11 @@ class _Handover:
         params += [Action.Status.HANDOVER, *(fields[name] for name in _SENT_COLUMNS)]
         params += [action.pk, Action.Status.SENDING, self.lease]
         # Outside the caller's atomic block this is autocommitted: durable before the final ".".
-        with connection.cursor() as cursor:
-            cursor.execute(_HANDOVER_SQL, params)
+        # A server-side-binding cursor and a prepared statement: parsed and planned once per connection,
+        # the contents travel as parameters (Django's cursors bind on the client and quote every body).
+        connection.ensure_connection()
+        with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+            cursor.execute(_HANDOVER_SQL, params, prepare=True)
             taken = cursor.fetchone() is not None
         self.confirmed = []
         return taken

@@ -9,14 +9,16 @@ crash never sends it twice. Every message carries ``List-Unsubscribe`` (a signed
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
 
 from relance.claims.models import Debtor
 from relance.comms.channels.base import SendContext, Sent
+from relance.comms.mail import alternative_message
 from relance.comms.models import Action
-from relance.comms.render import render_message
+from relance.comms.render import Rendered, render_message
 from relance.comms.unsubscribe import unsubscribe_url
 
 
@@ -50,23 +52,13 @@ class EmailSender:
         creditor, debtor = action.case.creditor, action.case.debtor
         message_id = action_message_id(action.pk)
         opt_out = unsubscribe_url(debtor_id=debtor.pk)
-        msg = EmailMultiAlternatives(
-            subject=rendered.subject,
-            body=rendered.text,
-            from_email=settings.DEFAULT_FROM_EMAIL,
-            to=[debtor.email],
-            reply_to=[creditor.support_email] if creditor.support_email else None,
-            headers={
-                "Message-ID": message_id,
-                "X-Relance-Action": str(action.pk),
-                "List-Unsubscribe": f"<{opt_out}>",
-                "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
-            },
-            connection=connection,
-        )
-        msg.attach_alternative(rendered.html, "text/html")
-        # anymail passes metadata to the ESP, which returns it in every webhook event (comms.email_webhooks).
-        msg.metadata = {"action": str(action.pk)}  # type: ignore[attr-defined]
+        headers = {
+            "Message-ID": message_id,
+            "X-Relance-Action": str(action.pk),
+            "List-Unsubscribe": f"<{opt_out}>",
+            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+        }
+        reply_to = [creditor.support_email] if creditor.support_email else []
         sent = Sent(
             to_address=debtor.email,
             subject=rendered.subject,
@@ -78,7 +70,37 @@ class EmailSender:
         handover = context.resources.get("handover")
         send_with_handover = getattr(connection, "send_with_handover", None)
         if handover is not None and send_with_handover is not None:
-            send_with_handover(msg, lambda: handover(action, sent))
+            # Written directly (the same bytes as Django's EmailMultiAlternatives, tested), else by Django.
+            raw = alternative_message(
+                subject=rendered.subject,
+                text=rendered.text,
+                html=rendered.html,
+                from_email=settings.DEFAULT_FROM_EMAIL,
+                to=[debtor.email],
+                reply_to=reply_to,
+                headers=list(headers.items()),
+            )
+            message = raw or _django_message(rendered, debtor.email, reply_to, headers, connection)
+            send_with_handover(message, lambda: handover(action, sent))
             return replace(sent, handed_over=True)
+        msg = _django_message(rendered, debtor.email, reply_to, headers, connection)
+        # anymail passes metadata to the ESP, which returns it in every webhook event (comms.email_webhooks).
+        msg.metadata = {"action": str(action.pk)}  # type: ignore[attr-defined]
         msg.send()
         return sent
+
+
+def _django_message(
+    rendered: Rendered, to: str, reply_to: list[str], headers: dict[str, str], connection: Any
+) -> EmailMultiAlternatives:
+    msg = EmailMultiAlternatives(
+        subject=rendered.subject,
+        body=rendered.text,
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        to=[to],
+        reply_to=reply_to or None,
+        headers=headers,
+        connection=connection,
+    )
+    msg.attach_alternative(rendered.html, "text/html")
+    return msg
