@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -22,13 +22,13 @@ from django.utils import timezone
 from relance.audit.services import PendingEvent, audit_record, audit_record_many
 from relance.cases.models import Case
 from relance.cases.selectors import case_outstanding_minor
-from relance.cases.services import case_transition, case_transition_in_memory
+from relance.cases.services import case_transition_in_memory
 from relance.cases.status import Status
 from relance.claims.models import Claim, Debtor
 from relance.claims.selectors import evidence_missing, evidence_missing_for_case
 from relance.comms.models import Action
 from relance.comms.policy import ContactPolicy
-from relance.comms.services import action_queue, debtor_recent_contacts, debtors_recent_contacts
+from relance.comms.services import debtor_recent_contacts, debtors_recent_contacts
 from relance.strategies.bulk import CASE_FIELDS, ActionRow, actions_copy, cases_update_copy
 from relance.strategies.decide import CaseEvent, CaseSnapshot, Outcome, decide
 from relance.strategies.document import StrategyDoc
@@ -41,7 +41,6 @@ from relance.strategies.selectors import (
 )
 from relance.strategies.services import (
     case_events_wake,
-    case_strategy_assign,
     case_strategy_assign_in_memory,
     snapshot_with_assignment,
 )
@@ -282,7 +281,7 @@ def _decide_batch(
     missing = _batch_missing_evidence(batch)
     events = cases_events_since(cases=[(c.pk, c.debtor_id, c.event_seq, found[c.pk].outstanding_minor) for c in batch])
     candidates = strategy_routing_candidates()
-    assignments: list[PendingEvent] = []
+    assignments: dict[int, dict[str, Any]] = {}
     decided: list[tuple[Case, Outcome]] = []
     for case in batch:
         known = found[case.pk]
@@ -301,7 +300,7 @@ def _decide_batch(
             doc, assigned = case_strategy_assign_in_memory(
                 case=case, snapshot=facts, now=now, current=_strategy(docs, case), candidates=candidates
             )
-            assignments.append(assigned)
+            assignments[case.pk] = assigned.data
             facts = snapshot_with_assignment(facts, case)
         else:
             doc = _strategy(docs, case)
@@ -311,7 +310,7 @@ def _decide_batch(
         # The next case of the same debtor must see these contacts (the cap is per debtor).
         recent[case.debtor_id].extend(now for _ in outcome.contacts)
         decided.append((case, outcome))
-    _apply_batch(decided, now=now, actor=actor, report=report, events=assignments)
+    _apply_batch(decided, now=now, actor=actor, report=report, assigned=assignments)
 
 
 def _cases_update(cases: list[Case]) -> None:
@@ -333,32 +332,61 @@ def _actions_insert(rows: list[ActionRow], *, now: datetime) -> list[int]:
     return [a.pk for a in created]
 
 
+# The verb of a case's one audit event per tick: the most significant of what happened to it.
+VERB_STATUS, VERB_QUEUED, VERB_DEFERRED, VERB_ASSIGNED = (
+    "case.status_changed",
+    "action.queued",
+    "engine.deferred",
+    "strategy.assigned",
+)
+
+
 def _apply_batch(
     decided: list[tuple[Case, Outcome]],
     *,
     now: datetime,
     actor: Actor,
     report: TickReport,
-    events: list[PendingEvent] | None = None,
+    assigned: dict[int, dict[str, Any]] | None = None,
 ) -> None:
-    """Write a batch's outcomes: actions, case changes (transitions included) and audit events in bulk."""
+    """Write a batch's outcomes: actions, case changes (transitions included) and audit events in bulk.
+
+    Each case that changed gets ONE audit event for this tick (docs/decisions/0011-engfast2-one-event-per-case.md),
+    whose data carries all it carried as separate events before: the strategy assignment at a first look
+    (``key``, ``version``, ``variant``, ``routed``), the status change (``from``, ``to``, ``reason``), the
+    queued action (``action``, ``channel``, ``template``, ``step``) and a deferral's ``reason``. Its verb
+    is the most significant of these: ``case.status_changed`` > ``action.queued`` > ``engine.deferred`` >
+    ``strategy.assigned`` — so readers of those verbs (webhooks, strategy events, the case page) see
+    what they saw before.
+    """
     actions: list[ActionRow] = []
+    queued: list[dict[str, Any]] = []  # the data of the event naming each action, in the order of ``actions``
     changed: list[Case] = []
-    events = list(events or [])
+    events: list[PendingEvent] = []
+    assigned = assigned or {}
     touched = timezone.now()  # updated_at is wall-clock time, whatever instant the engine plays
     for case, outcome in decided:
         report.cases += 1
+        data = assigned.get(case.pk)
+        verb = VERB_ASSIGNED if data is not None else ""
+        data = dict(data) if data is not None else {}
         if outcome.transition is not None:
             moved = case_transition_in_memory(case=case, to=outcome.transition, reason=outcome.reason, now=now)
             if moved is not None:
-                events.append(moved[1])
+                data.update(moved[1].data)
+                verb = VERB_STATUS
             report.transitions[outcome.transition.value] += 1
         case.updated_at = touched
         changed.append(case)  # its step, event cursor or next look change, whatever the outcome
+        if len(outcome.contacts) > 1:  # pragma: no cover - decide queues at most one contact per case and tick
+            raise RuntimeError("one audit event per case and tick names at most one action")
         for contact in outcome.contacts:
             actions.append(
                 (case.pk, case.debtor_id, contact.channel, contact.template, contact.step_key, contact.at or now)
             )
+            data.update(channel=contact.channel, template=contact.template, step=contact.step_key)
+            queued.append(data)
+            verb = verb if verb == VERB_STATUS else VERB_QUEUED
             report.contacts[contact.channel] += 1
         if outcome.next_step is not None:
             # Also when the step ended the automatic flow (escalated: on hold), so resuming goes on after it.
@@ -368,19 +396,13 @@ def _apply_batch(
             case.next_action_at = outcome.next_action_at
         if outcome.notes and not outcome.contacts:
             report.deferred += 1
-            events.append(PendingEvent("engine.deferred", "cases.case", case.pk, {"reason": outcome.reason}))
+            data["reason"] = outcome.reason
+            verb = verb if verb == VERB_STATUS else VERB_DEFERRED
+        if verb:
+            events.append(PendingEvent(verb, "cases.case", case.pk, data))
     if actions:
-        events.extend(
-            PendingEvent(
-                "action.queued",
-                "cases.case",
-                case_id,
-                {"action": pk, "channel": channel, "template": template, "step": step_key},
-            )
-            for pk, (case_id, _debtor, channel, template, step_key, _at) in zip(
-                _actions_insert(actions, now=touched), actions, strict=True
-            )
-        )
+        for pk, data in zip(_actions_insert(actions, now=touched), queued, strict=True):
+            data["action"] = pk
     if changed:
         _cases_update(changed)
     if events:
@@ -388,20 +410,31 @@ def _apply_batch(
 
 
 def _decide_one(*, case: Case, now: datetime, policy: ContactPolicy, actor: Actor, report: TickReport) -> None:
-    """One case in its own savepoint: a failure is recorded and retried later, never blocks the batch."""
+    """One case in its own savepoint: a failure is recorded and retried later, never blocks the batch.
+
+    The same decision and the same writes as a batch of one (``_apply_batch``), so a case decided here
+    leaves the same rows and the same single audit event as in a batch.
+    """
     try:
         with transaction.atomic():
             # Read afresh and whole: the failed bulk attempt may have changed it in memory.
             case = Case.objects.select_related("debtor", "creditor").get(pk=case.pk)
             facts = snapshot(case, now)
+            assigned: dict[int, dict[str, Any]] = {}
             if case.step_at is None:  # first look: routed to a strategy and given its variant, recorded
-                doc = case_strategy_assign(case=case, snapshot=facts, now=now, actor=actor)
+                current = strategy_doc(key=case.strategy_key, version=case.strategy_version)
+                doc, event = case_strategy_assign_in_memory(
+                    case=case, snapshot=facts, now=now, current=current, candidates=strategy_routing_candidates()
+                )
+                assigned[case.pk] = event.data
                 facts = snapshot_with_assignment(facts, case)
             else:
                 doc = strategy_doc(key=case.strategy_key, version=case.strategy_version)
             if facts.events:
                 case.event_seq = max(e.id for e in facts.events)
-            apply_outcome(case=case, outcome=decide(facts, doc, policy, now), now=now, actor=actor, report=report)
+            one = TickReport()
+            _apply_batch([(case, decide(facts, doc, policy, now))], now=now, actor=actor, report=one, assigned=assigned)
+            report.merge(one)
     except Exception as exc:
         log.exception("engine failed on case %s", case.pk)
         report.errors += 1
@@ -409,33 +442,3 @@ def _decide_one(*, case: Case, now: datetime, policy: ContactPolicy, actor: Acto
         audit_record(
             actor=actor, verb="engine.error", subject=case, data={"error": f"{type(exc).__name__}: {exc}"[:300]}
         )
-
-
-def apply_outcome(*, case: Case, outcome: Outcome, now: datetime, actor: Actor, report: TickReport) -> None:
-    """Write one case's outcome; runs inside the batch transaction (invariant 3)."""
-    report.cases += 1
-    if outcome.transition is not None:
-        case_transition(case=case, to=outcome.transition, actor=actor, reason=outcome.reason, now=now)
-        report.transitions[outcome.transition.value] += 1
-    for contact in outcome.contacts:
-        action_queue(
-            case=case,
-            channel=contact.channel,
-            template=contact.template,
-            step_key=contact.step_key,
-            scheduled_at=contact.at or now,
-            actor=actor,
-        )
-        report.contacts[contact.channel] += 1
-    if outcome.next_step is not None:
-        # Also when the step ended the automatic flow (escalated: on hold), so resuming goes on after it.
-        case.step = outcome.next_step
-        case.step_at = now
-    if Status(case.status) in (Status.NEW, Status.ACTIVE, Status.PROMISED):
-        case.next_action_at = outcome.next_action_at
-        case.save(update_fields=["step", "step_at", "event_seq", "next_action_at", "updated_at"])
-    elif outcome.next_step is not None or case.event_seq:
-        case.save(update_fields=["step", "step_at", "event_seq", "updated_at"])
-    if outcome.notes and not outcome.contacts:
-        report.deferred += 1
-        audit_record(actor=actor, verb="engine.deferred", subject=case, data={"reason": outcome.reason})
