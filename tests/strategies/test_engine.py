@@ -79,7 +79,7 @@ def test_tick_queues_exactly_one_action_per_due_case(place):
         assert case.step == 1
         assert case.next_action_at == case.placed_at + timedelta(days=7)  # the reminder step
         # One audit event for the case's change at this tick (FR-COL-05 trail, invariant 7): its data carries
-        # the first look's strategy, the status change and the queued action (docs/decisions/0011).
+        # the first look's strategy, the status change and the queued action (docs/decisions/0002).
         (event,) = AuditEvent.objects.filter(
             subject_type="cases.case", subject_id=str(case.pk), seq__gt=before, actor="system:engine"
         )

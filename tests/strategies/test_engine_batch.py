@@ -83,7 +83,7 @@ def _tick_events(case_ids: list[int]) -> dict[int, list[tuple[str, dict[str, obj
 
 
 def test_one_audit_event_per_changed_case_the_same_in_a_batch_and_one_by_one(place, world, monkeypatch):
-    """Invariant 7 with one event per case change per tick (docs/decisions/0011): the batch path (COPY on
+    """Invariant 7 with one event per case change per tick (docs/decisions/0002): the batch path (COPY on
     PostgreSQL) and the one-case fallback write the same single event per case."""
     now = _weekday_noon()
 

@@ -78,7 +78,7 @@ def test_a_case_missing_required_evidence_is_not_chased(mandate, place):
     assert case.step == 0
     assert case.next_action_at is None  # waits: the engine does not come back every tick
     (event,) = AuditEvent.objects.filter(verb="engine.deferred", subject_id=str(case.pk))
-    # The first look's one event: the deferral's reason with the strategy assignment (docs/decisions/0011).
+    # The first look's one event: the deferral's reason with the strategy assignment (docs/decisions/0002).
     assert event.data == {"reason": "evidence missing: delivery_proof", **_ASSIGNED}
     assert engine_tick(now=now + timedelta(hours=1)).cases == 0
 
