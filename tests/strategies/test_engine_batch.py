@@ -7,6 +7,7 @@ batch must see each other's fresh contacts (the cap is per debtor, across credit
 
 from __future__ import annotations
 
+import gc
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -112,3 +113,11 @@ def test_one_audit_event_per_changed_case_the_same_in_a_batch_and_one_by_one(pla
     assert verbs[0] == "case.status_changed"  # new → active with the first notice queued
     assert {"from", "to", "key", "variant", "action", "channel", "step"} <= set(first[batched[0]][0][1])
     assert audit_verify()[1] is None
+
+
+def test_a_tick_hands_every_object_back_to_the_garbage_collector(place):
+    """The tick keeps long-lived objects out of the collector's passes while it runs, never after."""
+    place("INV-GC", "20.00", email="gc@example.fr", last_name="Gc")
+    before = gc.get_freeze_count()
+    assert engine_tick(now=_weekday_noon()).cases == 1
+    assert gc.get_freeze_count() == before
