@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from operator import attrgetter
 from typing import Any, NamedTuple
 
 from django.conf import settings
@@ -96,9 +97,12 @@ class DebtorFacts(NamedTuple):
 _DEBTOR_ANNOTATIONS = {f"debtor_{name}": F(f"debtor__{name}") for name in DebtorFacts._fields}
 
 
+_debtor_columns = attrgetter(*_DEBTOR_ANNOTATIONS)
+
+
 def _debtor_facts(case: Case) -> DebtorFacts:
     """The debtor columns the batch query annotated on ``case``."""
-    return DebtorFacts._make(getattr(case, name) for name in _DEBTOR_ANNOTATIONS)
+    return DebtorFacts._make(_debtor_columns(case))
 
 
 def _channels(debtor: Debtor | DebtorFacts) -> frozenset[str]:
@@ -304,6 +308,16 @@ def _decide_batch(
     decided: list[tuple[Case, Outcome]] = []
     for case in batch:
         known = found[case.pk]
+        first_look = case.step_at is None  # routed and given its variant, written with the batch
+        # Routing reads the case's facts; with no strategy to route to, the case keeps its strategy
+        # and its snapshot is made once, after the assignment (``snapshot_with_assignment`` otherwise).
+        routing = first_look and case.step == 0 and bool(candidates)
+        doc = _strategy(docs, case)
+        if first_look and not routing:
+            doc, assigned = case_strategy_assign_in_memory(
+                case=case, snapshot=None, now=now, current=doc, candidates=candidates
+            )
+            assignments[case.pk] = assigned.data
         facts = _snapshot(
             case,
             outstanding_minor=known.outstanding_minor,
@@ -315,14 +329,12 @@ def _decide_batch(
             events=events[case.pk],
             debtor=_debtor_facts(case),
         )
-        if case.step_at is None:  # first look: routed and given its variant, written with the batch
+        if routing:
             doc, assigned = case_strategy_assign_in_memory(
-                case=case, snapshot=facts, now=now, current=_strategy(docs, case), candidates=candidates
+                case=case, snapshot=facts, now=now, current=doc, candidates=candidates
             )
             assignments[case.pk] = assigned.data
             facts = snapshot_with_assignment(facts, case)
-        else:
-            doc = _strategy(docs, case)
         if facts.events:
             case.event_seq = max(e.id for e in facts.events)
         outcome = decide(facts, doc, policy, now)
