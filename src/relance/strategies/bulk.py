@@ -98,7 +98,7 @@ def cases_update_copy(cases: Sequence[Case]) -> None:
     columns = [[] for _ in CASE_FIELDS]  # type: list[list[Any]]
     ids = []
     for c in cases:
-        ids.append(c.pk)
+        ids.append(c.id)
         for values, value in zip(
             columns,
             (

@@ -132,7 +132,7 @@ def _snapshot(
     """The one place a ``CaseSnapshot`` is made, from facts read one case at a time or a batch at a time."""
     debtor = case.debtor if debtor is None else debtor
     return CaseSnapshot(
-        case_id=case.pk,
+        case_id=case.id,
         status=Status(case.status),
         step_index=case.step,
         placed_at=case.placed_at,
@@ -195,7 +195,9 @@ def _batch_missing_evidence(batch: Sequence[Case]) -> dict[int, tuple[str, ...]]
 # (``DebtorFacts``) and their creditors read once per batch: not every column of three tables as
 # model instances, which made building the batch cost as much as deciding it.
 _BATCH_COLUMNS = (
-    *(f for f in CASE_FIELDS if f != "updated_at"),  # set, not read: the batch writes its own time
+    # Not loaded: ``updated_at`` (the batch writes its own time) and ``next_action_at`` (every outcome
+    # sets it, or the transition clears it; a path that did not would read it then, correctly).
+    *(f for f in CASE_FIELDS if f not in ("updated_at", "next_action_at")),
     "creditor_id",
     "debtor_id",
     "placed_at",
@@ -300,14 +302,14 @@ def _decide_batch(
     docs: dict[tuple[str, int], StrategyDoc],
     candidates: list[StrategyDoc],
 ) -> None:
-    found = cases_facts(case_ids=[c.pk for c in batch])
+    found = cases_facts(case_ids=[c.id for c in batch])
     recent = debtors_recent_contacts(debtor_ids=list({c.debtor_id for c in batch}), now=now)
     missing = _batch_missing_evidence(batch)
-    events = cases_events_since(cases=[(c.pk, c.debtor_id, c.event_seq, found[c.pk].outstanding_minor) for c in batch])
+    events = cases_events_since(cases=[(c.id, c.debtor_id, c.event_seq, found[c.id].outstanding_minor) for c in batch])
     assignments: dict[int, dict[str, Any]] = {}
     decided: list[tuple[Case, Outcome]] = []
     for case in batch:
-        known = found[case.pk]
+        known = found[case.id]
         first_look = case.step_at is None  # routed and given its variant, written with the batch
         # Routing reads the case's facts; with no strategy to route to, the case keeps its strategy
         # and its snapshot is made once, after the assignment (``snapshot_with_assignment`` otherwise).
@@ -317,23 +319,23 @@ def _decide_batch(
             doc, assigned = case_strategy_assign_in_memory(
                 case=case, snapshot=None, now=now, current=doc, candidates=candidates
             )
-            assignments[case.pk] = assigned.data
+            assignments[case.id] = assigned.data
         facts = _snapshot(
             case,
             outstanding_minor=known.outstanding_minor,
             recent_contacts=recent[case.debtor_id],
-            missing_evidence=missing.get(case.pk, ()),
+            missing_evidence=missing.get(case.id, ()),
             due_date=known.due_date,
             claims=known.claims,
             contacts_sent=known.contacts_sent,
-            events=events[case.pk],
+            events=events[case.id],
             debtor=_debtor_facts(case),
         )
         if routing:
             doc, assigned = case_strategy_assign_in_memory(
                 case=case, snapshot=facts, now=now, current=doc, candidates=candidates
             )
-            assignments[case.pk] = assigned.data
+            assignments[case.id] = assigned.data
             facts = snapshot_with_assignment(facts, case)
         if facts.events:
             case.event_seq = max(e.id for e in facts.events)
@@ -398,7 +400,7 @@ def _apply_batch(
     touched = timezone.now()  # updated_at is wall-clock time, whatever instant the engine plays
     for case, outcome in decided:
         report.cases += 1
-        data = assigned.get(case.pk)
+        data = assigned.get(case.id)
         verb = VERB_ASSIGNED if data is not None else ""
         data = dict(data) if data is not None else {}
         if outcome.transition is not None:
@@ -413,7 +415,7 @@ def _apply_batch(
             raise RuntimeError("one audit event per case and tick names at most one action")
         for contact in outcome.contacts:
             actions.append(
-                (case.pk, case.debtor_id, contact.channel, contact.template, contact.step_key, contact.at or now)
+                (case.id, case.debtor_id, contact.channel, contact.template, contact.step_key, contact.at or now)
             )
             data.update(channel=contact.channel, template=contact.template, step=contact.step_key)
             queued.append(data)
@@ -430,7 +432,7 @@ def _apply_batch(
             data["reason"] = outcome.reason
             verb = verb if verb == VERB_STATUS else VERB_DEFERRED
         if verb:
-            events.append(PendingEvent(verb, "cases.case", case.pk, data))
+            events.append(PendingEvent(verb, "cases.case", case.id, data))
     if actions:
         for pk, data in zip(_actions_insert(actions, now=touched), queued, strict=True):
             data["action"] = pk

@@ -143,10 +143,10 @@ def case_strategy_assign_in_memory(
         if chosen is not None and (chosen.key, chosen.version) != (doc.key, doc.version):
             doc, routed = chosen, True
     case.strategy_key, case.strategy_version = doc.key, doc.version
-    case.variant = variant_for(case_id=case.pk, strategy=doc)
+    case.variant = variant_for(case_id=case.id, strategy=doc)
     case.step_at = case.placed_at
     data = {"key": doc.key, "version": doc.version, "variant": case.variant, "routed": routed}
-    return doc, PendingEvent("strategy.assigned", "cases.case", case.pk, data)
+    return doc, PendingEvent("strategy.assigned", "cases.case", case.id, data)
 
 
 def snapshot_with_assignment(snapshot: CaseSnapshot, case: Case) -> CaseSnapshot:
