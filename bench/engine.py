@@ -9,8 +9,9 @@ debtors, all due now). Then, in the same run:
 
 - **baseline**: a bare ``UPDATE cases_case SET next_action_at = …`` over the same rows;
 - **engine**: ``relance engine tick --no-dispatch`` in 2 processes at once (``FOR UPDATE SKIP LOCKED``
-  shares the cases): snapshot reads, the strategy decision and the contact policy, outbox actions,
-  case updates and the audit chain (``COPY`` on PostgreSQL, ``strategies.bulk``), committed per batch.
+  shares the cases): snapshot reads, the strategy decision and the contact policy, outbox actions
+  (binary ``COPY``), case updates (one ``UPDATE … FROM unnest``) and the audit chain (one event per
+  changed case, ``COPY``), committed per batch (``strategies.bulk``).
 
 Prints cases decided per second, the ratio against the baseline and the workers' peak RSS; the last
 line is the headline.

@@ -1,10 +1,10 @@
-"""PostgreSQL bulk writes of the engine's batches: ``COPY`` instead of large parameterised statements.
+"""PostgreSQL bulk writes of the engine's batches, in PostgreSQL's binary forms.
 
 The same rows as the ORM path (``bulk_create`` of the outbox, ``bulk_update`` of the cases), written
 with fewer round trips and no per-row SQL building: outbox actions get their ids from the table's
-sequence first (the audit events name them), then go through one ``COPY``; case changes go through one
-``COPY`` into a temporary table and one ``UPDATE … FROM``. Both run in the caller's transaction
-(invariant 3), so a failure rolls back with the rest of the batch.
+sequence first (the audit events name them), then go through one binary ``COPY``; case changes go
+through one ``UPDATE … FROM unnest(…)`` of binary array parameters. Both run in the caller's
+transaction (invariant 3), so a failure rolls back with the rest of the batch.
 """
 
 from __future__ import annotations
