@@ -21,6 +21,7 @@ class Action(TimeStampedModel):
 
     # Not indexed: no query filters or orders actions by creation time (the engine writes one per contact).
     created_at = models.DateTimeField(auto_now_add=True)
+
     class Channel(models.TextChoices):
         EMAIL = "email", _("E-mail")
         SMS = "sms", "SMS"

@@ -227,9 +227,9 @@ def engine_tick(
     what ``decide`` needs for the whole batch in a handful of queries, decide in memory, then write
     the actions, the cases and the audit events in bulk — all in the batch's one transaction
     (invariant 3). On PostgreSQL the reads take the batch's ids as array parameters and the writes
-    go through ``COPY`` and one ``UPDATE … FROM unnest`` (``strategies.bulk``); elsewhere the ORM does the same reads and writes. If
-    the bulk write fails, the batch is redone case by case, each in its own savepoint, so one bad
-    case never blocks the others.
+    go through ``COPY`` and one ``UPDATE … FROM unnest`` (``strategies.bulk``); elsewhere the ORM does
+    the same reads and writes. If the bulk write fails, the batch is redone case by case, each in its
+    own savepoint, so one bad case never blocks the others.
     """
     now = now or timezone.now()
     batch_size = batch_size or settings.RELANCE_ENGINE_BATCH_SIZE
