@@ -9,8 +9,9 @@ debtors, all due now). Then, in the same run:
 
 - **baseline**: a bare ``UPDATE cases_case SET next_action_at = …`` over the same rows;
 - **engine**: ``relance engine tick --no-dispatch`` in 2 processes at once (``FOR UPDATE SKIP LOCKED``
-  shares the cases): snapshot reads, the strategy decision and the contact policy, outbox actions,
-  case updates and the audit chain (``COPY`` on PostgreSQL, ``strategies.bulk``), committed per batch.
+  shares the cases): snapshot reads, the strategy decision and the contact policy, outbox actions
+  (binary ``COPY``), case updates (one ``UPDATE … FROM unnest``) and the audit chain (one event per
+  changed case, ``COPY``), committed per batch (``strategies.bulk``).
 
 Prints cases decided per second, the ratio against the baseline and the workers' peak RSS; the last
 line is the headline.
@@ -116,6 +117,26 @@ def next_weekday_noon() -> datetime:
     return datetime(day.year, day.month, day.day, 12, tzinfo=ZoneInfo("Europe/Paris"))
 
 
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _postmaster_pid(pg_url: str) -> int:
+    with psycopg.connect(pg_url) as conn:
+        row = conn.execute("SELECT setting FROM pg_settings WHERE name = 'data_directory'").fetchone()
+    return int((Path(row[0]) / "postmaster.pid").read_text().split()[0]) if row else 0
+
+
+def _reaped_cpu(pid: int) -> float:
+    """CPU seconds of the ended children of ``pid`` (cutime + cstime); 0 when not readable."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -145,6 +166,8 @@ def main() -> None:
     base_rate = updated / base_seconds
     print(f"baseline bare UPDATE of next_action_at: {updated:,} rows in {base_seconds:.2f}s = {base_rate:,.0f} rows/s")
 
+    postmaster = _postmaster_pid(pg_url)
+    pg_cpu_before, children_before = _reaped_cpu(postmaster), _children_cpu()
     started = time.perf_counter()
     workers = [
         subprocess.Popen(
@@ -165,6 +188,14 @@ def main() -> None:
     peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     rate = decided / seconds
     print(f"engine: {decided:,} cases decided in {seconds:.1f}s with {args.workers} workers")
+    # CPU per case, the steadier figure on a shared machine: the worker processes (start-up included)
+    # and PostgreSQL's processes that ended meanwhile (the workers' backends, autovacuum workers).
+    workers_cpu = _children_cpu() - children_before
+    pg_cpu = _reaped_cpu(postmaster) - pg_cpu_before
+    print(
+        f"engine CPU per case: workers {1e6 * workers_cpu / decided:.0f} us"
+        f" + PostgreSQL {1e6 * pg_cpu / decided:.0f} us (ended backends)"
+    )
     print(f"engine: {rate:,.0f} cases/s; ratio {rate / base_rate:.3f} vs bare UPDATE; peak RSS {peak_mb:.0f} MB")
 
 

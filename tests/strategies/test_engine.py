@@ -64,6 +64,7 @@ def test_tick_queues_exactly_one_action_per_due_case(place):
     later = place("INV-L", "50.00", **_debtor(11)).case
     Case.objects.filter(pk=later.pk).update(next_action_at=now + timedelta(days=1))
 
+    before = AuditEvent.objects.order_by("-seq").values_list("seq", flat=True).first()
     report = engine_tick(now=now)
 
     assert report.contacts["email"] == 3
@@ -77,10 +78,25 @@ def test_tick_queues_exactly_one_action_per_due_case(place):
         assert case.status == Status.ACTIVE
         assert case.step == 1
         assert case.next_action_at == case.placed_at + timedelta(days=7)  # the reminder step
-        verbs = set(
-            AuditEvent.objects.filter(subject_type="cases.case", subject_id=str(case.pk)).values_list("verb", flat=True)
+        # One audit event for the case's change at this tick (FR-COL-05 trail, invariant 7): its data carries
+        # the first look's strategy, the status change and the queued action (docs/decisions/0002).
+        (event,) = AuditEvent.objects.filter(
+            subject_type="cases.case", subject_id=str(case.pk), seq__gt=before, actor="system:engine"
         )
-        assert {"action.queued", "case.status_changed"} <= verbs
+        assert event.verb == "case.status_changed"
+        assert event.data == {
+            "key": "default",
+            "version": 1,
+            "variant": "",
+            "routed": False,
+            "from": "new",
+            "to": "active",
+            "reason": "step first_notice",
+            "action": action.pk,
+            "channel": "email",
+            "template": "first_notice",
+            "step": FIRST_NOTICE,
+        }
     assert not Action.objects.filter(case__in=[disputed, later]).exists()
 
 

@@ -7,6 +7,7 @@ batch must see each other's fresh contacts (the cap is per debtor, across credit
 
 from __future__ import annotations
 
+import gc
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -18,6 +19,7 @@ from relance.cases.models import Case
 from relance.cases.selectors import case_outstanding_minor, cases_outstanding_minor
 from relance.comms.models import Action
 from relance.comms.services import debtor_recent_contacts, debtors_recent_contacts
+from relance.strategies import engine
 from relance.strategies.engine import engine_tick
 
 pytestmark = pytest.mark.django_db
@@ -67,3 +69,55 @@ def test_two_creditors_cases_of_one_debtor_in_one_batch_share_the_contact_policy
     assert deferred.next_action_at > now
     assert AuditEvent.objects.filter(verb="engine.deferred").count() == 1
     assert audit_verify()[1] is None
+
+
+def _tick_events(case_ids: list[int]) -> dict[int, list[tuple[str, dict[str, object]]]]:
+    """Each case's engine events (verb, data), with the action id replaced by the action's step key."""
+    steps = dict(Action.objects.filter(case_id__in=case_ids).values_list("pk", "step_key"))
+    found: dict[int, list[tuple[str, dict[str, object]]]] = {pk: [] for pk in case_ids}
+    for verb, subject_id, data in AuditEvent.objects.filter(
+        actor="system:engine", subject_type="cases.case", subject_id__in=[str(pk) for pk in case_ids]
+    ).values_list("verb", "subject_id", "data"):
+        shown = {**data, "action": steps[data["action"]]} if "action" in data else data
+        found[int(subject_id)].append((verb, shown))
+    return found
+
+
+def test_one_audit_event_per_changed_case_the_same_in_a_batch_and_one_by_one(place, world, monkeypatch):
+    """Invariant 7 with one event per case change per tick (docs/decisions/0002): the batch path (COPY on
+    PostgreSQL) and the one-case fallback write the same single event per case."""
+    now = _weekday_noon()
+
+    def group(tag: str) -> list[int]:
+        queued = place(f"{tag}-1", "120.50", email=f"{tag}1@example.fr", last_name=f"{tag}A").case
+        later = place(f"{tag}-2", "35.00", email=f"{tag}2@example.fr", last_name=f"{tag}B", due_days_ago=1).case
+        no_email = place(f"{tag}-3", "40.00", email="", last_name=f"{tag}C").case
+        return [queued.pk, later.pk, no_email.pk]
+
+    batched, alone = group("BA"), group("AL")
+    Case.objects.filter(pk__in=alone).update(next_action_at=now + timedelta(days=30))
+    assert engine_tick(now=now).cases == 3  # the batch path
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("bulk write failed")
+
+    monkeypatch.setattr(engine, "_decide_batch", broken)  # every case goes through the one-case fallback
+    Case.objects.filter(pk__in=alone).update(next_action_at=now)
+    assert engine_tick(now=now).cases == 3
+
+    first, second = _tick_events(batched), _tick_events(alone)
+    for a, b in zip(batched, alone, strict=True):
+        assert len(first[a]) == 1  # one event for the case's change at this tick
+        assert first[a] == second[b]
+    verbs = [first[pk][0][0] for pk in batched]
+    assert verbs[0] == "case.status_changed"  # new → active with the first notice queued
+    assert {"from", "to", "key", "variant", "action", "channel", "step"} <= set(first[batched[0]][0][1])
+    assert audit_verify()[1] is None
+
+
+def test_a_tick_hands_every_object_back_to_the_garbage_collector(place):
+    """The tick keeps long-lived objects out of the collector's passes while it runs, never after."""
+    place("INV-GC", "20.00", email="gc@example.fr", last_name="Gc")
+    before = gc.get_freeze_count()
+    assert engine_tick(now=_weekday_noon()).cases == 1
+    assert gc.get_freeze_count() == before

@@ -23,6 +23,7 @@ from relance.strategies.engine import engine_tick
 from relance.tenancy.actors import Actor
 from relance.tenancy.models import Creditor
 
+_ASSIGNED = {"key": "default", "version": 1, "variant": "", "routed": False}
 pytestmark = pytest.mark.django_db
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -77,7 +78,8 @@ def test_a_case_missing_required_evidence_is_not_chased(mandate, place):
     assert case.step == 0
     assert case.next_action_at is None  # waits: the engine does not come back every tick
     (event,) = AuditEvent.objects.filter(verb="engine.deferred", subject_id=str(case.pk))
-    assert event.data == {"reason": "evidence missing: delivery_proof"}
+    # The first look's one event: the deferral's reason with the strategy assignment (docs/decisions/0002).
+    assert event.data == {"reason": "evidence missing: delivery_proof", **_ASSIGNED}
     assert engine_tick(now=now + timedelta(hours=1)).cases == 0
 
 
@@ -122,7 +124,10 @@ def test_every_claim_of_a_consolidated_case_needs_its_evidence(mandate, place):
     engine_tick(now=_weekday_noon())
 
     assert not Action.objects.exists()
-    assert AuditEvent.objects.get(verb="engine.deferred").data == {"reason": "evidence missing: delivery_proof"}
+    assert AuditEvent.objects.get(verb="engine.deferred").data == {
+        "reason": "evidence missing: delivery_proof",
+        **_ASSIGNED,
+    }
 
 
 def test_the_case_page_says_why_the_case_is_not_chased(mandate, world, place):

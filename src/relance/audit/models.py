@@ -21,7 +21,10 @@ class AuditEvent(models.Model):
     subject_id = models.CharField(max_length=64)
     data = models.JSONField(default=dict)
     prev_hash = models.CharField(max_length=64)
-    hash = models.CharField(max_length=64, unique=True)
+    # Not a unique index: the digest covers ``seq`` (unique), so two rows never share one, and nothing
+    # looks rows up by hash; a random-valued index only cost one random b-tree insert per event
+    # (docs/decisions/0002-engfast2-one-event-per-case.md).
+    hash = models.CharField(max_length=64)
 
     class Meta:
         ordering = ["seq"]

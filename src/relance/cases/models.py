@@ -46,6 +46,9 @@ class CaseQuerySet(models.QuerySet["Case"]):
 class Case(TimeStampedModel):
     """A collection file with its status machine and its place in a strategy."""
 
+    # Not indexed: no query filters or orders cases by creation time (lists use placed_at), and every
+    # engine tick rewrites each due case, so each index costs one entry per case and tick.
+    created_at = models.DateTimeField(auto_now_add=True)
     creditor = models.ForeignKey(Creditor, on_delete=models.PROTECT, related_name="cases")
     debtor = models.ForeignKey(Debtor, on_delete=models.PROTECT, related_name="cases")
     reference = models.CharField(max_length=20, unique=True)
@@ -54,7 +57,8 @@ class Case(TimeStampedModel):
         max_length=20,
         choices=[(s.value, STATUS_LABELS[s]) for s in Status],
         default=Status.NEW.value,
-        db_index=True,
+        # No index of its own: the (status, next_action_at) index below serves every query on status
+        # (docs/decisions/0002-engfast2-one-event-per-case.md lists the queries and their plans).
     )
     # The strategy document this case follows, by key and version (a case keeps its version).
     strategy_key = models.CharField(max_length=60, blank=True)
@@ -67,7 +71,7 @@ class Case(TimeStampedModel):
     # Audit sequence number up to which the engine has seen this case's events (strategy reactions).
     event_seq = models.BigIntegerField(default=0)
     placed_at = models.DateTimeField()
-    next_action_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    next_action_at = models.DateTimeField(null=True, blank=True)  # indexed with status (Meta.indexes)
     last_contact_at = models.DateTimeField(null=True, blank=True)
     promise_date = models.DateField(null=True, blank=True)
     promise_amount_minor = models.BigIntegerField(null=True, blank=True)

@@ -19,6 +19,9 @@ from relance.core.models import TimeStampedModel
 class Action(TimeStampedModel):
     """One contact attempt through one channel."""
 
+    # Not indexed: no query filters or orders actions by creation time (the engine writes one per contact).
+    created_at = models.DateTimeField(auto_now_add=True)
+
     class Channel(models.TextChoices):
         EMAIL = "email", _("E-mail")
         SMS = "sms", "SMS"
@@ -39,7 +42,8 @@ class Action(TimeStampedModel):
 
     case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="actions")
     # Denormalised so contact pressure is counted per debtor across creditors in one index scan.
-    debtor = models.ForeignKey(Debtor, on_delete=models.PROTECT, related_name="actions")
+    # No index of its own: the (debtor, sent_at) index below serves every query by debtor.
+    debtor = models.ForeignKey(Debtor, on_delete=models.PROTECT, related_name="actions", db_index=False)
     channel = models.CharField(max_length=10, choices=Channel.choices)
     template = models.CharField(max_length=60)
     step_key = models.CharField(max_length=120, blank=True)

@@ -1,10 +1,10 @@
-"""PostgreSQL bulk writes of the engine's batches: ``COPY`` instead of large parameterised statements.
+"""PostgreSQL bulk writes of the engine's batches, in PostgreSQL's binary forms.
 
 The same rows as the ORM path (``bulk_create`` of the outbox, ``bulk_update`` of the cases), written
 with fewer round trips and no per-row SQL building: outbox actions get their ids from the table's
-sequence first (the audit events name them), then go through one ``COPY``; case changes go through one
-``COPY`` into a temporary table and one ``UPDATE … FROM``. Both run in the caller's transaction
-(invariant 3), so a failure rolls back with the rest of the batch.
+sequence first (the audit events name them), then go through one binary ``COPY``; case changes go
+through one ``UPDATE … FROM unnest(…)`` of binary array parameters. Both run in the caller's
+transaction (invariant 3), so a failure rolls back with the rest of the batch.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+import psycopg
 from django.db import connection
 
 from relance.cases.models import Case
@@ -48,7 +49,16 @@ def actions_copy(rows: Sequence[ActionRow], *, now: datetime) -> list[int]:
         position = {c: i for i, c in enumerate(columns)}
         given = [position[c] for c in (*_ACTION_GIVEN, "scheduled_at")]
         quoted = ", ".join(f'"{c}"' for c in columns)
-        with cursor.cursor.copy(f'COPY "{table}" ({quoted}) FROM STDIN') as copy:
+        cursor.execute(
+            "SELECT a.atttypid FROM unnest(%s::text[]) WITH ORDINALITY AS c(name, n)"
+            " JOIN pg_attribute a ON a.attrelid = %s::regclass AND a.attname = c.name ORDER BY c.n",
+            [columns, table],
+        )
+        types = [r[0] for r in cursor.fetchall()]
+        # Binary COPY: values go out in PostgreSQL's binary forms (no text formatting of each date and
+        # string in Python, no text parsing on the server); the column types are the table's own.
+        with cursor.cursor.copy(f'COPY "{table}" ({quoted}) FROM STDIN (FORMAT BINARY)') as copy:
+            copy.set_types(types)
             for pk, (case_id, debtor_id, channel, template, step_key, scheduled_at) in zip(ids, rows, strict=True):
                 values = list(defaults)
                 for index, value in zip(
@@ -73,36 +83,49 @@ CASE_FIELDS = (
 )
 _CASE_TYPES: tuple[str, ...] = ("text", "integer", "timestamptz", "bigint", "timestamptz", "timestamptz", "timestamptz")
 _CASE_TYPES += ("text", "integer", "text")
-_TEMP = "relance_engine_case_changes"
 
 
 def cases_update_copy(cases: Sequence[Case]) -> None:
-    """Write the engine's fields of many cases: one ``COPY`` into a temporary table, one ``UPDATE … FROM``."""
+    """Write the engine's fields of many cases in one ``UPDATE … FROM unnest(…)``.
+
+    Each field travels as one array parameter in PostgreSQL's binary form (server-side binding, never a
+    named prepared statement): no temporary table to fill, scan and empty, no SQL text that grows with
+    the batch, and no text formatting of each value in Python (the binary arrays cost about half of what
+    ``COPY``'s text rows did).
+    """
     if not cases:
         return
-    columns = ", ".join(f"{f} {t}" for f, t in zip(CASE_FIELDS, _CASE_TYPES, strict=True))
-    sets = ", ".join(f"{f} = v.{f}" for f in CASE_FIELDS)
-    with connection.cursor() as cursor:
-        # Per connection, emptied at commit; emptied here too when several batches share one transaction.
-        cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS {_TEMP} (id bigint, {columns}) ON COMMIT DELETE ROWS")
-        cursor.execute(f"DELETE FROM {_TEMP}")  # noqa: S608
-        with cursor.cursor.copy(f"COPY {_TEMP} (id, {', '.join(CASE_FIELDS)}) FROM STDIN") as copy:
-            for c in cases:
-                copy.write_row(
-                    (
-                        c.pk,
-                        c.status,
-                        c.step,
-                        c.step_at,
-                        c.event_seq,
-                        c.next_action_at,
-                        c.closed_at,
-                        c.updated_at,
-                        c.strategy_key,
-                        c.strategy_version,
-                        c.variant,
-                    )
-                )
-        cursor.execute(
-            f"UPDATE {Case._meta.db_table} AS c SET {sets} FROM {_TEMP} AS v WHERE c.id = v.id"  # noqa: S608
-        )
+    columns = [[] for _ in CASE_FIELDS]  # type: list[list[Any]]
+    ids = []
+    for c in cases:
+        ids.append(c.id)
+        for values, value in zip(
+            columns,
+            (
+                c.status,
+                c.step,
+                c.step_at,
+                c.event_seq,
+                c.next_action_at,
+                c.closed_at,
+                c.updated_at,
+                c.strategy_key,
+                c.strategy_version,
+                c.variant,
+            ),
+            strict=True,
+        ):
+            values.append(value)
+    with psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(_UPDATE_SQL, [ids, *columns], prepare=False)  # binary arrays (``%b``)
+
+
+_UPDATE_SQL = (
+    f"UPDATE {Case._meta.db_table} AS c SET "  # noqa: S608 - our own names
+    + ", ".join(f"{f} = v.{f}" for f in CASE_FIELDS)
+    + " FROM unnest(%b::bigint[], "
+    + ", ".join(f"%b::{t}[]" for t in _CASE_TYPES)
+    + ") AS v(id, "
+    + ", ".join(CASE_FIELDS)
+    + ") WHERE c.id = v.id"
+)

@@ -7,12 +7,14 @@ can run side by side; on SQLite a single writer holds the database lock. The uni
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import NamedTuple
+from operator import attrgetter
+from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -22,13 +24,13 @@ from django.utils import timezone
 from relance.audit.services import PendingEvent, audit_record, audit_record_many
 from relance.cases.models import Case
 from relance.cases.selectors import case_outstanding_minor
-from relance.cases.services import case_transition, case_transition_in_memory
+from relance.cases.services import case_transition_in_memory
 from relance.cases.status import Status
 from relance.claims.models import Claim, Debtor
 from relance.claims.selectors import evidence_missing, evidence_missing_for_case
 from relance.comms.models import Action
 from relance.comms.policy import ContactPolicy
-from relance.comms.services import action_queue, debtor_recent_contacts, debtors_recent_contacts
+from relance.comms.services import debtor_recent_contacts, debtors_recent_contacts
 from relance.strategies.bulk import CASE_FIELDS, ActionRow, actions_copy, cases_update_copy
 from relance.strategies.decide import CaseEvent, CaseSnapshot, Outcome, decide
 from relance.strategies.document import StrategyDoc
@@ -41,7 +43,6 @@ from relance.strategies.selectors import (
 )
 from relance.strategies.services import (
     case_events_wake,
-    case_strategy_assign,
     case_strategy_assign_in_memory,
     snapshot_with_assignment,
 )
@@ -96,9 +97,12 @@ class DebtorFacts(NamedTuple):
 _DEBTOR_ANNOTATIONS = {f"debtor_{name}": F(f"debtor__{name}") for name in DebtorFacts._fields}
 
 
+_debtor_columns = attrgetter(*_DEBTOR_ANNOTATIONS)
+
+
 def _debtor_facts(case: Case) -> DebtorFacts:
     """The debtor columns the batch query annotated on ``case``."""
-    return DebtorFacts._make(getattr(case, name) for name in _DEBTOR_ANNOTATIONS)
+    return DebtorFacts._make(_debtor_columns(case))
 
 
 def _channels(debtor: Debtor | DebtorFacts) -> frozenset[str]:
@@ -128,7 +132,7 @@ def _snapshot(
     """The one place a ``CaseSnapshot`` is made, from facts read one case at a time or a batch at a time."""
     debtor = case.debtor if debtor is None else debtor
     return CaseSnapshot(
-        case_id=case.pk,
+        case_id=case.id,
         status=Status(case.status),
         step_index=case.step,
         placed_at=case.placed_at,
@@ -191,7 +195,9 @@ def _batch_missing_evidence(batch: Sequence[Case]) -> dict[int, tuple[str, ...]]
 # (``DebtorFacts``) and their creditors read once per batch: not every column of three tables as
 # model instances, which made building the batch cost as much as deciding it.
 _BATCH_COLUMNS = (
-    *CASE_FIELDS,
+    # Not loaded: ``updated_at`` (the batch writes its own time) and ``next_action_at`` (every outcome
+    # sets it, or the transition clears it; a path that did not would read it then, correctly).
+    *(f for f in CASE_FIELDS if f not in ("updated_at", "next_action_at")),
     "creditor_id",
     "debtor_id",
     "placed_at",
@@ -221,17 +227,33 @@ def engine_tick(
     what ``decide`` needs for the whole batch in a handful of queries, decide in memory, then write
     the actions, the cases and the audit events in bulk — all in the batch's one transaction
     (invariant 3). On PostgreSQL the reads take the batch's ids as array parameters and the writes
-    go through ``COPY`` (``strategies.bulk``); elsewhere the ORM does the same reads and writes. If
-    the bulk write fails, the batch is redone case by case, each in its own savepoint, so one bad
-    case never blocks the others.
+    go through ``COPY`` and one ``UPDATE … FROM unnest`` (``strategies.bulk``); elsewhere the ORM does
+    the same reads and writes. If the bulk write fails, the batch is redone case by case, each in its
+    own savepoint, so one bad case never blocks the others.
     """
     now = now or timezone.now()
     batch_size = batch_size or settings.RELANCE_ENGINE_BATCH_SIZE
     policy = policy or ContactPolicy()
     actor = actor or Actor.system("engine")
+    # The process's long-lived objects (modules, Django's registries) are left out of the cyclic
+    # garbage collector's passes while the tick runs: a batch allocates thousands of small objects,
+    # and each full pass walked every one of those as well (≈ 20 µs per case). Everything is handed
+    # back to the collector when the tick ends, so a long-lived process (``relance run``) keeps
+    # collecting as before.
+    gc.freeze()
+    try:
+        return _tick(now=now, batch_size=batch_size, policy=policy, actor=actor)
+    finally:
+        gc.unfreeze()
+
+
+def _tick(*, now: datetime, batch_size: int, policy: ContactPolicy, actor: Actor) -> TickReport:
     report = TickReport()
     case_events_wake(now=now)  # cases with new events (payments, promises, bounces…) react now
     docs: dict[tuple[str, int], StrategyDoc] = {}
+    # Read once per tick, like the strategy documents: a strategy enabled during a tick routes new
+    # cases from the next tick on.
+    candidates = strategy_routing_candidates()
     last_id = 0
     while True:
         with transaction.atomic():
@@ -251,7 +273,9 @@ def engine_tick(
             partial = TickReport()
             try:
                 with transaction.atomic():
-                    _decide_batch(batch, now=now, policy=policy, actor=actor, report=partial, docs=docs)
+                    _decide_batch(
+                        batch, now=now, policy=policy, actor=actor, report=partial, docs=docs, candidates=candidates
+                    )
             except Exception:
                 log.exception("engine batch from case %s failed; deciding its cases one by one", batch[0].pk)
                 for case in batch:
@@ -276,42 +300,50 @@ def _decide_batch(
     actor: Actor,
     report: TickReport,
     docs: dict[tuple[str, int], StrategyDoc],
+    candidates: list[StrategyDoc],
 ) -> None:
-    found = cases_facts(case_ids=[c.pk for c in batch])
+    found = cases_facts(case_ids=[c.id for c in batch])
     recent = debtors_recent_contacts(debtor_ids=list({c.debtor_id for c in batch}), now=now)
     missing = _batch_missing_evidence(batch)
-    events = cases_events_since(cases=[(c.pk, c.debtor_id, c.event_seq, found[c.pk].outstanding_minor) for c in batch])
-    candidates = strategy_routing_candidates()
-    assignments: list[PendingEvent] = []
+    events = cases_events_since(cases=[(c.id, c.debtor_id, c.event_seq, found[c.id].outstanding_minor) for c in batch])
+    assignments: dict[int, dict[str, Any]] = {}
     decided: list[tuple[Case, Outcome]] = []
     for case in batch:
-        known = found[case.pk]
+        known = found[case.id]
+        first_look = case.step_at is None  # routed and given its variant, written with the batch
+        # Routing reads the case's facts; with no strategy to route to, the case keeps its strategy
+        # and its snapshot is made once, after the assignment (``snapshot_with_assignment`` otherwise).
+        routing = first_look and case.step == 0 and bool(candidates)
+        doc = _strategy(docs, case)
+        if first_look and not routing:
+            doc, assigned = case_strategy_assign_in_memory(
+                case=case, snapshot=None, now=now, current=doc, candidates=candidates
+            )
+            assignments[case.id] = assigned.data
         facts = _snapshot(
             case,
             outstanding_minor=known.outstanding_minor,
             recent_contacts=recent[case.debtor_id],
-            missing_evidence=missing.get(case.pk, ()),
+            missing_evidence=missing.get(case.id, ()),
             due_date=known.due_date,
             claims=known.claims,
             contacts_sent=known.contacts_sent,
-            events=events[case.pk],
+            events=events[case.id],
             debtor=_debtor_facts(case),
         )
-        if case.step_at is None:  # first look: routed and given its variant, written with the batch
+        if routing:
             doc, assigned = case_strategy_assign_in_memory(
-                case=case, snapshot=facts, now=now, current=_strategy(docs, case), candidates=candidates
+                case=case, snapshot=facts, now=now, current=doc, candidates=candidates
             )
-            assignments.append(assigned)
+            assignments[case.id] = assigned.data
             facts = snapshot_with_assignment(facts, case)
-        else:
-            doc = _strategy(docs, case)
         if facts.events:
             case.event_seq = max(e.id for e in facts.events)
         outcome = decide(facts, doc, policy, now)
         # The next case of the same debtor must see these contacts (the cap is per debtor).
         recent[case.debtor_id].extend(now for _ in outcome.contacts)
         decided.append((case, outcome))
-    _apply_batch(decided, now=now, actor=actor, report=report, events=assignments)
+    _apply_batch(decided, now=now, actor=actor, report=report, assigned=assignments)
 
 
 def _cases_update(cases: list[Case]) -> None:
@@ -333,32 +365,61 @@ def _actions_insert(rows: list[ActionRow], *, now: datetime) -> list[int]:
     return [a.pk for a in created]
 
 
+# The verb of a case's one audit event per tick: the most significant of what happened to it.
+VERB_STATUS, VERB_QUEUED, VERB_DEFERRED, VERB_ASSIGNED = (
+    "case.status_changed",
+    "action.queued",
+    "engine.deferred",
+    "strategy.assigned",
+)
+
+
 def _apply_batch(
     decided: list[tuple[Case, Outcome]],
     *,
     now: datetime,
     actor: Actor,
     report: TickReport,
-    events: list[PendingEvent] | None = None,
+    assigned: dict[int, dict[str, Any]] | None = None,
 ) -> None:
-    """Write a batch's outcomes: actions, case changes (transitions included) and audit events in bulk."""
+    """Write a batch's outcomes: actions, case changes (transitions included) and audit events in bulk.
+
+    Each case that changed gets ONE audit event for this tick (docs/decisions/0002-engfast2-one-event-per-case.md),
+    whose data carries all it carried as separate events before: the strategy assignment at a first look
+    (``key``, ``version``, ``variant``, ``routed``), the status change (``from``, ``to``, ``reason``), the
+    queued action (``action``, ``channel``, ``template``, ``step``) and a deferral's ``reason``. Its verb
+    is the most significant of these: ``case.status_changed`` > ``action.queued`` > ``engine.deferred`` >
+    ``strategy.assigned`` — so readers of those verbs (webhooks, strategy events, the case page) see
+    what they saw before.
+    """
     actions: list[ActionRow] = []
+    queued: list[dict[str, Any]] = []  # the data of the event naming each action, in the order of ``actions``
     changed: list[Case] = []
-    events = list(events or [])
+    events: list[PendingEvent] = []
+    assigned = assigned or {}
     touched = timezone.now()  # updated_at is wall-clock time, whatever instant the engine plays
     for case, outcome in decided:
         report.cases += 1
+        data = assigned.get(case.id)
+        verb = VERB_ASSIGNED if data is not None else ""
+        data = dict(data) if data is not None else {}
         if outcome.transition is not None:
             moved = case_transition_in_memory(case=case, to=outcome.transition, reason=outcome.reason, now=now)
             if moved is not None:
-                events.append(moved[1])
+                data.update(moved[1].data)
+                verb = VERB_STATUS
             report.transitions[outcome.transition.value] += 1
         case.updated_at = touched
         changed.append(case)  # its step, event cursor or next look change, whatever the outcome
+        if len(outcome.contacts) > 1:  # pragma: no cover - decide queues at most one contact per case and tick
+            raise RuntimeError("one audit event per case and tick names at most one action")
         for contact in outcome.contacts:
             actions.append(
-                (case.pk, case.debtor_id, contact.channel, contact.template, contact.step_key, contact.at or now)
+                (case.id, case.debtor_id, contact.channel, contact.template, contact.step_key, contact.at or now)
             )
+            data.update(channel=contact.channel, template=contact.template, step=contact.step_key)
+            queued.append(data)
+            verb = verb if verb == VERB_STATUS else VERB_QUEUED
             report.contacts[contact.channel] += 1
         if outcome.next_step is not None:
             # Also when the step ended the automatic flow (escalated: on hold), so resuming goes on after it.
@@ -368,19 +429,13 @@ def _apply_batch(
             case.next_action_at = outcome.next_action_at
         if outcome.notes and not outcome.contacts:
             report.deferred += 1
-            events.append(PendingEvent("engine.deferred", "cases.case", case.pk, {"reason": outcome.reason}))
+            data["reason"] = outcome.reason
+            verb = verb if verb == VERB_STATUS else VERB_DEFERRED
+        if verb:
+            events.append(PendingEvent(verb, "cases.case", case.id, data))
     if actions:
-        events.extend(
-            PendingEvent(
-                "action.queued",
-                "cases.case",
-                case_id,
-                {"action": pk, "channel": channel, "template": template, "step": step_key},
-            )
-            for pk, (case_id, _debtor, channel, template, step_key, _at) in zip(
-                _actions_insert(actions, now=touched), actions, strict=True
-            )
-        )
+        for pk, data in zip(_actions_insert(actions, now=touched), queued, strict=True):
+            data["action"] = pk
     if changed:
         _cases_update(changed)
     if events:
@@ -388,20 +443,31 @@ def _apply_batch(
 
 
 def _decide_one(*, case: Case, now: datetime, policy: ContactPolicy, actor: Actor, report: TickReport) -> None:
-    """One case in its own savepoint: a failure is recorded and retried later, never blocks the batch."""
+    """One case in its own savepoint: a failure is recorded and retried later, never blocks the batch.
+
+    The same decision and the same writes as a batch of one (``_apply_batch``), so a case decided here
+    leaves the same rows and the same single audit event as in a batch.
+    """
     try:
         with transaction.atomic():
             # Read afresh and whole: the failed bulk attempt may have changed it in memory.
             case = Case.objects.select_related("debtor", "creditor").get(pk=case.pk)
             facts = snapshot(case, now)
+            assigned: dict[int, dict[str, Any]] = {}
             if case.step_at is None:  # first look: routed to a strategy and given its variant, recorded
-                doc = case_strategy_assign(case=case, snapshot=facts, now=now, actor=actor)
+                current = strategy_doc(key=case.strategy_key, version=case.strategy_version)
+                doc, event = case_strategy_assign_in_memory(
+                    case=case, snapshot=facts, now=now, current=current, candidates=strategy_routing_candidates()
+                )
+                assigned[case.pk] = event.data
                 facts = snapshot_with_assignment(facts, case)
             else:
                 doc = strategy_doc(key=case.strategy_key, version=case.strategy_version)
             if facts.events:
                 case.event_seq = max(e.id for e in facts.events)
-            apply_outcome(case=case, outcome=decide(facts, doc, policy, now), now=now, actor=actor, report=report)
+            one = TickReport()
+            _apply_batch([(case, decide(facts, doc, policy, now))], now=now, actor=actor, report=one, assigned=assigned)
+            report.merge(one)
     except Exception as exc:
         log.exception("engine failed on case %s", case.pk)
         report.errors += 1
@@ -409,33 +475,3 @@ def _decide_one(*, case: Case, now: datetime, policy: ContactPolicy, actor: Acto
         audit_record(
             actor=actor, verb="engine.error", subject=case, data={"error": f"{type(exc).__name__}: {exc}"[:300]}
         )
-
-
-def apply_outcome(*, case: Case, outcome: Outcome, now: datetime, actor: Actor, report: TickReport) -> None:
-    """Write one case's outcome; runs inside the batch transaction (invariant 3)."""
-    report.cases += 1
-    if outcome.transition is not None:
-        case_transition(case=case, to=outcome.transition, actor=actor, reason=outcome.reason, now=now)
-        report.transitions[outcome.transition.value] += 1
-    for contact in outcome.contacts:
-        action_queue(
-            case=case,
-            channel=contact.channel,
-            template=contact.template,
-            step_key=contact.step_key,
-            scheduled_at=contact.at or now,
-            actor=actor,
-        )
-        report.contacts[contact.channel] += 1
-    if outcome.next_step is not None:
-        # Also when the step ended the automatic flow (escalated: on hold), so resuming goes on after it.
-        case.step = outcome.next_step
-        case.step_at = now
-    if Status(case.status) in (Status.NEW, Status.ACTIVE, Status.PROMISED):
-        case.next_action_at = outcome.next_action_at
-        case.save(update_fields=["step", "step_at", "event_seq", "next_action_at", "updated_at"])
-    elif outcome.next_step is not None or case.event_seq:
-        case.save(update_fields=["step", "step_at", "event_seq", "updated_at"])
-    if outcome.notes and not outcome.contacts:
-        report.deferred += 1
-        audit_record(actor=actor, verb="engine.deferred", subject=case, data={"reason": outcome.reason})

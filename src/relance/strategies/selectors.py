@@ -74,12 +74,19 @@ def case_events_since(*, case_id: int, debtor_id: int, after_seq: int, outstandi
     return found[case_id]
 
 
+# One index range scan per subject on (subject_type, subject_id, seq), whatever the table's size or
+# the freshness of its statistics: a planner that believed the table small (statistics taken before
+# a large tick) scanned every row of the event verbs instead, a cost that grew with the trail.
 _EVENTS_SQL = """
-SELECT seq, verb, subject_type, subject_id, data, occurred_at FROM audit_auditevent
-WHERE seq > %(after)s AND verb = ANY(%(verbs)s::text[])
-  AND ((subject_type = 'cases.case' AND subject_id = ANY(%(c)s::text[]))
-    OR (subject_type = 'claims.debtor' AND subject_id = ANY(%(d)s::text[])))
-ORDER BY seq
+SELECT e.seq, e.verb, e.subject_type, e.subject_id, e.data, e.occurred_at
+FROM (SELECT 'cases.case' AS t, k FROM unnest(%(c)s::text[]) AS k
+      UNION ALL SELECT 'claims.debtor', k FROM unnest(%(d)s::text[]) AS k) AS s
+CROSS JOIN LATERAL (
+    SELECT seq, verb, subject_type, subject_id, data, occurred_at FROM audit_auditevent
+    WHERE subject_type = s.t AND subject_id = s.k AND seq > %(after)s AND verb = ANY(%(verbs)s::text[])
+    OFFSET 0  -- kept a per-subject lookup: not flattened into a join the planner may turn into a scan
+) AS e
+ORDER BY e.seq
 """
 
 
@@ -160,25 +167,21 @@ def cases_facts(*, case_ids: Sequence[int]) -> dict[int, CaseFacts]:
 
 # The claim's ledger account is ``claim:<id>`` (claims.models.Claim.ledger_key); balances as in
 # ledger.services.account_balances, one index lookup per claim (never a scan of all accounts). The
-# case ids travel as one array parameter.
+# case ids travel as one array parameter; each case's claims and outbox are read by index lookups
+# per case (``LATERAL``), so the cost per case stays flat as the tables grow, whatever plan stale
+# statistics would suggest for a join of the whole batch (a scan of every claim or action).
 _FACTS_SQL = """
-WITH links AS (
-    SELECT cc.case_id, cl.due_date,
-           (SELECT COALESCE(SUM(p.debit), 0) - COALESCE(SUM(p.credit), 0)
-            FROM ledger_account a JOIN ledger_posting p ON p.account_id = a.id
-            WHERE a.key = 'claim:' || cc.claim_id) AS balance
+SELECT ids.case_id, f.due, f.n, f.outstanding,
+       (SELECT COUNT(*) FROM comms_action a WHERE a.case_id = ids.case_id) AS sent
+FROM unnest(%(ids)s::bigint[]) AS ids(case_id)
+CROSS JOIN LATERAL (
+    SELECT MIN(cl.due_date) AS due, COUNT(*) AS n, COALESCE(SUM(
+        (SELECT COALESCE(SUM(p.debit), 0) - COALESCE(SUM(p.credit), 0)
+         FROM ledger_account la JOIN ledger_posting p ON p.account_id = la.id
+         WHERE la.key = 'claim:' || cc.claim_id)), 0) AS outstanding
     FROM cases_caseclaim cc JOIN claims_claim cl ON cl.id = cc.claim_id
-    WHERE cc.case_id = ANY(%(ids)s::bigint[])
-),
-per_case AS (
-    SELECT case_id, MIN(due_date) AS due, COUNT(*) AS n, COALESCE(SUM(balance), 0) AS outstanding
-    FROM links GROUP BY case_id
-),
-sent AS (
-    SELECT case_id, COUNT(*) AS n FROM comms_action WHERE case_id = ANY(%(ids)s::bigint[]) GROUP BY case_id
-)
-SELECT ids.case_id, per_case.due, COALESCE(per_case.n, 0), COALESCE(per_case.outstanding, 0), COALESCE(sent.n, 0)
-FROM unnest(%(ids)s::bigint[]) AS ids(case_id) LEFT JOIN per_case USING (case_id) LEFT JOIN sent USING (case_id)
+    WHERE cc.case_id = ids.case_id
+) AS f
 """
 
 

@@ -122,20 +122,31 @@ def case_strategy_assign(*, case: Case, snapshot: CaseSnapshot, now: datetime, a
 
 
 def case_strategy_assign_in_memory(
-    *, case: Case, snapshot: CaseSnapshot, now: datetime, current: StrategyDoc, candidates: list[StrategyDoc]
+    *,
+    case: Case,
+    snapshot: CaseSnapshot | None,
+    now: datetime,
+    current: StrategyDoc,
+    candidates: list[StrategyDoc],
 ) -> tuple[StrategyDoc, PendingEvent]:
     """``case_strategy_assign`` without the writes, for the engine's batches: the strategy, and the audit
-    event the caller records with the case's new fields in its own transaction."""
+    event the caller records with the case's new fields in its own transaction.
+
+    ``snapshot`` may be None when there is nothing to route to (no ``candidates``, or the case has
+    started its strategy): routing is the only reader of the case's facts.
+    """
     doc, routed = current, False
-    if case.step == 0:
+    if case.step == 0 and candidates:
+        if snapshot is None:
+            raise ValueError("routing a case to a strategy needs its snapshot")
         chosen = route(snapshot, candidates, now)
         if chosen is not None and (chosen.key, chosen.version) != (doc.key, doc.version):
             doc, routed = chosen, True
     case.strategy_key, case.strategy_version = doc.key, doc.version
-    case.variant = variant_for(case_id=case.pk, strategy=doc)
+    case.variant = variant_for(case_id=case.id, strategy=doc)
     case.step_at = case.placed_at
     data = {"key": doc.key, "version": doc.version, "variant": case.variant, "routed": routed}
-    return doc, PendingEvent("strategy.assigned", "cases.case", case.pk, data)
+    return doc, PendingEvent("strategy.assigned", "cases.case", case.id, data)
 
 
 def snapshot_with_assignment(snapshot: CaseSnapshot, case: Case) -> CaseSnapshot:
