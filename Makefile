@@ -76,8 +76,11 @@ clean:
 # A fixed port failed when another cluster (a test run, another bench) already listened on it: by
 # default the kernel picks a free loopback port at run time; ENGINE_PGPORT=… forces one.
 ENGINE_PGPORT ?= $(shell $(PYTHON) -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+# Its throwaway PostgreSQL gets production-like memory settings (docs/operations.md, "PostgreSQL
+# settings"), the same server for the engine and the baseline; ENGINE_PG_OPTIONS=… changes them.
+ENGINE_PG_OPTIONS ?= -c shared_buffers=2GB -c max_wal_size=4GB
 bench-engine: install-dev
-	RELANCE_TEST_PGPORT=$(ENGINE_PGPORT) scripts/with-postgres.sh $(BIN)/python bench/engine.py --rows $(ROWS)
+	RELANCE_PG_OPTIONS="$(ENGINE_PG_OPTIONS)" RELANCE_TEST_PGPORT=$(ENGINE_PGPORT) scripts/with-postgres.sh $(BIN)/python bench/engine.py --rows $(ROWS)
 
 ## make bench-email: 100,000 e-mails rendered and sent to a local SMTP sink, against raw smtplib (ROWS=…)
 EMAIL_ROWS := $(if $(filter command line environment,$(origin ROWS)),$(ROWS),100000)

@@ -144,6 +144,12 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1000)
     args = parser.parse_args()
     pg_url = os.environ["PG_URL"]
+    with psycopg.connect(pg_url) as conn:
+        settings = conn.execute(
+            "SELECT string_agg(name || '=' || current_setting(name), ', ' ORDER BY name) FROM pg_settings"
+            " WHERE name IN ('shared_buffers', 'max_wal_size', 'work_mem')"
+        ).fetchone()
+    print(f"PostgreSQL {settings[0] if settings else '?'} (the same server for the engine and the baseline)")
     env = {**os.environ, "RELANCE_VAR_DIR": tempfile.mkdtemp(prefix="relance-bench-"), "SECRET_KEY": "bench"}
     subprocess.run([RELANCE, "migrate", "-v0"], check=True, env=env)
     subprocess.run([RELANCE, "shell", "-c", SEED_ONE], check=True, env=env)
