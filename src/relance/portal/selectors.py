@@ -262,6 +262,12 @@ def _claim_lines(case: Case) -> list[ClaimLine]:
     return lines
 
 
+def case_outstanding_read(*, case: Case) -> int:
+    """What is left to pay on the case, from the ledger (invariant 1): the case page's total, in the
+    same one statement (the QR code's image reads only this)."""
+    return sum(line.outstanding_minor for line in _claim_lines(case))
+
+
 def case_page_read(*, case: Case, today: date | None = None) -> CasePage:
     """What the debtor's case page shows, for a case already read through its signed link and verified
     session (invariant 6: the debtor's own case only)."""

@@ -12,11 +12,13 @@ from functools import lru_cache
 from django import forms
 from django.conf import settings
 from django.contrib import messages
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import F
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
+from django.utils.cache import get_conditional_response
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_http_methods, require_POST
@@ -32,7 +34,7 @@ from relance.payments.portal_models import Dispute
 from relance.payments.psp import card_payments_enabled
 from relance.payments.services import payment_record
 from relance.payments.transfer import transfer_details
-from relance.portal.selectors import case_page_read, portal_case_for_link
+from relance.portal.selectors import case_outstanding_read, case_page_read, portal_case_for_link
 from relance.tenancy.actors import Actor
 
 _SESSION_KEY = "portal_cases"
@@ -172,7 +174,7 @@ def case_page(request: HttpRequest, token: str) -> HttpResponse:
             "sandbox": _sandbox_enabled(),
             "transfer": transfer,
             "transfer_amount": money(transfer.amount.minor) if transfer else "",
-            "transfer_qr": transfer.qr_svg_data_uri() if transfer else "",
+            "transfer_qr_version": transfer.qr_etag[:16] if transfer else "",
             "card_on": card_enabled,
             # The arrangements card: plan, promise and hardship links.
             "plan": page.plan,
@@ -197,6 +199,37 @@ def case_page(request: HttpRequest, token: str) -> HttpResponse:
             "history": page.history,
         },
     )
+
+
+@require_http_methods(["GET", "HEAD"])
+def transfer_qr(request: HttpRequest, token: str) -> HttpResponse:
+    """The EPC QR code of the case page, as its own image: drawn once per browser, not in every page.
+
+    Same access as the case page (the verified session of THIS case only); the image carries the same
+    details as the page (the agency's trust account, what is left to pay, the case's RF reference). Its
+    ETag is a digest of those details, and the page links it with that digest in the query string, so a
+    browser keeps it (privately) until the amount, the account or the reference changes.
+    """
+    case = _case_from_token(token, lean=True)
+    if not _verified(request, case):
+        raise PermissionDenied("not verified for this case")
+    agency = case.creditor.agency
+    transfer = transfer_details(
+        holder=agency.legal_name,
+        iban=agency.trust_iban,
+        amount=Money(case_outstanding_read(case=case), case.currency),
+        case_reference=case.reference,
+    )
+    if transfer is None:
+        raise Http404("no transfer to offer")
+    etag = f'"{transfer.qr_etag}"'
+    response = get_conditional_response(request, etag=etag) or HttpResponse(
+        transfer.qr_svg(), content_type="image/svg+xml"
+    )
+    response.headers["ETag"] = etag
+    response.headers["Cache-Control"] = f"private, max-age={_SESSION_SECONDS}"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
 
 
 @require_http_methods(["GET"])
