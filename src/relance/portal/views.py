@@ -34,6 +34,7 @@ from relance.payments.portal_models import Dispute
 from relance.payments.psp import card_payments_enabled
 from relance.payments.services import payment_record
 from relance.payments.transfer import transfer_details
+from relance.portal.links import case_links
 from relance.portal.selectors import case_outstanding_read, case_page_read, portal_case_for_link
 from relance.tenancy.actors import Actor
 
@@ -153,6 +154,7 @@ def case_page(request: HttpRequest, token: str) -> HttpResponse:
         "portal/case.html",
         {
             "token": token,
+            "links": case_links(token),
             "case": case,
             "creditor": case.creditor,
             "agency": agency,
