@@ -14,6 +14,7 @@ import pytest
 from django.db.models import Sum
 from django.utils import timezone
 
+from relance.cases.models import CaseClaim
 from relance.cases.selectors import case_claim_balances
 from relance.claims.selectors import evidence_list_for_case
 from relance.claims.services import evidence_attach
@@ -26,7 +27,14 @@ from relance.payments.disputes import dispute_open, dispute_uphold
 from relance.payments.models import Dispute, Payment, Receipt, ReturnPolicy, ReturnRequest
 from relance.payments.returns import return_request, returnable_claims
 from relance.payments.services import payment_record
-from relance.portal.selectors import _sections_present, case_page_read, portal_case_for_link
+from relance.portal.selectors import (
+    _claim_lines,
+    _lines_and_sections,
+    _sections_present,
+    case_outstanding_read,
+    case_page_read,
+    portal_case_for_link,
+)
 from relance.tenancy.actors import Actor
 
 pytestmark = pytest.mark.django_db
@@ -216,3 +224,31 @@ def test_the_link_reads_only_its_own_case(place):
         case.creditor.agency.legal_name,
     )
     assert found.debtor.postcode == case.debtor.postcode  # a field not read at first still loads
+
+
+def _lines(lines) -> list[tuple]:
+    return [(x.claim.pk, x.claim.invoice_number, x.outstanding_minor, x.credited_minor) for x in lines]
+
+
+def test_claims_and_sections_in_one_statement_agree_with_the_claims_statement(place):
+    first = place("INV-1", "120.50", due_days_ago=5).case
+    second = place("INV-2", "80.00", due_days_ago=20).case  # same debtor: the same case, due earlier
+    assert second.pk == first.pk
+    third = place("INV-3", "10.00", due_days_ago=20).case
+    _pay(first, "30.00", "s-1")
+    lines, present = _lines_and_sections(first)
+    assert len(lines) == 3
+    assert _lines(lines) == _lines(_claim_lines(first))  # same rows, same order (due date, then id)
+    assert [x.claim.invoice_number for x in lines] == ["F-INV-2", "F-INV-3", "F-INV-1"]
+    assert {k for k, v in present.items() if v} == {"payments"}
+    assert case_outstanding_read(case=first) == sum(x.outstanding_minor for x in lines) == 21050 - 3000
+    assert third.pk == first.pk
+
+
+def test_a_case_without_claims_still_reads_its_sections(place):
+    case = place("INV-1", "120.50").case
+    _action(case, Action.Status.SENT, 2)
+    CaseClaim.objects.filter(case=case).delete()
+    lines, present = _lines_and_sections(case)
+    assert lines == []
+    assert {k for k, v in present.items() if v} == {"history"}

@@ -39,8 +39,12 @@ class Iban:
     bic: str
 
 
+@functools.lru_cache(maxsize=1024)
 def iban_parse(value: str) -> Iban | None:
-    """The IBAN if ``value`` is a valid one (country format, length, MOD 97 check), else ``None``."""
+    """The IBAN if ``value`` is a valid one (country format, length, MOD 97 check), else ``None``.
+
+    A pure function of ``value`` (schwifty's registry is read once per process), remembered per process:
+    the portal checks the agency's trust IBAN on every case page."""
     if not value or not value.strip():
         return None
     try:

@@ -91,7 +91,7 @@ def portal_case_for_link(*, case_id: int, reference: str) -> Case | None:
 SENT = (Action.Status.SENT, Action.Status.DELIVERED, Action.Status.BOUNCED)
 HISTORY_LIMIT = 50
 OPEN_PLAN = ("proposed", "active")
-_SECTIONS: str | None = None
+_SECTIONS: list[str] | None = None
 
 
 def table(model: type[Model]) -> str:
@@ -105,13 +105,14 @@ def col(model: type[Model], name: str) -> str:
     return connection.ops.quote_name(field.column)
 
 
-# The sections of the case page that most cases do not have yet, in the order of _sections_sql.
+# The sections of the case page that most cases do not have yet, in the order of _sections_exists.
 _SECTION_NAMES = ("payments", "evidence", "plans", "promise", "disputes", "returns", "policy", "history")
 
 
-def _sections_sql() -> str:
-    """Which of the page's optional sections have rows, in one fixed statement (portable SQL, names from
-    the models, built once per process): a case without payments, disputes or plans costs no query for them."""
+def _sections_exists() -> list[str]:
+    """Which of the page's optional sections have rows: one ``EXISTS`` each (portable SQL, names from the
+    models, built once per process), read with the claims: a case without payments, disputes or plans
+    costs no query for them."""
     global _SECTIONS  # noqa: PLW0603
     if _SECTIONS is None:
         ev, link = Evidence, CaseClaim
@@ -145,12 +146,12 @@ def _sections_sql() -> str:
         for source, join, owner, condition in checks:
             key = "%(creditor)s" if source == table(ReturnPolicy) else "%(case)s"
             exists.append(f"EXISTS(SELECT 1 FROM {source} {join} WHERE {owner} = {key} {condition})")  # noqa: S608
-        _SECTIONS = "SELECT " + ", ".join(exists)
+        _SECTIONS = exists
     return _SECTIONS
 
 
-def _sections_present(case: Case) -> dict[str, bool]:
-    params: dict[str, int | str | bool] = {
+def _section_params(case: Case) -> dict[str, int | str | bool]:
+    return {
         "case": case.pk,
         "creditor": case.creditor_id,
         "pending": Promise.Status.PENDING.value,
@@ -159,10 +160,11 @@ def _sections_present(case: Case) -> dict[str, bool]:
         "delivered": SENT[1].value,
         "bounced": SENT[2].value,
     }
-    with connection.cursor() as cursor:
-        cursor.execute(_sections_sql(), params)
-        row = cursor.fetchone()
-    return {name: bool(found) for name, found in zip(_SECTION_NAMES, row, strict=True)}
+
+
+def _sections_present(case: Case) -> dict[str, bool]:
+    """Which optional sections of the case page have rows (read with the claims by ``case_page_read``)."""
+    return _lines_and_sections(case)[1]
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,13 +217,13 @@ _CLAIM_FIELDS = {
     "currency",
     "original_amount_minor",
 }
-_CLAIMS: tuple[str, list[str]] | None = None
+_CLAIMS: tuple[list[str], str, str, list[str]] | None = None
 
 
-def _claims_query() -> tuple[str, list[str]]:
-    """The case's claims with their ledger sums in one fixed statement (portable SQL, names from the
-    models): debits, credits, and the part of them booked by credit notes. The claim's account is
-    ``claim:<id>`` (``Claim.ledger_key``)."""
+def _claims_parts() -> tuple[list[str], str, str, list[str]]:
+    """The case's claims with their ledger sums (portable SQL, names from the models): debits, credits,
+    and the part of them booked by credit notes. The claim's account is ``claim:<id>``
+    (``Claim.ledger_key``). Returns the columns, ``FROM … GROUP BY``, ``ORDER BY`` and the claim's fields."""
     global _CLAIMS  # noqa: PLW0603
     if _CLAIMS is None:
         q = connection.ops.quote_name
@@ -235,17 +237,22 @@ def _claims_query() -> tuple[str, list[str]]:
             f"SUM(CASE WHEN {note} THEN p.{col(Posting, 'debit')} ELSE 0 END)",
         ]
         key = f"CAST(%(prefix)s AS VARCHAR(20)) || CAST(cl.{q('id')} AS VARCHAR(20))"
-        sql = (
-            f"SELECT {', '.join(columns)} FROM {table(CaseClaim)} l "  # noqa: S608 - names from the models
+        source = (
+            f"{table(CaseClaim)} l "
             f"JOIN {table(Claim)} cl ON cl.{q('id')} = l.{col(CaseClaim, 'claim')} "
             f"LEFT JOIN {table(Account)} a ON a.{col(Account, 'key')} = {key} "
             f"LEFT JOIN {table(Posting)} p ON p.{col(Posting, 'account')} = a.{q('id')} "
             f"LEFT JOIN {table(LedgerTransaction)} t ON t.{q('id')} = p.{col(Posting, 'transaction')} "
-            f"WHERE l.{col(CaseClaim, 'case')} = %(case)s GROUP BY cl.{q('id')} "
-            f"ORDER BY cl.{col(Claim, 'due_date')}, cl.{q('id')}"
+            f"WHERE l.{col(CaseClaim, 'case')} = %(case)s GROUP BY cl.{q('id')}"
         )
-        _CLAIMS = (sql, [f.attname for f in fields])
+        order = f"cl.{col(Claim, 'due_date')}, cl.{q('id')}"
+        _CLAIMS = (columns, source, order, [f.attname for f in fields])
     return _CLAIMS
+
+
+def _claims_query() -> tuple[str, list[str]]:
+    columns, source, order, names = _claims_parts()
+    return f"SELECT {', '.join(columns)} FROM {source} ORDER BY {order}", names  # noqa: S608 - model names
 
 
 def _claim_lines(case: Case) -> list[ClaimLine]:
@@ -253,13 +260,52 @@ def _claim_lines(case: Case) -> list[ClaimLine]:
     with connection.cursor() as cursor:
         cursor.execute(sql, {"case": case.pk, "prefix": "claim:", "note": "claim.credit_note"})
         rows = cursor.fetchall()
+    return [_line(names, row) for row in rows]
+
+
+_PAGE: tuple[str, list[str]] | None = None
+
+
+def _page_query() -> tuple[str, list[str]]:
+    """The sections statement and the claims statement as one (one round trip instead of two): the
+    single row of ``EXISTS`` flags, joined to every claim line (or to none: a row of nulls)."""
+    global _PAGE  # noqa: PLW0603
+    if _PAGE is None:
+        columns, source, _order, names = _claims_parts()
+        aliased = ", ".join(f"{column} AS c{i}" for i, column in enumerate(columns))
+        flags = _sections_exists()
+        due, pk = names.index("due_date"), names.index("id")  # the same order as _claims_query
+        sql = (
+            f"SELECT {', '.join(f's.s{i}' for i in range(len(flags)))}, "  # noqa: S608 - names from the models
+            f"{', '.join(f'c.c{i}' for i in range(len(columns)))} "
+            f"FROM (SELECT {', '.join(f'{flag} AS s{i}' for i, flag in enumerate(flags))}) s "
+            f"LEFT JOIN (SELECT {aliased} FROM {source}) c ON 1 = 1 "
+            f"ORDER BY c.c{due}, c.c{pk}"
+        )
+        _PAGE = (sql, names)
+    return _PAGE
+
+
+def _lines_and_sections(case: Case) -> tuple[list[ClaimLine], dict[str, bool]]:
+    sql, names = _page_query()
+    params: dict[str, int | str | bool] = {
+        **_section_params(case),
+        "prefix": "claim:",
+        "note": "claim.credit_note",
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    flags = len(_SECTION_NAMES)
+    present = {name: bool(found) for name, found in zip(_SECTION_NAMES, rows[0][:flags], strict=True)}
+    return [_line(names, row[flags:]) for row in rows if row[flags] is not None], present
+
+
+def _line(names: list[str], row: tuple[Any, ...]) -> ClaimLine:
     n = len(names)
-    lines = []
-    for row in rows:
-        claim = Claim.from_db(connection.alias, names, row[:n])
-        debit, credit, note_credit, note_debit = (int(value or 0) for value in row[n:])  # PostgreSQL: numeric
-        lines.append(ClaimLine(claim=claim, outstanding_minor=debit - credit, credited_minor=note_credit - note_debit))
-    return lines
+    claim = Claim.from_db(connection.alias, names, row[:n])
+    debit, credit, note_credit, note_debit = (int(value or 0) for value in row[n:])  # PostgreSQL: numeric
+    return ClaimLine(claim=claim, outstanding_minor=debit - credit, credited_minor=note_credit - note_debit)
 
 
 def case_outstanding_read(*, case: Case) -> int:
@@ -271,11 +317,9 @@ def case_outstanding_read(*, case: Case) -> int:
 def case_page_read(*, case: Case, today: date | None = None) -> CasePage:
     """What the debtor's case page shows, for a case already read through its signed link and verified
     session (invariant 6: the debtor's own case only)."""
-    lines = _claim_lines(case)
+    lines, present = _lines_and_sections(case)
     claims = [line.claim for line in lines]
     claim_by_id = {c.pk: c for c in claims}
-
-    present = _sections_present(case)
     payments = (
         list(
             Payment.objects.filter(case=case)
