@@ -31,9 +31,10 @@ from relance.portal.selectors import (
     _claim_lines,
     _lines_and_sections,
     _sections_present,
-    case_outstanding_read,
     case_page_read,
     portal_case_for_link,
+    portal_case_lines_for_link,
+    portal_case_page_for_link,
 )
 from relance.tenancy.actors import Actor
 
@@ -241,7 +242,7 @@ def test_claims_and_sections_in_one_statement_agree_with_the_claims_statement(pl
     assert _lines(lines) == _lines(_claim_lines(first))  # same rows, same order (due date, then id)
     assert [x.claim.invoice_number for x in lines] == ["F-INV-2", "F-INV-3", "F-INV-1"]
     assert {k for k, v in present.items() if v} == {"payments"}
-    assert case_outstanding_read(case=first) == sum(x.outstanding_minor for x in lines) == 21050 - 3000
+    assert sum(x.outstanding_minor for x in lines) == 21050 - 3000
     assert third.pk == first.pk
 
 
@@ -252,3 +253,56 @@ def test_a_case_without_claims_still_reads_its_sections(place):
     lines, present = _lines_and_sections(case)
     assert lines == []
     assert {k for k, v in present.items() if v} == {"history"}
+
+
+def _page_tuple(page) -> tuple:
+    return (
+        _lines(page.lines),
+        [p.pk for p in page.payments],
+        [r.pk for r in page.receipts],
+        [e.pk for e in page.evidence],
+        page.plan and page.plan.pk,
+        page.promise and page.promise.pk,
+        page.arrangements_hidden,
+        [d.pk for d in page.disputes],
+        [r.pk for r in page.returns],
+        [c.pk for c in page.returnable],
+        [a.pk for a in page.history],
+    )
+
+
+def test_the_page_for_a_link_in_one_statement_is_the_page_of_the_linked_case(place, world, django_assert_num_queries):
+    case = place("INV-1", "120.50").case
+    other = place("OTHER-1", "60.00", creditor=world.other_creditor, email="lea@example.fr", last_name="Martin").case
+    _pay(case, "20.50", "s-1")
+    _action(case, Action.Status.SENT, 3)
+    ReturnPolicy.objects.create(creditor=world.creditor, returns_allowed=True)
+    with django_assert_num_queries(1):  # a new case: link, claims and sections in one statement
+        fresh = portal_case_page_for_link(case_id=other.pk, reference=other.reference)
+    assert fresh is not None and fresh.lines[0].claim.invoice_number == "F-OTHER-1"
+    assert not fresh.returnable  # the other creditor has no return policy
+
+    page = portal_case_page_for_link(case_id=case.pk, reference=case.reference)
+    linked = portal_case_for_link(case_id=case.pk, reference=case.reference)
+    assert page is not None and linked is not None
+    assert _page_tuple(page) == _page_tuple(case_page_read(case=linked))
+    assert page.returnable  # the creditor's policy, found through the case row
+    assert (page.case.pk, page.case.reference, page.case.status, page.case.creditor.legal_name) == (
+        linked.pk,
+        linked.reference,
+        linked.status,
+        linked.creditor.legal_name,
+    )
+    assert page.case.creditor.agency.trust_iban == linked.creditor.agency.trust_iban
+    assert page.outstanding_minor == 10000
+
+    found = portal_case_lines_for_link(case_id=case.pk, reference=case.reference)
+    assert found is not None and found[0].pk == case.pk and _lines(found[1]) == _lines(page.lines)
+
+
+def test_the_page_for_a_link_names_its_case_only(place):
+    case = place("INV-1", "120.50").case
+    other = place("INV-2", "80.00", email="paul@example.fr", last_name="Durand").case
+    assert portal_case_page_for_link(case_id=case.pk, reference=other.reference) is None
+    assert portal_case_lines_for_link(case_id=case.pk, reference=other.reference) is None
+    assert portal_case_page_for_link(case_id=10**9, reference=case.reference) is None

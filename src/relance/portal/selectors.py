@@ -33,12 +33,13 @@ from relance.tenancy.models import Agency, Creditor
 _CASE_FIELDS = {"id", "reference", "currency", "status", "portal_failed_attempts", "creditor_id", "debtor_id"}
 _CREDITOR_FIELDS = {"id", "legal_name", "trade_name", "mode", "agency_id"}
 _AGENCY_FIELDS = {"id", "legal_name", "trust_iban"}
-_LINK: tuple[str, list[tuple[type[Model], list[str]]]] | None = None
+_LINK: tuple[list[str], str, list[tuple[type[Model], list[str]]]] | None = None
 
 
-def _link_query() -> tuple[str, list[tuple[type[Model], list[str]]]]:
-    """One fixed statement in portable SQL, built once per process from the models' own table and
-    column names (no user input in it): the ORM would compile the same three-table join every request."""
+def _link_parts() -> tuple[list[str], str, list[tuple[type[Model], list[str]]]]:
+    """The columns and ``FROM`` of the link's read (case ``c``, creditor ``k``, agency ``a``), and the
+    fields each model gets, in portable SQL built once per process from the models' own table and column
+    names (no user input in it): the ORM would compile the same three-table join every request."""
     global _LINK  # noqa: PLW0603
     if _LINK is None:
         q = connection.ops.quote_name
@@ -54,14 +55,32 @@ def _link_query() -> tuple[str, list[tuple[type[Model], list[str]]]]:
             columns += [f"{alias}.{q(f.column)}" for f in fields]
         case_creditor = q(Case._meta.get_field("creditor").column)
         creditor_agency = q(Creditor._meta.get_field("agency").column)
-        sql = (
-            f"SELECT {', '.join(columns)} FROM {q(Case._meta.db_table)} c "  # noqa: S608 - names from the models
+        source = (
+            f"{q(Case._meta.db_table)} c "
             f"JOIN {q(Creditor._meta.db_table)} k ON k.{q('id')} = c.{case_creditor} "
-            f"JOIN {q(Agency._meta.db_table)} a ON a.{q('id')} = k.{creditor_agency} "
-            f"WHERE c.{q('id')} = %s AND c.{q('reference')} = %s"
+            f"JOIN {q(Agency._meta.db_table)} a ON a.{q('id')} = k.{creditor_agency}"
         )
-        _LINK = (sql, parts)
+        _LINK = (columns, source, parts)
     return _LINK
+
+
+def _link_query() -> tuple[str, list[tuple[type[Model], list[str]]]]:
+    columns, source, parts = _link_parts()
+    q = connection.ops.quote_name
+    where = f"c.{q('id')} = %s AND c.{q('reference')} = %s"
+    return f"SELECT {', '.join(columns)} FROM {source} WHERE {where}", parts  # noqa: S608 - model names
+
+
+def _link_instances(parts: list[tuple[type[Model], list[str]]], row: tuple[Any, ...]) -> Case:
+    found: list[Any] = []
+    start = 0
+    for model, names in parts:
+        found.append(model.from_db(connection.alias, names, row[start : start + len(names)]))
+        start += len(names)
+    case, creditor, agency = found
+    creditor.agency = agency
+    case.creditor = creditor
+    return case
 
 
 def portal_case_for_link(*, case_id: int, reference: str) -> Case | None:
@@ -77,21 +96,14 @@ def portal_case_for_link(*, case_id: int, reference: str) -> Case | None:
         row = cursor.fetchone()
     if row is None:
         return None
-    found: list[Any] = []
-    start = 0
-    for model, names in parts:
-        found.append(model.from_db(connection.alias, names, row[start : start + len(names)]))
-        start += len(names)
-    case, creditor, agency = found
-    creditor.agency = agency
-    case.creditor = creditor
-    return case
+    return _link_instances(parts, row)
 
 
 SENT = (Action.Status.SENT, Action.Status.DELIVERED, Action.Status.BOUNCED)
 HISTORY_LIMIT = 50
 OPEN_PLAN = ("proposed", "active")
 _SECTIONS: list[str] | None = None
+_CASE_CREDITOR = "c.{creditor}"  # in the page's statement: the creditor of the case row read with it
 
 
 def table(model: type[Model]) -> str:
@@ -144,22 +156,11 @@ def _sections_exists() -> list[str]:
         ]
         exists = []
         for source, join, owner, condition in checks:
-            key = "%(creditor)s" if source == table(ReturnPolicy) else "%(case)s"
+            creditor = _CASE_CREDITOR.format(creditor=col(Case, "creditor"))
+            key = creditor if source == table(ReturnPolicy) else "%(case)s"
             exists.append(f"EXISTS(SELECT 1 FROM {source} {join} WHERE {owner} = {key} {condition})")  # noqa: S608
         _SECTIONS = exists
     return _SECTIONS
-
-
-def _section_params(case: Case) -> dict[str, int | str | bool]:
-    return {
-        "case": case.pk,
-        "creditor": case.creditor_id,
-        "pending": Promise.Status.PENDING.value,
-        "true": True,
-        "sent": SENT[0].value,
-        "delivered": SENT[1].value,
-        "bounced": SENT[2].value,
-    }
 
 
 def _sections_present(case: Case) -> dict[str, bool]:
@@ -180,6 +181,7 @@ class ClaimLine:
 
 @dataclass(frozen=True, slots=True)
 class CasePage:
+    case: Case
     lines: list[ClaimLine]
     payments: list[Payment]  # newest first
     receipts: list[Receipt]  # newest first
@@ -256,6 +258,7 @@ def _claims_query() -> tuple[str, list[str]]:
 
 
 def _claim_lines(case: Case) -> list[ClaimLine]:
+    """The case's claim lines alone (what the page's one statement is tested against)."""
     sql, names = _claims_query()
     with connection.cursor() as cursor:
         cursor.execute(sql, {"case": case.pk, "prefix": "claim:", "note": "claim.credit_note"})
@@ -263,42 +266,62 @@ def _claim_lines(case: Case) -> list[ClaimLine]:
     return [_line(names, row) for row in rows]
 
 
-_PAGE: tuple[str, list[str]] | None = None
+_PAGE: tuple[str, list[str], list[tuple[type[Model], list[str]]]] | None = None
 
 
-def _page_query() -> tuple[str, list[str]]:
-    """The sections statement and the claims statement as one (one round trip instead of two): the
-    single row of ``EXISTS`` flags, joined to every claim line (or to none: a row of nulls)."""
+def _page_query() -> tuple[str, list[str], list[tuple[type[Model], list[str]]]]:
+    """The link's read, the sections' flags and the claims' statement as one (one round trip instead of
+    three): the case row with its creditor and agency and its ``EXISTS`` flags, joined to every claim line
+    (or to none: the claim columns are then null)."""
     global _PAGE  # noqa: PLW0603
     if _PAGE is None:
+        q = connection.ops.quote_name
+        link_columns, link_source, parts = _link_parts()
         columns, source, _order, names = _claims_parts()
         aliased = ", ".join(f"{column} AS c{i}" for i, column in enumerate(columns))
         flags = _sections_exists()
         due, pk = names.index("due_date"), names.index("id")  # the same order as _claims_query
         sql = (
-            f"SELECT {', '.join(f's.s{i}' for i in range(len(flags)))}, "  # noqa: S608 - names from the models
-            f"{', '.join(f'c.c{i}' for i in range(len(columns)))} "
-            f"FROM (SELECT {', '.join(f'{flag} AS s{i}' for i, flag in enumerate(flags))}) s "
-            f"LEFT JOIN (SELECT {aliased} FROM {source}) c ON 1 = 1 "
-            f"ORDER BY c.c{due}, c.c{pk}"
+            f"SELECT {', '.join(link_columns)}, {', '.join(flags)}, "  # noqa: S608 - names from the models
+            f"{', '.join(f'x.c{i}' for i in range(len(columns)))} "
+            f"FROM {link_source} "
+            f"LEFT JOIN (SELECT {aliased} FROM {source}) x ON 1 = 1 "
+            f"WHERE c.{q('id')} = %(case)s AND c.{q('reference')} = %(reference)s "
+            f"ORDER BY x.c{due}, x.c{pk}"
         )
-        _PAGE = (sql, names)
+        _PAGE = (sql, names, parts)
     return _PAGE
 
 
-def _lines_and_sections(case: Case) -> tuple[list[ClaimLine], dict[str, bool]]:
-    sql, names = _page_query()
+def _page_rows(case_id: int, reference: str) -> tuple[Case | None, list[ClaimLine], dict[str, bool]]:
+    """The case a link names (``None`` if none), its claim lines and which optional sections it has."""
+    sql, names, parts = _page_query()
     params: dict[str, int | str | bool] = {
-        **_section_params(case),
+        "case": case_id,
+        "reference": reference,
+        "pending": Promise.Status.PENDING.value,
+        "true": True,
+        "sent": SENT[0].value,
+        "delivered": SENT[1].value,
+        "bounced": SENT[2].value,
         "prefix": "claim:",
         "note": "claim.credit_note",
     }
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
-    flags = len(_SECTION_NAMES)
-    present = {name: bool(found) for name, found in zip(_SECTION_NAMES, rows[0][:flags], strict=True)}
-    return [_line(names, row[flags:]) for row in rows if row[flags] is not None], present
+    if not rows:
+        return None, [], dict.fromkeys(_SECTION_NAMES, False)
+    start = sum(len(fields) for _, fields in parts)
+    end = start + len(_SECTION_NAMES)
+    present = {name: bool(found) for name, found in zip(_SECTION_NAMES, rows[0][start:end], strict=True)}
+    lines = [_line(names, row[end:]) for row in rows if row[end] is not None]
+    return _link_instances(parts, rows[0]), lines, present
+
+
+def _lines_and_sections(case: Case) -> tuple[list[ClaimLine], dict[str, bool]]:
+    _, lines, present = _page_rows(case.pk, case.reference)
+    return lines, present
 
 
 def _line(names: list[str], row: tuple[Any, ...]) -> ClaimLine:
@@ -308,16 +331,31 @@ def _line(names: list[str], row: tuple[Any, ...]) -> ClaimLine:
     return ClaimLine(claim=claim, outstanding_minor=debit - credit, credited_minor=note_credit - note_debit)
 
 
-def case_outstanding_read(*, case: Case) -> int:
-    """What is left to pay on the case, from the ledger (invariant 1): the case page's total, in the
-    same one statement (the QR code's image reads only this)."""
-    return sum(line.outstanding_minor for line in _claim_lines(case))
+def portal_case_lines_for_link(*, case_id: int, reference: str) -> tuple[Case, list[ClaimLine]] | None:
+    """The case a link names with its claim lines (ledger sums), in the page's one statement, or ``None``.
+    Only for a session already verified for ``case_id``."""
+    case, lines, _ = _page_rows(case_id, reference)
+    return None if case is None else (case, lines)
+
+
+def portal_case_page_for_link(*, case_id: int, reference: str, today: date | None = None) -> CasePage | None:
+    """``portal_case_for_link`` and ``case_page_read`` with one statement for the case, its creditor and
+    agency, its claims with their ledger sums and its sections' flags; ``None`` if the link names no case.
+    Only for a session already verified for ``case_id`` (invariant 6: the debtor's own case only)."""
+    case, lines, present = _page_rows(case_id, reference)
+    if case is None:
+        return None
+    return _page(case, lines, present, today)
 
 
 def case_page_read(*, case: Case, today: date | None = None) -> CasePage:
     """What the debtor's case page shows, for a case already read through its signed link and verified
     session (invariant 6: the debtor's own case only)."""
     lines, present = _lines_and_sections(case)
+    return _page(case, lines, present, today)
+
+
+def _page(case: Case, lines: list[ClaimLine], present: dict[str, bool], today: date | None) -> CasePage:
     claims = [line.claim for line in lines]
     claim_by_id = {c.pk: c for c in claims}
     payments = (
@@ -367,6 +405,7 @@ def case_page_read(*, case: Case, today: date | None = None) -> CasePage:
         else []
     )
     return CasePage(
+        case=case,
         lines=lines,
         payments=payments,
         receipts=receipts,

@@ -35,7 +35,7 @@ from relance.payments.psp import card_payments_enabled
 from relance.payments.services import payment_record
 from relance.payments.transfer import transfer_details
 from relance.portal.links import case_links
-from relance.portal.selectors import case_outstanding_read, case_page_read, portal_case_for_link
+from relance.portal.selectors import portal_case_for_link, portal_case_lines_for_link, portal_case_page_for_link
 from relance.tenancy.actors import Actor
 
 _SESSION_KEY = "portal_cases"
@@ -69,7 +69,23 @@ def _case_from_token(token: str, *, lean: bool = False) -> Case:
 
 
 def _verified(request: HttpRequest, case: Case) -> bool:
-    return case.pk in request.session.get(_SESSION_KEY, [])
+    return _verified_for(request, case.pk)
+
+
+def _verified_for(request: HttpRequest, case_id: int) -> bool:
+    return case_id in request.session.get(_SESSION_KEY, [])
+
+
+def _link_verified(request: HttpRequest, token: str) -> tuple[int, str] | None:
+    """The (case id, reference) of a valid link whose case this session has verified; ``None`` if the
+    link is valid but not verified here (404 if the link is invalid or names no case, as before)."""
+    read = portal_token_read(token)
+    if read is None:
+        raise Http404("link invalid or expired")
+    if not _verified_for(request, read[0]):
+        _case_from_token(token, lean=True)  # 404 for a link to no case, whether verified or not
+        return None
+    return read
 
 
 def _normalise(postcode: str) -> str:
@@ -131,11 +147,15 @@ def _locale(request: HttpRequest) -> str:
 
 @require_http_methods(["GET"])
 def case_page(request: HttpRequest, token: str) -> HttpResponse:
-    case = _case_from_token(token, lean=True)  # the debtor's own case (invariant 6), read once for every section
-    if not _verified(request, case):
+    read = _link_verified(request, token)  # the session first: its case id is in the signed link
+    if read is None:
         return redirect("portal:entry", token=token)
+    # The debtor's own case (invariant 6), with everything every section shows, in one statement.
+    page = portal_case_page_for_link(case_id=read[0], reference=read[1])
+    if page is None:
+        raise Http404("link invalid or expired")
+    case = page.case
     locale = _locale(request)
-    page = case_page_read(case=case)
     currency = case.currency
     outstanding = Money(page.outstanding_minor, currency)
     agency = case.creditor.agency
@@ -212,14 +232,18 @@ def transfer_qr(request: HttpRequest, token: str) -> HttpResponse:
     ETag is a digest of those details, and the page links it with that digest in the query string, so a
     browser keeps it (privately) until the amount, the account or the reference changes.
     """
-    case = _case_from_token(token, lean=True)
-    if not _verified(request, case):
+    read = _link_verified(request, token)
+    if read is None:
         raise PermissionDenied("not verified for this case")
+    found = portal_case_lines_for_link(case_id=read[0], reference=read[1])
+    if found is None:
+        raise Http404("link invalid or expired")
+    case, lines = found
     agency = case.creditor.agency
     transfer = transfer_details(
         holder=agency.legal_name,
         iban=agency.trust_iban,
-        amount=Money(case_outstanding_read(case=case), case.currency),
+        amount=Money(sum(line.outstanding_minor for line in lines), case.currency),
         case_reference=case.reference,
     )
     if transfer is None:
