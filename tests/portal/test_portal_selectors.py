@@ -306,3 +306,35 @@ def test_the_page_for_a_link_names_its_case_only(place):
     assert portal_case_page_for_link(case_id=case.pk, reference=other.reference) is None
     assert portal_case_lines_for_link(case_id=case.pk, reference=other.reference) is None
     assert portal_case_page_for_link(case_id=10**9, reference=case.reference) is None
+
+
+@pytest.mark.postgres_only
+def test_on_postgresql_the_fixed_statements_are_prepared_once_per_session(place, world):
+    from django.db import connection, transaction
+
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL only")
+    case = place("INV-1", "120.50").case
+
+    def prepared() -> set[str]:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT name FROM pg_prepared_statements WHERE name LIKE 'relance_portal_%%'")
+            return {name for (name,) in cursor.fetchall()}
+
+    first = portal_case_page_for_link(case_id=case.pk, reference=case.reference)
+    assert portal_case_for_link(case_id=case.pk, reference=case.reference) is not None
+    names = prepared()
+    assert len(names) == 2  # the page's statement and the link's
+    try:  # a rollback does not undo a PREPARE: the next read still finds it
+        with transaction.atomic():
+            assert portal_case_page_for_link(case_id=case.pk, reference=case.reference) is not None
+            raise RuntimeError
+    except RuntimeError:
+        pass
+    again = portal_case_page_for_link(case_id=case.pk, reference=case.reference)
+    assert prepared() == names
+    assert _page_tuple(again) == _page_tuple(first)
+    _pay(case, "20.50", "s-1")  # the prepared statement reads today's rows, not a cached result
+    paid = portal_case_page_for_link(case_id=case.pk, reference=case.reference)
+    assert paid.outstanding_minor == 10000
+    assert [p.pk for p in paid.payments] == [Payment.objects.get(case=case).pk]

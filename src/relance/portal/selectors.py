@@ -11,9 +11,12 @@ the open plan and the pending promise as ``case_arrangements`` chooses them, the
 
 from __future__ import annotations
 
+import hashlib
+import re
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from django.db import connection
 from django.db.models import Field, Model
@@ -67,8 +70,51 @@ def _link_parts() -> tuple[list[str], str, list[tuple[type[Model], list[str]]]]:
 def _link_query() -> tuple[str, list[tuple[type[Model], list[str]]]]:
     columns, source, parts = _link_parts()
     q = connection.ops.quote_name
-    where = f"c.{q('id')} = %s AND c.{q('reference')} = %s"
+    where = f"c.{q('id')} = %(case)s AND c.{q('reference')} = %(reference)s"
     return f"SELECT {', '.join(columns)} FROM {source} WHERE {where}", parts  # noqa: S608 - model names
+
+
+# PostgreSQL plans a statement each time it gets one as text: for the case page's statement (five
+# tables, eight EXISTS) planning costs several times what running it does. The portal's fixed
+# statements are therefore prepared once per database session (PREPARE … AS, named after the text)
+# and run with EXECUTE; the session is Django's own connection, so nothing else changes (transactions,
+# query logging). A PREPARE outlives a rollback, and a new connection is a new session (prepared
+# again). Other databases run the statement itself.
+_PREPARED: WeakKeyDictionary[Any, set[str]] = WeakKeyDictionary()
+_POSITIONAL: dict[str, tuple[str, str, list[str]]] = {}
+_NAMED = re.compile(r"%\((\w+)\)s")
+
+
+def _positional(sql: str) -> tuple[str, str, list[str]]:
+    """(statement name, ``PREPARE`` text with ``$n``, the parameter names in ``$n`` order), once per text."""
+    found = _POSITIONAL.get(sql)
+    if found is None:
+        order: list[str] = []
+
+        def number(match: re.Match[str]) -> str:
+            if match.group(1) not in order:
+                order.append(match.group(1))
+            return f"${order.index(match.group(1)) + 1}"
+
+        body = _NAMED.sub(number, sql)
+        if "%" in body:
+            raise ValueError("a fixed statement takes named parameters only")
+        name = "relance_portal_" + hashlib.sha256(sql.encode()).hexdigest()[:16]
+        found = _POSITIONAL[sql] = (name, f"PREPARE {name} AS {body}", order)
+    return found
+
+
+def _execute_fixed(cursor: Any, sql: str, params: dict[str, Any]) -> None:
+    """Run one of the portal's fixed statements (named parameters): prepared once per PostgreSQL session."""
+    if connection.vendor != "postgresql":
+        cursor.execute(sql, params)
+        return
+    name, prepare, order = _positional(sql)
+    done = _PREPARED.setdefault(connection.connection, set())
+    if name not in done:
+        cursor.execute(prepare)
+        done.add(name)
+    cursor.execute(f"EXECUTE {name}({', '.join(['%s'] * len(order))})", [params[key] for key in order])
 
 
 def _link_instances(parts: list[tuple[type[Model], list[str]]], row: tuple[Any, ...]) -> Case:
@@ -92,7 +138,7 @@ def portal_case_for_link(*, case_id: int, reference: str) -> Case | None:
     """
     sql, parts = _link_query()
     with connection.cursor() as cursor:
-        cursor.execute(sql, [case_id, reference])
+        _execute_fixed(cursor, sql, {"case": case_id, "reference": reference})
         row = cursor.fetchone()
     if row is None:
         return None
@@ -308,7 +354,7 @@ def _page_rows(case_id: int, reference: str) -> tuple[Case | None, list[ClaimLin
         "note": "claim.credit_note",
     }
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        _execute_fixed(cursor, sql, params)
         rows = cursor.fetchall()
     if not rows:
         return None, [], dict.fromkeys(_SECTION_NAMES, False)
