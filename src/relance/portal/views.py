@@ -169,6 +169,7 @@ def case_page(request: HttpRequest, token: str) -> HttpResponse:
     )
     credited = page.credited_minor
     card_enabled = card_payments_enabled()
+    sandbox = _sandbox_enabled()  # never in production: no sandbox form to build there
     return render(
         request,
         "portal/case.html",
@@ -192,8 +193,8 @@ def case_page(request: HttpRequest, token: str) -> HttpResponse:
             "outstanding_decimal": outstanding.to_decimal(),
             "payments": [(p, money(p.amount_minor)) for p in page.payments],
             "evidence": page.evidence,
-            "pay_form": SandboxPayForm(initial={"amount": outstanding.to_decimal()}),
-            "sandbox": _sandbox_enabled(),
+            "pay_form": SandboxPayForm(initial={"amount": outstanding.to_decimal()}) if sandbox else None,
+            "sandbox": sandbox,
             "transfer": transfer,
             "transfer_amount": money(transfer.amount.minor) if transfer else "",
             "transfer_qr_version": transfer.qr_etag[:16] if transfer else "",
