@@ -16,12 +16,17 @@ TEMPLATES = Path(relance.portal.__file__).parent / "templates" / "portal"
 
 def _pair(source: str) -> tuple[Template, Template]:
     """The template as written, and the same with Django's own ``translate`` tag only."""
-    plain = source.replace(" portal_i18n %}", " %}")
+    plain = source.replace(" portal_i18n %}", " %}").replace("{% language_options LANG %}", LOOP_BODY)
     assert plain != source
     return Template(source), Template(plain)
 
 
+LOOP_BODY = (
+    '{% for code, name in LANGUAGES %}<option value="{{ code }}"'
+    "{% if code == LANG %} selected{% endif %}>{{ name }}</option>{% endfor %}"
+)
 CONTEXT = {
+    "LANGUAGES": [("fr", "Français"), ("en-gb", "English")],
     "token": "T",
     "links": {"plan": "/p/T/plan/", "promise": "/p/T/promise/", "hardship": "/p/T/hardship/", "contact": "/p/T/c/"},
     "case": {"reference": "RL-1", "status": "active", "get_status_display": "En cours"},
@@ -91,3 +96,23 @@ def test_a_change_of_language_settings_is_followed():
         with override_settings(LOCALE_PATHS=[], USE_I18N=False):
             assert tag.render(Context()) == "Pay by card"
         assert tag.render(Context()) == before
+
+
+LOOP = "{% load i18n %}{% get_current_language as LANG %}" + LOOP_BODY
+
+
+@pytest.mark.parametrize("language", ["fr", "en-gb", "de"])
+def test_the_language_options_are_the_loop_over_languages(language, settings):
+    from django.conf import settings as live
+
+    tag = Template("{% load i18n portal_i18n %}{% get_current_language as LANG %}{% language_options LANG %}")
+    loop = Template(LOOP)
+    context = {"LANGUAGES": live.LANGUAGES}
+    with translation.override(language):
+        assert tag.render(Context(context)) == loop.render(Context(context))
+        assert tag.render(Context(context)) == loop.render(Context(context))  # from what the tag kept
+    settings.LANGUAGES = [("fr", "Français"), ("en-gb", "English <GB> & co")]
+    context = {"LANGUAGES": settings.LANGUAGES}
+    with translation.override("en-gb"):
+        assert tag.render(Context(context)) == loop.render(Context(context))
+        assert "&lt;GB&gt; &amp; co" in tag.render(Context(context))

@@ -13,11 +13,14 @@ from __future__ import annotations
 from typing import Any
 
 from django import template
+from django.conf import settings
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 from django.template.base import Node, Parser, Token
 from django.template.context import Context
 from django.templatetags.i18n import TranslateNode, do_translate
+from django.utils.html import format_html_join
+from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import get_language
 
 register = template.Library()
@@ -58,6 +61,24 @@ def _constant(node: TranslateNode) -> bool:
 def translate(parser: Parser, token: Token) -> Any:
     node = do_translate(parser, token)
     return ConstantTranslateNode(node) if isinstance(node, TranslateNode) and _constant(node) else node
+
+
+_OPTIONS: dict[tuple[int, str], SafeString] = {}
+
+
+@register.simple_tag
+def language_options(current: str) -> SafeString:
+    """The ``<option>``s of the language menu (``settings.LANGUAGES``, ``current`` selected), built once
+    per language: the same HTML as a ``{% for %}`` over ``LANGUAGES``, without its cost on every page."""
+    key = (_GENERATION[0], current)
+    found = _OPTIONS.get(key)
+    if found is None:
+        found = _OPTIONS[key] = format_html_join(
+            "",
+            '<option value="{}"{}>{}</option>',
+            ((code, mark_safe(" selected") if code == current else "", name) for code, name in settings.LANGUAGES),
+        )
+    return found
 
 
 @receiver(setting_changed)
