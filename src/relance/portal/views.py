@@ -17,7 +17,7 @@ from django.db import transaction
 from django.db.models import F
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
-from django.shortcuts import redirect, render
+from django.shortcuts import redirect
 from django.utils.cache import get_conditional_response
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -35,6 +35,7 @@ from relance.payments.psp import card_payments_enabled
 from relance.payments.services import payment_record
 from relance.payments.transfer import transfer_details
 from relance.portal.links import case_links
+from relance.portal.rendering import render
 from relance.portal.selectors import portal_case_for_link, portal_case_lines_for_link, portal_case_page_for_link
 from relance.tenancy.actors import Actor
 
