@@ -66,8 +66,8 @@ def test_portal_pages_render_through_the_portal_engine(place, page):
 def test_messages_still_show_on_portal_pages():
     request = RequestFactory().get("/")
     request.session = {}
-    request._messages = FallbackStorage(request)  # noqa: SLF001 - what MessageMiddleware sets
-    request._messages.add(constants.SUCCESS, "saved-marker")  # noqa: SLF001
+    request._messages = FallbackStorage(request)  # what MessageMiddleware sets
+    request._messages.add(constants.SUCCESS, "saved-marker")
     html = render(request, "portal/_layout.html", {"creditor": None}).content.decode()
     assert '<ul class="messages"><li>saved-marker</li></ul>' in html
 

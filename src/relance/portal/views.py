@@ -7,20 +7,25 @@ unlock); a verified session lasts 30 minutes.
 from __future__ import annotations
 
 import uuid
+from datetime import date
 from functools import lru_cache
+from typing import Any
 
 from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
+from django.core.signals import setting_changed
 from django.db import transaction
 from django.db.models import F
+from django.dispatch import receiver
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import redirect
 from django.utils.cache import get_conditional_response
+from django.utils.formats import date_format
+from django.utils.translation import get_language, gettext_lazy
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_http_methods, require_POST
 
 from relance.audit.services import audit_record
@@ -40,6 +45,7 @@ from relance.portal.selectors import portal_case_for_link, portal_case_lines_for
 from relance.tenancy.actors import Actor
 
 _SESSION_KEY = "portal_cases"
+_OPEN_PLAN = frozenset({"active", "proposed"})  # an instalment plan the case page links to
 _SESSION_SECONDS = 30 * 60
 
 
@@ -137,6 +143,27 @@ def _sandbox_enabled() -> bool:
 
 
 @lru_cache(maxsize=4096)
+def _date_text(value: date | None, language: str | None) -> str:
+    """``{{ value|date:"SHORT_DATE_FORMAT" }}`` in the active language, remembered per process (a pure
+    function of the date, the language and the format settings; dropped when a test changes a setting)."""
+    del language  # the cache key: date_format() reads the active language itself
+    return "" if value is None else date_format(value, "SHORT_DATE_FORMAT")
+
+
+@receiver(setting_changed)
+def _forget_dates(**kwargs: Any) -> None:
+    _date_text.cache_clear()
+
+
+_CASE_STATUS_LABELS = dict(Case._meta.get_field("status").flatchoices)
+
+
+def _status_label(status: str) -> str:
+    """``case.get_status_display()`` without rebuilding the choices' dict on every page."""
+    return str(_CASE_STATUS_LABELS.get(status, status))
+
+
+@lru_cache(maxsize=4096)
 def _money_text(minor: int, currency: str, locale: str) -> str:
     """``Money.format`` (Babel's CLDR formatting, a pure function of its arguments), remembered per process."""
     return Money(minor, currency).format(locale)
@@ -157,6 +184,7 @@ def case_page(request: HttpRequest, token: str) -> HttpResponse:
         raise Http404("link invalid or expired")
     case = page.case
     locale = _locale(request)
+    language = get_language()
     currency = case.currency
     outstanding = Money(page.outstanding_minor, currency)
     agency = case.creditor.agency
@@ -178,11 +206,14 @@ def case_page(request: HttpRequest, token: str) -> HttpResponse:
             "token": token,
             "links": case_links(token),
             "case": case,
+            "status_label": _status_label(case.status),
             "creditor": case.creditor,
             "agency": agency,
             "claims": [
                 {
                     "claim": line.claim,
+                    "invoice_date": _date_text(line.claim.invoice_date, language),
+                    "due_date": _date_text(line.claim.due_date, language),
                     "original": money(line.claim.original_amount_minor),
                     "paid": money(line.paid_minor),
                     "outstanding": money(line.outstanding_minor),
@@ -202,6 +233,7 @@ def case_page(request: HttpRequest, token: str) -> HttpResponse:
             "card_on": card_enabled,
             # The arrangements card: plan, promise and hardship links.
             "plan": page.plan,
+            "plan_open": page.plan is not None and page.plan.status in _OPEN_PLAN,
             "promise": page.promise,
             "hidden": page.arrangements_hidden,
             # The sections below: card payment, disputes, returns, receipts, contact history.
