@@ -7,6 +7,7 @@ permissions and ``can`` matrix); its layout writes base.html's document in inste
 from __future__ import annotations
 
 import re
+from datetime import date
 
 import pytest
 from django.contrib.messages import constants
@@ -15,10 +16,16 @@ from django.template import engines
 from django.templatetags.static import static
 from django.test import Client, RequestFactory, override_settings
 from django.urls import reverse
+from django.utils import translation
+from django.utils.formats import date_format
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from relance.cases.links import portal_token
+from relance.cases.models import Case
 from relance.portal.rendering import ENGINE, render
 from relance.portal.templatetags.portal_static import fixed_static
+from relance.portal.views import _date_text, _status_label
 
 pytestmark = pytest.mark.django_db
 
@@ -77,3 +84,26 @@ def test_fixed_static_is_static_and_follows_the_settings():
     with override_settings(STATIC_URL="/elsewhere/"):
         assert fixed_static("relance/app.css") == static("relance/app.css") == "/elsewhere/relance/app.css"
     assert fixed_static("relance/app.css") == static("relance/app.css")
+
+
+@pytest.mark.parametrize("language", ["fr", "en-gb"])
+@settings(max_examples=40, deadline=None)
+@given(day=st.one_of(st.none(), st.dates(min_value=date(1990, 1, 1), max_value=date(2100, 12, 31))))
+def test_the_claims_dates_are_the_date_filters(language, day):
+    with translation.override(language):
+        expected = "" if day is None else date_format(day, "SHORT_DATE_FORMAT")
+        assert _date_text(day, translation.get_language()) == expected
+
+
+def test_the_remembered_dates_are_dropped_when_a_setting_changes():
+    _date_text(date(2026, 11, 26), "fr")
+    assert _date_text.cache_info().currsize > 0
+    with override_settings(USE_THOUSAND_SEPARATOR=True):
+        assert _date_text.cache_info().currsize == 0
+
+
+@pytest.mark.parametrize("language", ["fr", "en-gb"])
+def test_the_status_label_is_get_status_display(language):
+    with translation.override(language):
+        for status in [*(value for value, _label in Case._meta.get_field("status").choices), "unknown"]:
+            assert _status_label(status) == Case(status=status).get_status_display()
