@@ -9,7 +9,9 @@ same duration with the same connections, one after another:
 - **landing**: the personal link's page (`/p/<token>/`: the verification form, no personal data);
 - **case page**: the verified debtor's page (`/p/<token>/dossier/`: claims and balances from the
   ledger, payments, evidence, transfer details with the RF reference and the EPC QR code), each request
-  for another case, with its own verified session.
+  for another case, with its own verified session;
+- **QR code** (informative): the case page's EPC QR code image (`/p/<token>/dossier/transfer-qr.svg`,
+  same session), as a browser fetches it on a first view (later views use the browser's copy).
 
 Prints requests/s, p50 and p99 latency for each, the ratio of each page against the baseline and the
 peak RSS of the largest gunicorn worker. The last line is the headline (the case page, the heavier one).
@@ -188,6 +190,7 @@ def main() -> None:
     (folder / "healthz.txt").write_text("/healthz\n")
     (folder / "landing.txt").write_text("".join(f"{p}\n" for p in landing))
     (folder / "case.txt").write_text("".join(f"{p}\t{s}\n" for p, s in pages))
+    (folder / "qr.txt").write_text("".join(f"{p}transfer-qr.svg\t{s}\n" for p, s in pages))
 
     port = free_port()
     server = subprocess.Popen(
@@ -205,7 +208,7 @@ def main() -> None:
         _wait_ready(url + "/healthz")
         subprocess.run(["wrk", "-t1", "-c4", "-d2s", url + "/healthz"], check=True, capture_output=True)  # warm-up
         results = {}
-        for name in ("healthz", "landing", "case"):
+        for name in ("healthz", "landing", "case", "qr"):
             results[name] = wrk(
                 url, folder / f"{name}.txt", seconds=args.seconds, connections=args.connections, threads=2
             )
@@ -218,7 +221,13 @@ def main() -> None:
         f"workers: {args.workers} gunicorn sync workers; {args.connections} connections; {args.seconds} s each; "
         f"{args.cases} cases"
     )
-    for name, label in (("healthz", "trivial view /healthz"), ("landing", "landing page"), ("case", "case page")):
+    loads = (
+        ("healthz", "trivial view /healthz"),
+        ("landing", "landing page"),
+        ("case", "case page"),
+        ("qr", "QR code image (informative)"),
+    )
+    for name, label in loads:
         rps, p50, p99, bad = results[name]
         print(f"{label}: {rps:,.0f} req/s; p50 {p50:.1f} ms; p99 {p99:.1f} ms; ratio {rps / base:.2f}; failed {bad}")
     rps = results["case"][0]

@@ -251,3 +251,36 @@ def test_a_wrong_verification_code_locks_the_link(live_server, place, settings, 
     assert response.status == 403
     expect(other.locator("#id_postcode")).to_have_count(0)
     assert "Jeanne" not in other.content()
+
+
+@pytest.mark.usefixtures("transactional_db")
+def test_the_transfer_qr_code_is_an_image_of_its_own_the_browser_keeps(live_server, place, world, new_page):
+    """PAY-12, FR-COL-02: the EPC QR code is served by the portal (CSP img-src 'self'), drawn, labelled,
+    and fetched once: the browser's next view of the page reuses its copy (private cache, ETag)."""
+    world.agency.trust_iban = "FR7630006000011234567890189"
+    world.agency.save()
+    case = place("INV-1", "120.50").case
+    url = link(live_server.url, case)
+    page = new_page(locale="fr-FR")
+    verify(page, url)
+    qr = page.locator("#transfer-qr")
+    expect(qr).to_be_visible()
+    assert qr.get_attribute("alt")  # a text alternative (WCAG 1.1.1)
+    assert qr.get_attribute("src").startswith("/p/")
+    page.wait_for_function("document.getElementById('transfer-qr').complete")
+    assert page.evaluate("document.getElementById('transfer-qr').naturalWidth") > 0  # drawn, CSP allowing it
+    assert _qr_transfer_sizes(page)[0] > 0  # first view: from the network
+    assert_accessible(page, "case with transfer")
+    page.goto(url + "dossier/")
+    expect(page.locator("#transfer-qr")).to_be_visible()
+    page.wait_for_function("document.getElementById('transfer-qr').complete")
+    assert page.evaluate("document.getElementById('transfer-qr').naturalWidth") > 0
+    assert _qr_transfer_sizes(page) in ([], [0])  # the second view took it from the browser's cache
+
+
+def _qr_transfer_sizes(page: object) -> list[int]:
+    """Bytes the browser fetched over the network for the QR image on this page (0: its own cache)."""
+    return page.evaluate(  # type: ignore[attr-defined, no-any-return]
+        "performance.getEntriesByType('resource').filter(e => e.name.includes('/transfer-qr.svg'))"
+        ".map(e => e.transferSize)"
+    )

@@ -14,6 +14,7 @@ import pytest
 from django.db.models import Sum
 from django.utils import timezone
 
+from relance.cases.models import CaseClaim
 from relance.cases.selectors import case_claim_balances
 from relance.claims.selectors import evidence_list_for_case
 from relance.claims.services import evidence_attach
@@ -26,7 +27,15 @@ from relance.payments.disputes import dispute_open, dispute_uphold
 from relance.payments.models import Dispute, Payment, Receipt, ReturnPolicy, ReturnRequest
 from relance.payments.returns import return_request, returnable_claims
 from relance.payments.services import payment_record
-from relance.portal.selectors import _sections_present, case_page_read, portal_case_for_link
+from relance.portal.selectors import (
+    _claim_lines,
+    _lines_and_sections,
+    _sections_present,
+    case_page_read,
+    portal_case_for_link,
+    portal_case_lines_for_link,
+    portal_case_page_for_link,
+)
 from relance.tenancy.actors import Actor
 
 pytestmark = pytest.mark.django_db
@@ -216,3 +225,116 @@ def test_the_link_reads_only_its_own_case(place):
         case.creditor.agency.legal_name,
     )
     assert found.debtor.postcode == case.debtor.postcode  # a field not read at first still loads
+
+
+def _lines(lines) -> list[tuple]:
+    return [(x.claim.pk, x.claim.invoice_number, x.outstanding_minor, x.credited_minor) for x in lines]
+
+
+def test_claims_and_sections_in_one_statement_agree_with_the_claims_statement(place):
+    first = place("INV-1", "120.50", due_days_ago=5).case
+    second = place("INV-2", "80.00", due_days_ago=20).case  # same debtor: the same case, due earlier
+    assert second.pk == first.pk
+    third = place("INV-3", "10.00", due_days_ago=20).case
+    _pay(first, "30.00", "s-1")
+    lines, present = _lines_and_sections(first)
+    assert len(lines) == 3
+    assert _lines(lines) == _lines(_claim_lines(first))  # same rows, same order (due date, then id)
+    assert [x.claim.invoice_number for x in lines] == ["F-INV-2", "F-INV-3", "F-INV-1"]
+    assert {k for k, v in present.items() if v} == {"payments"}
+    assert sum(x.outstanding_minor for x in lines) == 21050 - 3000
+    assert third.pk == first.pk
+
+
+def test_a_case_without_claims_still_reads_its_sections(place):
+    case = place("INV-1", "120.50").case
+    _action(case, Action.Status.SENT, 2)
+    CaseClaim.objects.filter(case=case).delete()
+    lines, present = _lines_and_sections(case)
+    assert lines == []
+    assert {k for k, v in present.items() if v} == {"history"}
+
+
+def _page_tuple(page) -> tuple:
+    return (
+        _lines(page.lines),
+        [p.pk for p in page.payments],
+        [r.pk for r in page.receipts],
+        [e.pk for e in page.evidence],
+        page.plan and page.plan.pk,
+        page.promise and page.promise.pk,
+        page.arrangements_hidden,
+        [d.pk for d in page.disputes],
+        [r.pk for r in page.returns],
+        [c.pk for c in page.returnable],
+        [a.pk for a in page.history],
+    )
+
+
+def test_the_page_for_a_link_in_one_statement_is_the_page_of_the_linked_case(place, world, django_assert_num_queries):
+    case = place("INV-1", "120.50").case
+    other = place("OTHER-1", "60.00", creditor=world.other_creditor, email="lea@example.fr", last_name="Martin").case
+    _pay(case, "20.50", "s-1")
+    _action(case, Action.Status.SENT, 3)
+    ReturnPolicy.objects.create(creditor=world.creditor, returns_allowed=True)
+    with django_assert_num_queries(1):  # a new case: link, claims and sections in one statement
+        fresh = portal_case_page_for_link(case_id=other.pk, reference=other.reference)
+    assert fresh is not None and fresh.lines[0].claim.invoice_number == "F-OTHER-1"
+    assert not fresh.returnable  # the other creditor has no return policy
+
+    page = portal_case_page_for_link(case_id=case.pk, reference=case.reference)
+    linked = portal_case_for_link(case_id=case.pk, reference=case.reference)
+    assert page is not None and linked is not None
+    assert _page_tuple(page) == _page_tuple(case_page_read(case=linked))
+    assert page.returnable  # the creditor's policy, found through the case row
+    assert (page.case.pk, page.case.reference, page.case.status, page.case.creditor.legal_name) == (
+        linked.pk,
+        linked.reference,
+        linked.status,
+        linked.creditor.legal_name,
+    )
+    assert page.case.creditor.agency.trust_iban == linked.creditor.agency.trust_iban
+    assert page.outstanding_minor == 10000
+
+    found = portal_case_lines_for_link(case_id=case.pk, reference=case.reference)
+    assert found is not None and found[0].pk == case.pk and _lines(found[1]) == _lines(page.lines)
+
+
+def test_the_page_for_a_link_names_its_case_only(place):
+    case = place("INV-1", "120.50").case
+    other = place("INV-2", "80.00", email="paul@example.fr", last_name="Durand").case
+    assert portal_case_page_for_link(case_id=case.pk, reference=other.reference) is None
+    assert portal_case_lines_for_link(case_id=case.pk, reference=other.reference) is None
+    assert portal_case_page_for_link(case_id=10**9, reference=case.reference) is None
+
+
+@pytest.mark.postgres_only
+def test_on_postgresql_the_fixed_statements_are_prepared_once_per_session(place, world):
+    from django.db import connection, transaction
+
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL only")
+    case = place("INV-1", "120.50").case
+
+    def prepared() -> set[str]:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT name FROM pg_prepared_statements WHERE name LIKE 'relance_portal_%%'")
+            return {name for (name,) in cursor.fetchall()}
+
+    first = portal_case_page_for_link(case_id=case.pk, reference=case.reference)
+    assert portal_case_for_link(case_id=case.pk, reference=case.reference) is not None
+    names = prepared()
+    assert len(names) == 2  # the page's statement and the link's
+    try:  # a rollback does not undo a PREPARE: the next read still finds it
+        with transaction.atomic():
+            assert portal_case_page_for_link(case_id=case.pk, reference=case.reference) is not None
+            raise RuntimeError
+    except RuntimeError:
+        pass
+    again = portal_case_page_for_link(case_id=case.pk, reference=case.reference)
+    assert prepared() == names
+    assert _page_tuple(again) == _page_tuple(first)
+    _pay(case, "20.50", "s-1")  # the prepared statement reads today's rows, not a cached result
+    paid = portal_case_page_for_link(case_id=case.pk, reference=case.reference)
+    assert paid.outstanding_minor == 10000
+    assert [p.pk for p in paid.payments] == [Payment.objects.get(case=case).pk]

@@ -115,6 +115,21 @@ TEMPLATES = [
             ],
         },
     },
+    {
+        # The debtor portal's own engine (relance.portal.rendering): same templates, only what the
+        # portal's templates read (no back-office user, permissions or `can` matrix to compute).
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "NAME": "portal",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.messages.context_processors.messages",
+                "django.template.context_processors.i18n",
+            ],
+        },
+    },
 ]
 
 _default_db = f"sqlite:///{VAR_DIR / 'relance.sqlite3'}"

@@ -14,6 +14,8 @@ SEPA credit transfers and the EPC QR code carry euros.
 from __future__ import annotations
 
 import functools
+import hashlib
+import io
 from dataclasses import dataclass
 
 import segno
@@ -37,8 +39,12 @@ class Iban:
     bic: str
 
 
+@functools.lru_cache(maxsize=1024)
 def iban_parse(value: str) -> Iban | None:
-    """The IBAN if ``value`` is a valid one (country format, length, MOD 97 check), else ``None``."""
+    """The IBAN if ``value`` is a valid one (country format, length, MOD 97 check), else ``None``.
+
+    A pure function of ``value`` (schwifty's registry is read once per process), remembered per process:
+    the portal checks the agency's trust IBAN on every case page."""
     if not value or not value.strip():
         return None
     try:
@@ -74,8 +80,23 @@ class TransferDetails:
         return epc_payload(holder=self.holder, iban=self.iban.compact, amount=self.amount, reference=self.reference)
 
     def qr_svg_data_uri(self) -> str:
-        """The EPC QR code as an SVG ``data:`` URI (the portal's CSP allows ``img-src data:``)."""
+        """The EPC QR code as an SVG ``data:`` URI (for documents that embed it)."""
         return _qr_svg_data_uri(self.holder, self.iban.compact, self.amount.minor, self.amount.currency, self.reference)
+
+    def qr_svg(self) -> bytes:
+        """The EPC QR code as an SVG document (the portal serves it as its own image)."""
+        return _qr_svg(self.holder, self.iban.compact, self.amount.minor, self.amount.currency, self.reference)
+
+    @property
+    def qr_etag(self) -> str:
+        """A strong validator of the QR code's image: a digest of everything it encodes (holder, IBAN,
+        amount, reference) and of how it is drawn; the same details give the same image, always."""
+        digest = hashlib.sha256(QR_DRAWING + b"\0" + self.epc_payload).hexdigest()
+        return digest[:32]
+
+
+# How the QR code is drawn (``_qr_svg`` and ``_qr_svg_data_uri``): part of the image's ETag.
+QR_DRAWING = b"segno svg scale=4 border=4 dark=#000 light=#fff"
 
 
 @functools.lru_cache(maxsize=4096)
@@ -83,6 +104,14 @@ def _qr_svg_data_uri(holder: str, iban: str, amount_minor: int, currency: str, r
     """Drawing a QR code costs ~15 ms: each worker keeps the ones it drew (they change with the amount)."""
     qr = epc_qr(holder=holder, iban=iban, amount=Money(amount_minor, currency), reference=reference)
     return str(qr.svg_data_uri(scale=4, border=4, dark="#000", light="#fff"))
+
+
+@functools.lru_cache(maxsize=4096)
+def _qr_svg(holder: str, iban: str, amount_minor: int, currency: str, reference: str) -> bytes:
+    qr = epc_qr(holder=holder, iban=iban, amount=Money(amount_minor, currency), reference=reference)
+    out = io.BytesIO()
+    qr.save(out, kind="svg", scale=4, border=4, dark="#000", light="#fff")
+    return out.getvalue()
 
 
 def transfer_details(*, holder: str, iban: str, amount: Money, case_reference: str) -> TransferDetails | None:

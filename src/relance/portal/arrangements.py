@@ -17,7 +17,7 @@ from typing import Any
 from django import forms
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import redirect
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -43,6 +43,7 @@ from relance.payments.arrangements import (
 )
 from relance.payments.psp import card_payments_enabled
 from relance.payments.schedule import Budget, first_due_window, max_months_for
+from relance.portal.rendering import render
 from relance.portal.views import _case_from_token, _locale, _verified
 from relance.tenancy.actors import Actor
 

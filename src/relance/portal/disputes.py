@@ -11,7 +11,7 @@ from django.contrib import messages
 from django.db import transaction
 from django.http import FileResponse, Http404, HttpRequest
 from django.http.response import HttpResponseBase
-from django.shortcuts import redirect, render
+from django.shortcuts import redirect
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_http_methods
@@ -22,6 +22,7 @@ from relance.payments.disputes import dispute_open
 from relance.payments.files import MAX_FILES
 from relance.payments.models import Dispute, DisputeFile
 from relance.payments.returns import return_policy, return_request, returnable_claims
+from relance.portal.rendering import render
 from relance.portal.views import _case_from_token, _verified
 from relance.tenancy.actors import Actor
 

@@ -13,7 +13,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
-from django.shortcuts import redirect, render
+from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -26,6 +26,7 @@ from relance.payments.card import card_checkout_start
 from relance.payments.models import PspCheckout, Receipt
 from relance.payments.psp import card_payments_enabled, psp_adapter
 from relance.payments.receipts import receipt_pdf
+from relance.portal.rendering import render
 from relance.portal.views import _case_from_token, _locale, _verified
 from relance.tenancy.actors import Actor
 

@@ -6,13 +6,14 @@ from django import forms
 from django.contrib import messages
 from django.http import HttpRequest
 from django.http.response import HttpResponseBase
-from django.shortcuts import redirect, render
+from django.shortcuts import redirect
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_http_methods
 
 from relance.claims.contact import ContactDetails, debtor_contact_update
 from relance.core.errors import DomainError
+from relance.portal.rendering import render
 from relance.portal.views import _case_from_token, _verified
 from relance.tenancy.actors import Actor
 

@@ -11,9 +11,12 @@ the open plan and the pending promise as ``case_arrangements`` chooses them, the
 
 from __future__ import annotations
 
+import hashlib
+import re
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from django.db import connection
 from django.db.models import Field, Model
@@ -33,12 +36,13 @@ from relance.tenancy.models import Agency, Creditor
 _CASE_FIELDS = {"id", "reference", "currency", "status", "portal_failed_attempts", "creditor_id", "debtor_id"}
 _CREDITOR_FIELDS = {"id", "legal_name", "trade_name", "mode", "agency_id"}
 _AGENCY_FIELDS = {"id", "legal_name", "trust_iban"}
-_LINK: tuple[str, list[tuple[type[Model], list[str]]]] | None = None
+_LINK: tuple[list[str], str, list[tuple[type[Model], list[str]]]] | None = None
 
 
-def _link_query() -> tuple[str, list[tuple[type[Model], list[str]]]]:
-    """One fixed statement in portable SQL, built once per process from the models' own table and
-    column names (no user input in it): the ORM would compile the same three-table join every request."""
+def _link_parts() -> tuple[list[str], str, list[tuple[type[Model], list[str]]]]:
+    """The columns and ``FROM`` of the link's read (case ``c``, creditor ``k``, agency ``a``), and the
+    fields each model gets, in portable SQL built once per process from the models' own table and column
+    names (no user input in it): the ORM would compile the same three-table join every request."""
     global _LINK  # noqa: PLW0603
     if _LINK is None:
         q = connection.ops.quote_name
@@ -54,29 +58,66 @@ def _link_query() -> tuple[str, list[tuple[type[Model], list[str]]]]:
             columns += [f"{alias}.{q(f.column)}" for f in fields]
         case_creditor = q(Case._meta.get_field("creditor").column)
         creditor_agency = q(Creditor._meta.get_field("agency").column)
-        sql = (
-            f"SELECT {', '.join(columns)} FROM {q(Case._meta.db_table)} c "  # noqa: S608 - names from the models
+        source = (
+            f"{q(Case._meta.db_table)} c "
             f"JOIN {q(Creditor._meta.db_table)} k ON k.{q('id')} = c.{case_creditor} "
-            f"JOIN {q(Agency._meta.db_table)} a ON a.{q('id')} = k.{creditor_agency} "
-            f"WHERE c.{q('id')} = %s AND c.{q('reference')} = %s"
+            f"JOIN {q(Agency._meta.db_table)} a ON a.{q('id')} = k.{creditor_agency}"
         )
-        _LINK = (sql, parts)
+        _LINK = (columns, source, parts)
     return _LINK
 
 
-def portal_case_for_link(*, case_id: int, reference: str) -> Case | None:
-    """The case a signed portal link names, with its creditor and agency, in one query, or ``None``.
+def _link_query() -> tuple[str, list[tuple[type[Model], list[str]]]]:
+    columns, source, parts = _link_parts()
+    q = connection.ops.quote_name
+    where = f"c.{q('id')} = %(case)s AND c.{q('reference')} = %(reference)s"
+    return f"SELECT {', '.join(columns)} FROM {source} WHERE {where}", parts  # noqa: S608 - model names
 
-    Only this one case is read (invariant 6: ``Case.objects.visible_to`` a debtor is exactly this
-    filter), and only the fields the landing and case pages use: the instances are real model
-    instances, so any other field still loads when something reads it (one more query).
-    """
-    sql, parts = _link_query()
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [case_id, reference])
-        row = cursor.fetchone()
-    if row is None:
-        return None
+
+# PostgreSQL plans a statement each time it gets one as text: for the case page's statement (five
+# tables, eight EXISTS) planning costs several times what running it does. The portal's fixed
+# statements are therefore prepared once per database session (PREPARE … AS, named after the text)
+# and run with EXECUTE; the session is Django's own connection, so nothing else changes (transactions,
+# query logging). A PREPARE outlives a rollback, and a new connection is a new session (prepared
+# again). Other databases run the statement itself.
+_PREPARED: WeakKeyDictionary[Any, set[str]] = WeakKeyDictionary()
+_POSITIONAL: dict[str, tuple[str, str, list[str]]] = {}
+_NAMED = re.compile(r"%\((\w+)\)s")
+
+
+def _positional(sql: str) -> tuple[str, str, list[str]]:
+    """(statement name, ``PREPARE`` text with ``$n``, the parameter names in ``$n`` order), once per text."""
+    found = _POSITIONAL.get(sql)
+    if found is None:
+        order: list[str] = []
+
+        def number(match: re.Match[str]) -> str:
+            if match.group(1) not in order:
+                order.append(match.group(1))
+            return f"${order.index(match.group(1)) + 1}"
+
+        body = _NAMED.sub(number, sql)
+        if "%" in body:
+            raise ValueError("a fixed statement takes named parameters only")
+        name = "relance_portal_" + hashlib.sha256(sql.encode()).hexdigest()[:16]
+        found = _POSITIONAL[sql] = (name, f"PREPARE {name} AS {body}", order)
+    return found
+
+
+def _execute_fixed(cursor: Any, sql: str, params: dict[str, Any]) -> None:
+    """Run one of the portal's fixed statements (named parameters): prepared once per PostgreSQL session."""
+    if connection.vendor != "postgresql":
+        cursor.execute(sql, params)
+        return
+    name, prepare, order = _positional(sql)
+    done = _PREPARED.setdefault(connection.connection, set())
+    if name not in done:
+        cursor.execute(prepare)
+        done.add(name)
+    cursor.execute(f"EXECUTE {name}({', '.join(['%s'] * len(order))})", [params[key] for key in order])
+
+
+def _link_instances(parts: list[tuple[type[Model], list[str]]], row: tuple[Any, ...]) -> Case:
     found: list[Any] = []
     start = 0
     for model, names in parts:
@@ -88,10 +129,27 @@ def portal_case_for_link(*, case_id: int, reference: str) -> Case | None:
     return case
 
 
+def portal_case_for_link(*, case_id: int, reference: str) -> Case | None:
+    """The case a signed portal link names, with its creditor and agency, in one query, or ``None``.
+
+    Only this one case is read (invariant 6: ``Case.objects.visible_to`` a debtor is exactly this
+    filter), and only the fields the landing and case pages use: the instances are real model
+    instances, so any other field still loads when something reads it (one more query).
+    """
+    sql, parts = _link_query()
+    with connection.cursor() as cursor:
+        _execute_fixed(cursor, sql, {"case": case_id, "reference": reference})
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    return _link_instances(parts, row)
+
+
 SENT = (Action.Status.SENT, Action.Status.DELIVERED, Action.Status.BOUNCED)
 HISTORY_LIMIT = 50
 OPEN_PLAN = ("proposed", "active")
-_SECTIONS: str | None = None
+_SECTIONS: list[str] | None = None
+_CASE_CREDITOR = "c.{creditor}"  # in the page's statement: the creditor of the case row read with it
 
 
 def table(model: type[Model]) -> str:
@@ -105,13 +163,14 @@ def col(model: type[Model], name: str) -> str:
     return connection.ops.quote_name(field.column)
 
 
-# The sections of the case page that most cases do not have yet, in the order of _sections_sql.
+# The sections of the case page that most cases do not have yet, in the order of _sections_exists.
 _SECTION_NAMES = ("payments", "evidence", "plans", "promise", "disputes", "returns", "policy", "history")
 
 
-def _sections_sql() -> str:
-    """Which of the page's optional sections have rows, in one fixed statement (portable SQL, names from
-    the models, built once per process): a case without payments, disputes or plans costs no query for them."""
+def _sections_exists() -> list[str]:
+    """Which of the page's optional sections have rows: one ``EXISTS`` each (portable SQL, names from the
+    models, built once per process), read with the claims: a case without payments, disputes or plans
+    costs no query for them."""
     global _SECTIONS  # noqa: PLW0603
     if _SECTIONS is None:
         ev, link = Evidence, CaseClaim
@@ -143,26 +202,16 @@ def _sections_sql() -> str:
         ]
         exists = []
         for source, join, owner, condition in checks:
-            key = "%(creditor)s" if source == table(ReturnPolicy) else "%(case)s"
+            creditor = _CASE_CREDITOR.format(creditor=col(Case, "creditor"))
+            key = creditor if source == table(ReturnPolicy) else "%(case)s"
             exists.append(f"EXISTS(SELECT 1 FROM {source} {join} WHERE {owner} = {key} {condition})")  # noqa: S608
-        _SECTIONS = "SELECT " + ", ".join(exists)
+        _SECTIONS = exists
     return _SECTIONS
 
 
 def _sections_present(case: Case) -> dict[str, bool]:
-    params: dict[str, int | str | bool] = {
-        "case": case.pk,
-        "creditor": case.creditor_id,
-        "pending": Promise.Status.PENDING.value,
-        "true": True,
-        "sent": SENT[0].value,
-        "delivered": SENT[1].value,
-        "bounced": SENT[2].value,
-    }
-    with connection.cursor() as cursor:
-        cursor.execute(_sections_sql(), params)
-        row = cursor.fetchone()
-    return {name: bool(found) for name, found in zip(_SECTION_NAMES, row, strict=True)}
+    """Which optional sections of the case page have rows (read with the claims by ``case_page_read``)."""
+    return _lines_and_sections(case)[1]
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +227,7 @@ class ClaimLine:
 
 @dataclass(frozen=True, slots=True)
 class CasePage:
+    case: Case
     lines: list[ClaimLine]
     payments: list[Payment]  # newest first
     receipts: list[Receipt]  # newest first
@@ -215,13 +265,13 @@ _CLAIM_FIELDS = {
     "currency",
     "original_amount_minor",
 }
-_CLAIMS: tuple[str, list[str]] | None = None
+_CLAIMS: tuple[list[str], str, str, list[str]] | None = None
 
 
-def _claims_query() -> tuple[str, list[str]]:
-    """The case's claims with their ledger sums in one fixed statement (portable SQL, names from the
-    models): debits, credits, and the part of them booked by credit notes. The claim's account is
-    ``claim:<id>`` (``Claim.ledger_key``)."""
+def _claims_parts() -> tuple[list[str], str, str, list[str]]:
+    """The case's claims with their ledger sums (portable SQL, names from the models): debits, credits,
+    and the part of them booked by credit notes. The claim's account is ``claim:<id>``
+    (``Claim.ledger_key``). Returns the columns, ``FROM … GROUP BY``, ``ORDER BY`` and the claim's fields."""
     global _CLAIMS  # noqa: PLW0603
     if _CLAIMS is None:
         q = connection.ops.quote_name
@@ -235,41 +285,125 @@ def _claims_query() -> tuple[str, list[str]]:
             f"SUM(CASE WHEN {note} THEN p.{col(Posting, 'debit')} ELSE 0 END)",
         ]
         key = f"CAST(%(prefix)s AS VARCHAR(20)) || CAST(cl.{q('id')} AS VARCHAR(20))"
-        sql = (
-            f"SELECT {', '.join(columns)} FROM {table(CaseClaim)} l "  # noqa: S608 - names from the models
+        source = (
+            f"{table(CaseClaim)} l "
             f"JOIN {table(Claim)} cl ON cl.{q('id')} = l.{col(CaseClaim, 'claim')} "
             f"LEFT JOIN {table(Account)} a ON a.{col(Account, 'key')} = {key} "
             f"LEFT JOIN {table(Posting)} p ON p.{col(Posting, 'account')} = a.{q('id')} "
             f"LEFT JOIN {table(LedgerTransaction)} t ON t.{q('id')} = p.{col(Posting, 'transaction')} "
-            f"WHERE l.{col(CaseClaim, 'case')} = %(case)s GROUP BY cl.{q('id')} "
-            f"ORDER BY cl.{col(Claim, 'due_date')}, cl.{q('id')}"
+            f"WHERE l.{col(CaseClaim, 'case')} = %(case)s GROUP BY cl.{q('id')}"
         )
-        _CLAIMS = (sql, [f.attname for f in fields])
+        order = f"cl.{col(Claim, 'due_date')}, cl.{q('id')}"
+        _CLAIMS = (columns, source, order, [f.attname for f in fields])
     return _CLAIMS
 
 
+def _claims_query() -> tuple[str, list[str]]:
+    columns, source, order, names = _claims_parts()
+    return f"SELECT {', '.join(columns)} FROM {source} ORDER BY {order}", names  # noqa: S608 - model names
+
+
 def _claim_lines(case: Case) -> list[ClaimLine]:
+    """The case's claim lines alone (what the page's one statement is tested against)."""
     sql, names = _claims_query()
     with connection.cursor() as cursor:
         cursor.execute(sql, {"case": case.pk, "prefix": "claim:", "note": "claim.credit_note"})
         rows = cursor.fetchall()
+    return [_line(names, row) for row in rows]
+
+
+_PAGE: tuple[str, list[str], list[tuple[type[Model], list[str]]]] | None = None
+
+
+def _page_query() -> tuple[str, list[str], list[tuple[type[Model], list[str]]]]:
+    """The link's read, the sections' flags and the claims' statement as one (one round trip instead of
+    three): the case row with its creditor and agency and its ``EXISTS`` flags, joined to every claim line
+    (or to none: the claim columns are then null)."""
+    global _PAGE  # noqa: PLW0603
+    if _PAGE is None:
+        q = connection.ops.quote_name
+        link_columns, link_source, parts = _link_parts()
+        columns, source, _order, names = _claims_parts()
+        aliased = ", ".join(f"{column} AS c{i}" for i, column in enumerate(columns))
+        flags = _sections_exists()
+        due, pk = names.index("due_date"), names.index("id")  # the same order as _claims_query
+        sql = (
+            f"SELECT {', '.join(link_columns)}, {', '.join(flags)}, "  # noqa: S608 - names from the models
+            f"{', '.join(f'x.c{i}' for i in range(len(columns)))} "
+            f"FROM {link_source} "
+            f"LEFT JOIN (SELECT {aliased} FROM {source}) x ON 1 = 1 "
+            f"WHERE c.{q('id')} = %(case)s AND c.{q('reference')} = %(reference)s "
+            f"ORDER BY x.c{due}, x.c{pk}"
+        )
+        _PAGE = (sql, names, parts)
+    return _PAGE
+
+
+def _page_rows(case_id: int, reference: str) -> tuple[Case | None, list[ClaimLine], dict[str, bool]]:
+    """The case a link names (``None`` if none), its claim lines and which optional sections it has."""
+    sql, names, parts = _page_query()
+    params: dict[str, int | str | bool] = {
+        "case": case_id,
+        "reference": reference,
+        "pending": Promise.Status.PENDING.value,
+        "true": True,
+        "sent": SENT[0].value,
+        "delivered": SENT[1].value,
+        "bounced": SENT[2].value,
+        "prefix": "claim:",
+        "note": "claim.credit_note",
+    }
+    with connection.cursor() as cursor:
+        _execute_fixed(cursor, sql, params)
+        rows = cursor.fetchall()
+    if not rows:
+        return None, [], dict.fromkeys(_SECTION_NAMES, False)
+    start = sum(len(fields) for _, fields in parts)
+    end = start + len(_SECTION_NAMES)
+    present = {name: bool(found) for name, found in zip(_SECTION_NAMES, rows[0][start:end], strict=True)}
+    lines = [_line(names, row[end:]) for row in rows if row[end] is not None]
+    return _link_instances(parts, rows[0]), lines, present
+
+
+def _lines_and_sections(case: Case) -> tuple[list[ClaimLine], dict[str, bool]]:
+    _, lines, present = _page_rows(case.pk, case.reference)
+    return lines, present
+
+
+def _line(names: list[str], row: tuple[Any, ...]) -> ClaimLine:
     n = len(names)
-    lines = []
-    for row in rows:
-        claim = Claim.from_db(connection.alias, names, row[:n])
-        debit, credit, note_credit, note_debit = (int(value or 0) for value in row[n:])  # PostgreSQL: numeric
-        lines.append(ClaimLine(claim=claim, outstanding_minor=debit - credit, credited_minor=note_credit - note_debit))
-    return lines
+    claim = Claim.from_db(connection.alias, names, row[:n])
+    debit, credit, note_credit, note_debit = (int(value or 0) for value in row[n:])  # PostgreSQL: numeric
+    return ClaimLine(claim=claim, outstanding_minor=debit - credit, credited_minor=note_credit - note_debit)
+
+
+def portal_case_lines_for_link(*, case_id: int, reference: str) -> tuple[Case, list[ClaimLine]] | None:
+    """The case a link names with its claim lines (ledger sums), in the page's one statement, or ``None``.
+    Only for a session already verified for ``case_id``."""
+    case, lines, _ = _page_rows(case_id, reference)
+    return None if case is None else (case, lines)
+
+
+def portal_case_page_for_link(*, case_id: int, reference: str, today: date | None = None) -> CasePage | None:
+    """``portal_case_for_link`` and ``case_page_read`` with one statement for the case, its creditor and
+    agency, its claims with their ledger sums and its sections' flags; ``None`` if the link names no case.
+    Only for a session already verified for ``case_id`` (invariant 6: the debtor's own case only)."""
+    case, lines, present = _page_rows(case_id, reference)
+    if case is None:
+        return None
+    return _page(case, lines, present, today)
 
 
 def case_page_read(*, case: Case, today: date | None = None) -> CasePage:
     """What the debtor's case page shows, for a case already read through its signed link and verified
     session (invariant 6: the debtor's own case only)."""
-    lines = _claim_lines(case)
+    lines, present = _lines_and_sections(case)
+    return _page(case, lines, present, today)
+
+
+def _page(case: Case, lines: list[ClaimLine], present: dict[str, bool], today: date | None) -> CasePage:
     claims = [line.claim for line in lines]
     claim_by_id = {c.pk: c for c in claims}
-
-    present = _sections_present(case)
     payments = (
         list(
             Payment.objects.filter(case=case)
@@ -317,6 +451,7 @@ def case_page_read(*, case: Case, today: date | None = None) -> CasePage:
         else []
     )
     return CasePage(
+        case=case,
         lines=lines,
         payments=payments,
         receipts=receipts,

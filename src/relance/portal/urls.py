@@ -6,6 +6,7 @@ app_name = "portal"
 urlpatterns = [
     path("<str:token>/", views.entry, name="entry"),
     path("<str:token>/dossier/", views.case_page, name="case"),
+    path("<str:token>/dossier/transfer-qr.svg", views.transfer_qr, name="transfer_qr"),
     path("<str:token>/pay/sandbox/", views.pay_sandbox, name="pay_sandbox"),
     path("<str:token>/documents/<int:evidence_id>/", views.evidence_download, name="evidence"),
     path("<str:token>/pay/card/", pay.card_pay, name="card_pay"),

@@ -7,18 +7,25 @@ unlock); a verified session lasts 30 minutes.
 from __future__ import annotations
 
 import uuid
+from datetime import date
 from functools import lru_cache
+from typing import Any
 
 from django import forms
 from django.conf import settings
 from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.core.signals import setting_changed
 from django.db import transaction
 from django.db.models import F
+from django.dispatch import receiver
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
-from django.shortcuts import redirect, render
+from django.shortcuts import redirect
+from django.utils.cache import get_conditional_response
+from django.utils.formats import date_format
+from django.utils.translation import get_language, gettext_lazy
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_http_methods, require_POST
 
 from relance.audit.services import audit_record
@@ -32,10 +39,13 @@ from relance.payments.portal_models import Dispute
 from relance.payments.psp import card_payments_enabled
 from relance.payments.services import payment_record
 from relance.payments.transfer import transfer_details
-from relance.portal.selectors import case_page_read, portal_case_for_link
+from relance.portal.links import case_links
+from relance.portal.rendering import render
+from relance.portal.selectors import portal_case_for_link, portal_case_lines_for_link, portal_case_page_for_link
 from relance.tenancy.actors import Actor
 
 _SESSION_KEY = "portal_cases"
+_OPEN_PLAN = frozenset({"active", "proposed"})  # an instalment plan the case page links to
 _SESSION_SECONDS = 30 * 60
 
 
@@ -66,7 +76,23 @@ def _case_from_token(token: str, *, lean: bool = False) -> Case:
 
 
 def _verified(request: HttpRequest, case: Case) -> bool:
-    return case.pk in request.session.get(_SESSION_KEY, [])
+    return _verified_for(request, case.pk)
+
+
+def _verified_for(request: HttpRequest, case_id: int) -> bool:
+    return case_id in request.session.get(_SESSION_KEY, [])
+
+
+def _link_verified(request: HttpRequest, token: str) -> tuple[int, str] | None:
+    """The (case id, reference) of a valid link whose case this session has verified; ``None`` if the
+    link is valid but not verified here (404 if the link is invalid or names no case, as before)."""
+    read = portal_token_read(token)
+    if read is None:
+        raise Http404("link invalid or expired")
+    if not _verified_for(request, read[0]):
+        _case_from_token(token, lean=True)  # 404 for a link to no case, whether verified or not
+        return None
+    return read
 
 
 def _normalise(postcode: str) -> str:
@@ -117,6 +143,27 @@ def _sandbox_enabled() -> bool:
 
 
 @lru_cache(maxsize=4096)
+def _date_text(value: date | None, language: str | None) -> str:
+    """``{{ value|date:"SHORT_DATE_FORMAT" }}`` in the active language, remembered per process (a pure
+    function of the date, the language and the format settings; dropped when a test changes a setting)."""
+    del language  # the cache key: date_format() reads the active language itself
+    return "" if value is None else date_format(value, "SHORT_DATE_FORMAT")
+
+
+@receiver(setting_changed)
+def _forget_dates(**kwargs: Any) -> None:
+    _date_text.cache_clear()
+
+
+_CASE_STATUS_LABELS = dict(Case._meta.get_field("status").flatchoices)
+
+
+def _status_label(status: str) -> str:
+    """``case.get_status_display()`` without rebuilding the choices' dict on every page."""
+    return str(_CASE_STATUS_LABELS.get(status, status))
+
+
+@lru_cache(maxsize=4096)
 def _money_text(minor: int, currency: str, locale: str) -> str:
     """``Money.format`` (Babel's CLDR formatting, a pure function of its arguments), remembered per process."""
     return Money(minor, currency).format(locale)
@@ -128,11 +175,16 @@ def _locale(request: HttpRequest) -> str:
 
 @require_http_methods(["GET"])
 def case_page(request: HttpRequest, token: str) -> HttpResponse:
-    case = _case_from_token(token, lean=True)  # the debtor's own case (invariant 6), read once for every section
-    if not _verified(request, case):
+    read = _link_verified(request, token)  # the session first: its case id is in the signed link
+    if read is None:
         return redirect("portal:entry", token=token)
+    # The debtor's own case (invariant 6), with everything every section shows, in one statement.
+    page = portal_case_page_for_link(case_id=read[0], reference=read[1])
+    if page is None:
+        raise Http404("link invalid or expired")
+    case = page.case
     locale = _locale(request)
-    page = case_page_read(case=case)
+    language = get_language()
     currency = case.currency
     outstanding = Money(page.outstanding_minor, currency)
     agency = case.creditor.agency
@@ -146,17 +198,22 @@ def case_page(request: HttpRequest, token: str) -> HttpResponse:
     )
     credited = page.credited_minor
     card_enabled = card_payments_enabled()
+    sandbox = _sandbox_enabled()  # never in production: no sandbox form to build there
     return render(
         request,
         "portal/case.html",
         {
             "token": token,
+            "links": case_links(token),
             "case": case,
+            "status_label": _status_label(case.status),
             "creditor": case.creditor,
             "agency": agency,
             "claims": [
                 {
                     "claim": line.claim,
+                    "invoice_date": _date_text(line.claim.invoice_date, language),
+                    "due_date": _date_text(line.claim.due_date, language),
                     "original": money(line.claim.original_amount_minor),
                     "paid": money(line.paid_minor),
                     "outstanding": money(line.outstanding_minor),
@@ -168,14 +225,15 @@ def case_page(request: HttpRequest, token: str) -> HttpResponse:
             "outstanding_decimal": outstanding.to_decimal(),
             "payments": [(p, money(p.amount_minor)) for p in page.payments],
             "evidence": page.evidence,
-            "pay_form": SandboxPayForm(initial={"amount": outstanding.to_decimal()}),
-            "sandbox": _sandbox_enabled(),
+            "pay_form": SandboxPayForm(initial={"amount": outstanding.to_decimal()}) if sandbox else None,
+            "sandbox": sandbox,
             "transfer": transfer,
             "transfer_amount": money(transfer.amount.minor) if transfer else "",
-            "transfer_qr": transfer.qr_svg_data_uri() if transfer else "",
+            "transfer_qr_version": transfer.qr_etag[:16] if transfer else "",
             "card_on": card_enabled,
             # The arrangements card: plan, promise and hardship links.
             "plan": page.plan,
+            "plan_open": page.plan is not None and page.plan.status in _OPEN_PLAN,
             "promise": page.promise,
             "hidden": page.arrangements_hidden,
             # The sections below: card payment, disputes, returns, receipts, contact history.
@@ -197,6 +255,41 @@ def case_page(request: HttpRequest, token: str) -> HttpResponse:
             "history": page.history,
         },
     )
+
+
+@require_http_methods(["GET", "HEAD"])
+def transfer_qr(request: HttpRequest, token: str) -> HttpResponse:
+    """The EPC QR code of the case page, as its own image: drawn once per browser, not in every page.
+
+    Same access as the case page (the verified session of THIS case only); the image carries the same
+    details as the page (the agency's trust account, what is left to pay, the case's RF reference). Its
+    ETag is a digest of those details, and the page links it with that digest in the query string, so a
+    browser keeps it (privately) until the amount, the account or the reference changes.
+    """
+    read = _link_verified(request, token)
+    if read is None:
+        raise PermissionDenied("not verified for this case")
+    found = portal_case_lines_for_link(case_id=read[0], reference=read[1])
+    if found is None:
+        raise Http404("link invalid or expired")
+    case, lines = found
+    agency = case.creditor.agency
+    transfer = transfer_details(
+        holder=agency.legal_name,
+        iban=agency.trust_iban,
+        amount=Money(sum(line.outstanding_minor for line in lines), case.currency),
+        case_reference=case.reference,
+    )
+    if transfer is None:
+        raise Http404("no transfer to offer")
+    etag = f'"{transfer.qr_etag}"'
+    response = get_conditional_response(request, etag=etag) or HttpResponse(
+        transfer.qr_svg(), content_type="image/svg+xml"
+    )
+    response.headers["ETag"] = etag
+    response.headers["Cache-Control"] = f"private, max-age={_SESSION_SECONDS}"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
 
 
 @require_http_methods(["GET"])

@@ -1,0 +1,87 @@
+"""``{% translate "literal" %}`` rendered once per language instead of on every page.
+
+Load it after ``i18n`` (``{% load i18n portal_i18n %}``): it replaces the ``translate`` (and ``trans``)
+tag of that template with Django's own node, wrapped so that a constant message (a literal, no filter,
+no ``as``, no ``noop``, no ``context``) keeps what it rendered, per active language and autoescape mode.
+Such a node's output depends on nothing else: the catalogues are read once per process (and the cache
+is dropped, like Django's own, when a test changes the language or locale settings). Anything else is
+Django's node, unchanged. The tag keeps its name, so ``makemessages`` still finds every message.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import template
+from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+from django.template.base import Node, Parser, Token
+from django.template.context import Context
+from django.templatetags.i18n import TranslateNode, do_translate
+from django.utils.html import format_html_join
+from django.utils.safestring import SafeString, mark_safe
+from django.utils.translation import get_language
+
+register = template.Library()
+_GENERATION = [0]  # bumped when a test changes the language settings: older renderings are not used
+
+
+class ConstantTranslateNode(Node):
+    """Django's ``TranslateNode`` of a literal message, rendered once per (language, autoescape)."""
+
+    child_nodelists = ()
+
+    def __init__(self, node: TranslateNode) -> None:
+        self.node = node
+        self.rendered: dict[tuple[int, str | None, bool], str] = {}
+
+    def render(self, context: Context) -> str:
+        key = (_GENERATION[0], get_language(), context.autoescape)
+        try:
+            return self.rendered[key]
+        except KeyError:
+            value = self.rendered[key] = self.node.render(context)
+            return value
+
+
+def _constant(node: TranslateNode) -> bool:
+    expression = node.filter_expression
+    return (
+        not node.noop
+        and node.asvar is None
+        and node.message_context is None
+        and not expression.filters
+        and getattr(expression.var, "lookups", ()) is None  # a literal, not a variable
+    )
+
+
+@register.tag("translate")
+@register.tag("trans")
+def translate(parser: Parser, token: Token) -> Any:
+    node = do_translate(parser, token)
+    return ConstantTranslateNode(node) if isinstance(node, TranslateNode) and _constant(node) else node
+
+
+_OPTIONS: dict[tuple[int, str], SafeString] = {}
+
+
+@register.simple_tag
+def language_options(current: str) -> SafeString:
+    """The ``<option>``s of the language menu (``settings.LANGUAGES``, ``current`` selected), built once
+    per language: the same HTML as a ``{% for %}`` over ``LANGUAGES``, without its cost on every page."""
+    key = (_GENERATION[0], current)
+    found = _OPTIONS.get(key)
+    if found is None:
+        found = _OPTIONS[key] = format_html_join(
+            "",
+            '<option value="{}"{}>{}</option>',
+            ((code, mark_safe(" selected") if code == current else "", name) for code, name in settings.LANGUAGES),
+        )
+    return found
+
+
+@receiver(setting_changed)
+def _forget(*, setting: str, **kwargs: Any) -> None:
+    if setting in {"LANGUAGES", "LANGUAGE_CODE", "LOCALE_PATHS", "USE_I18N"}:
+        _GENERATION[0] += 1

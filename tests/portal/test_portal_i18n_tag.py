@@ -1,0 +1,118 @@
+"""``portal_i18n``: ``{% translate "literal" %}`` rendered once per language gives exactly Django's output."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from django.template import Context, Template
+from django.test import override_settings
+from django.utils import translation
+
+import relance.portal
+
+TEMPLATES = Path(relance.portal.__file__).parent / "templates" / "portal"
+
+
+def _pair(source: str) -> tuple[Template, Template]:
+    """The template as written, and the same with Django's own ``translate`` tag only."""
+    plain = source.replace(" portal_i18n %}", " %}").replace("{% language_options LANG %}", LOOP_BODY)
+    assert plain != source
+    return Template(source), Template(plain)
+
+
+LOOP_BODY = (
+    '{% for code, name in LANGUAGES %}<option value="{{ code }}"'
+    "{% if code == LANG %} selected{% endif %}>{{ name }}</option>{% endfor %}"
+)
+CONTEXT = {
+    "LANGUAGES": [("fr", "Français"), ("en-gb", "English")],
+    "token": "T",
+    "links": {"plan": "/p/T/plan/", "promise": "/p/T/promise/", "hardship": "/p/T/hardship/", "contact": "/p/T/c/"},
+    "case": {"reference": "RL-1", "status": "active", "get_status_display": "En cours"},
+    "creditor": {"legal_name": "Shop & Co", "display_name": "Shop & Co", "mode": "B", "agency": {"legal_name": "A"}},
+    "outstanding": "120,50 €",
+    "outstanding_minor": 12050,
+    "transfer": {"holder": "Agence", "iban": {"formatted": "FR76", "bic": "AGRIFRPP"}, "reference_display": "RF1"},
+    "transfer_amount": "120,50 €",
+    "split": {"principal": "1", "interest": "0", "other": "0", "credited": "2", "paid": "3", "left": "4"},
+    "can_dispute": True,
+    "can_return": True,
+    "card_enabled": True,
+    "claims": [],
+    "history": [],
+    "form": None,
+    "tries_left": 2,
+    "proposal": {"months": 3},
+    "quote": {"months": 4},
+}
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in TEMPLATES.glob("*.html") if "portal_i18n" in p.read_text()))
+@pytest.mark.parametrize("language", ["fr", "en-gb"])
+def test_every_portal_template_renders_as_with_djangos_tag(name, language):
+    cached, plain = _pair((TEMPLATES / name).read_text())
+    for autoescape in (True, False):
+        with translation.override(language):
+            for _ in range(2):  # the second time from what the tag kept
+                assert cached.render(Context(CONTEXT, autoescape=autoescape)) == plain.render(
+                    Context(CONTEXT, autoescape=autoescape)
+                )
+
+
+def test_each_language_gets_its_own_text():
+    tag = Template('{% load i18n portal_i18n %}{% translate "Your file" %}|{% translate "Pay by card" %}')
+    with translation.override("fr"):
+        french = tag.render(Context())
+    with translation.override("en-gb"):
+        english = tag.render(Context())
+    with translation.override("fr"):
+        assert tag.render(Context()) == french
+    assert french != english
+    assert english == "Your file|Pay by card"
+
+
+def test_escaping_is_djangos_in_both_autoescape_modes():
+    source = '{% load i18n portal_i18n %}{% translate "Fish & <Chips>" %}{% translate "50% off" %}'
+    cached, plain = _pair(source)
+    for autoescape in (True, False, True):
+        assert cached.render(Context(autoescape=autoescape)) == plain.render(Context(autoescape=autoescape))
+
+
+def test_variables_filters_and_as_are_djangos_node():
+    tag = Template(
+        '{% load i18n portal_i18n %}{% translate word %}|{% translate "Paid"|upper %}|'
+        '{% translate "Paid" as paid %}{{ paid }}|{% translate "Paid" context "money" %}|{% translate "x" noop %}'
+    )
+    with translation.override("en-gb"):
+        assert tag.render(Context({"word": "Principal"})) == "Principal|PAID|Paid|Paid|x"
+        assert tag.render(Context({"word": "Interest"})) == "Interest|PAID|Paid|Paid|x"
+
+
+def test_a_change_of_language_settings_is_followed():
+    tag = Template('{% load i18n portal_i18n %}{% translate "Pay by card" %}')
+    with translation.override("fr"):
+        before = tag.render(Context())
+        with override_settings(LOCALE_PATHS=[], USE_I18N=False):
+            assert tag.render(Context()) == "Pay by card"
+        assert tag.render(Context()) == before
+
+
+LOOP = "{% load i18n %}{% get_current_language as LANG %}" + LOOP_BODY
+
+
+@pytest.mark.parametrize("language", ["fr", "en-gb", "de"])
+def test_the_language_options_are_the_loop_over_languages(language, settings):
+    from django.conf import settings as live
+
+    tag = Template("{% load i18n portal_i18n %}{% get_current_language as LANG %}{% language_options LANG %}")
+    loop = Template(LOOP)
+    context = {"LANGUAGES": live.LANGUAGES}
+    with translation.override(language):
+        assert tag.render(Context(context)) == loop.render(Context(context))
+        assert tag.render(Context(context)) == loop.render(Context(context))  # from what the tag kept
+    settings.LANGUAGES = [("fr", "Français"), ("en-gb", "English <GB> & co")]
+    context = {"LANGUAGES": settings.LANGUAGES}
+    with translation.override("en-gb"):
+        assert tag.render(Context(context)) == loop.render(Context(context))
+        assert "&lt;GB&gt; &amp; co" in tag.render(Context(context))
