@@ -23,7 +23,7 @@ class AuditEvent(models.Model):
     prev_hash = models.CharField(max_length=64)
     # Not a unique index: the digest covers ``seq`` (unique), so two rows never share one, and nothing
     # looks rows up by hash; a random-valued index only cost one random b-tree insert per event
-    # (docs/decisions/0002-engfast2-one-event-per-case.md).
+    # (docs/decisions/0002-engine-one-event-per-case.md).
     hash = models.CharField(max_length=64)
 
     class Meta:

@@ -58,7 +58,7 @@ class Case(TimeStampedModel):
         choices=[(s.value, STATUS_LABELS[s]) for s in Status],
         default=Status.NEW.value,
         # No index of its own: the (status, next_action_at) index below serves every query on status
-        # (docs/decisions/0002-engfast2-one-event-per-case.md lists the queries and their plans).
+        # (docs/decisions/0002-engine-one-event-per-case.md lists the queries and their plans).
     )
     # The strategy document this case follows, by key and version (a case keeps its version).
     strategy_key = models.CharField(max_length=60, blank=True)

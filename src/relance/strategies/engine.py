@@ -384,7 +384,7 @@ def _apply_batch(
 ) -> None:
     """Write a batch's outcomes: actions, case changes (transitions included) and audit events in bulk.
 
-    Each case that changed gets ONE audit event for this tick (docs/decisions/0002-engfast2-one-event-per-case.md),
+    Each case that changed gets ONE audit event for this tick (docs/decisions/0002-engine-one-event-per-case.md),
     whose data carries all it carried as separate events before: the strategy assignment at a first look
     (``key``, ``version``, ``variant``, ``routed``), the status change (``from``, ``to``, ``reason``), the
     queued action (``action``, ``channel``, ``template``, ``step``) and a deferral's ``reason``. Its verb

@@ -1,4 +1,4 @@
-"""Drop audit indexes no query reads (docs/decisions/0002-engfast2-one-event-per-case.md).
+"""Drop audit indexes no query reads (docs/decisions/0002-engine-one-event-per-case.md).
 
 - The ``varchar_pattern_ops`` copies Django adds on PostgreSQL for the indexed ``verb`` and the unique
   ``hash``: they only serve ``LIKE 'prefix%'``, and the trail is read by ``verb`` with equality, ``IN``
