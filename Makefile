@@ -79,8 +79,9 @@ ENGINE_PGPORT ?= $(shell $(PYTHON) -c 'import socket; s = socket.socket(); s.bin
 # Its throwaway PostgreSQL gets production-like memory settings (docs/operations.md, "PostgreSQL
 # settings"), the same server for the engine and the baseline; ENGINE_PG_OPTIONS=… changes them.
 ENGINE_PG_OPTIONS ?= -c shared_buffers=2GB -c max_wal_size=4GB
+ENGINE_ARGS ?= --floor
 bench-engine: install-dev
-	RELANCE_PG_OPTIONS="$(ENGINE_PG_OPTIONS)" RELANCE_TEST_PGPORT=$(ENGINE_PGPORT) scripts/with-postgres.sh $(BIN)/python bench/engine.py --rows $(ROWS)
+	RELANCE_PG_OPTIONS="$(ENGINE_PG_OPTIONS)" RELANCE_TEST_PGPORT=$(ENGINE_PGPORT) scripts/with-postgres.sh $(BIN)/python bench/engine.py --rows $(ROWS) $(ENGINE_ARGS)
 
 ## make bench-email: 100,000 e-mails rendered and sent to a local SMTP sink, against raw smtplib (ROWS=…)
 EMAIL_ROWS := $(if $(filter command line environment,$(origin ROWS)),$(ROWS),100000)

@@ -26,6 +26,7 @@ import resource
 import subprocess
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -137,11 +138,89 @@ def _reaped_cpu(pid: int) -> float:
     return (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")
 
 
+def _database_copy(pg_url: str, name: str) -> str:
+    """A copy of the benchmark's database (``CREATE DATABASE … TEMPLATE``), taken while nothing is connected."""
+    base, _, source = pg_url.rpartition("/")
+    with psycopg.connect(pg_url.rpartition("/")[0] + "/postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{source.split("?")[0]}"')
+    return f"{base}/{name}"
+
+
+STAGED = {  # staging table: (the table, the tick's rows in it, the column splitting the two connections' halves)
+    "floor_actions": ("comms_action", "id > %(action_after)s", "id"),
+    "floor_audit": ("audit_auditevent", "seq > %(seq_after)s", "seq"),
+    "floor_cases": ("cases_case", "id IN (SELECT case_id FROM comms_action WHERE id > %(action_after)s)", "id"),
+}
+
+
+def measure_floor(pg_url: str, floor_url: str, *, action_after: int, seq_after: int) -> float:
+    """Seconds to write, server-side, exactly the rows the tick wrote, into the database as it was before it.
+
+    The floor of any implementation of the tick with this schema: the tick's outbox actions and audit
+    events (``INSERT … SELECT`` from staged copies, same values, every index, constraint and trigger) and
+    its case changes (one ``UPDATE … FROM`` the staged rows), in two connections at once like the two
+    workers, each in one transaction. No reads of claims, balances or events, no decision, no client
+    round trip: the staging (untimed) leaves only the server's writing.
+    """
+    params = {"action_after": action_after, "seq_after": seq_after}
+    with psycopg.connect(pg_url) as src, psycopg.connect(floor_url, autocommit=True) as dst:
+        for stage, (table, where, _) in STAGED.items():
+            dst.execute(f"CREATE UNLOGGED TABLE {stage} AS SELECT * FROM {table} WITH NO DATA")  # noqa: S608
+            with (
+                src.cursor().copy(
+                    f"COPY (SELECT * FROM {table} WHERE {where % params}) TO STDOUT (FORMAT BINARY)"  # noqa: S608
+                ) as out,
+                dst.cursor().copy(f"COPY {stage} FROM STDIN (FORMAT BINARY)") as into,
+            ):
+                for block in out:
+                    into.write(block)
+        for stage in STAGED:
+            dst.execute(f"VACUUM ANALYZE {stage}")
+        columns = [
+            r[0]
+            for r in dst.execute(
+                "SELECT column_name FROM information_schema.columns"
+                " WHERE table_name = 'cases_case' AND column_name <> 'id'"
+            )
+        ]
+
+    def write_half(half: int) -> dict[str, int]:
+        written: dict[str, int] = {}
+        with psycopg.connect(floor_url) as conn, conn.transaction():
+            for stage, (table, _, split) in STAGED.items():
+                if table == "cases_case":
+                    sets = ", ".join(f"{c} = s.{c}" for c in columns)
+                    cursor = conn.execute(
+                        f"UPDATE cases_case c SET {sets} FROM {stage} s WHERE c.id = s.id AND s.id %% 2 = %s",  # noqa: S608
+                        [half],
+                    )
+                else:
+                    cursor = conn.execute(
+                        f"INSERT INTO {table} SELECT * FROM {stage} WHERE {split} %% 2 = %s",  # noqa: S608
+                        [half],
+                    )
+                written[table] = cursor.rowcount
+        return written
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        halves = list(pool.map(write_half, (0, 1)))
+    seconds = time.perf_counter() - started
+    print("floor rows written: " + ", ".join(f"{t} {sum(h[t] for h in halves):,}" for t in halves[0]))
+    return seconds
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--batch", type=int, default=1000)
+    parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="also measure the floor: the tick's own rows written server-side, with no client work",
+    )
     args = parser.parse_args()
     pg_url = os.environ["PG_URL"]
     with psycopg.connect(pg_url) as conn:
@@ -169,8 +248,16 @@ def main() -> None:
         ).rowcount
         base_seconds = time.perf_counter() - started
         conn.execute("VACUUM ANALYZE cases_case")
+        marks = conn.execute(
+            "SELECT (SELECT coalesce(max(id), 0) FROM comms_action),"
+            " (SELECT coalesce(max(seq), 0) FROM audit_auditevent)"
+        ).fetchone()
     base_rate = updated / base_seconds
     print(f"baseline bare UPDATE of next_action_at: {updated:,} rows in {base_seconds:.2f}s = {base_rate:,.0f} rows/s")
+
+    floor_url = ""
+    if args.floor:  # the same starting state, for the floor: a copy of the database as it stands now
+        floor_url = _database_copy(pg_url, "relance_floor")
 
     postmaster = _postmaster_pid(pg_url)
     pg_cpu_before, children_before = _reaped_cpu(postmaster), _children_cpu()
@@ -202,6 +289,14 @@ def main() -> None:
         f"engine CPU per case: workers {1e6 * workers_cpu / decided:.0f} us"
         f" + PostgreSQL {1e6 * pg_cpu / decided:.0f} us (ended backends)"
     )
+    if args.floor and marks:
+        floor_seconds = measure_floor(pg_url, floor_url, action_after=marks[0], seq_after=marks[1])
+        floor_rate = decided / floor_seconds
+        print(
+            f"floor: the tick's own rows (actions, audit events, case updates) written server-side from staged"
+            f" copies, 2 connections, no reads, no client work: {floor_seconds:.1f}s = {floor_rate:,.0f} cases/s;"
+            f" best possible ratio {floor_rate / base_rate:.3f}"
+        )
     print(f"engine: {rate:,.0f} cases/s; ratio {rate / base_rate:.3f} vs bare UPDATE; peak RSS {peak_mb:.0f} MB")
 
 
