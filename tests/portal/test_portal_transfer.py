@@ -56,6 +56,16 @@ def _svg(payload: str) -> bytes:
     return out.getvalue()
 
 
+def _paid_by_transfer(case, cents: int, ref: str) -> None:
+    payment_record(
+        case=case,
+        amount=Money(cents, "EUR"),
+        method=Payment.Method.TRANSFER,
+        external_ref=ref,
+        actor=Actor.system("tests"),
+    )
+
+
 def _qr_image(client: Client, html: str) -> bytes:
     response = client.get(_qr_src(html))
     assert response.status_code == 200
@@ -99,13 +109,7 @@ def test_the_verified_page_shows_the_transfer_details_and_the_epc_qr_code(trust,
 
 def test_after_a_partial_payment_the_qr_code_asks_for_what_is_left(trust, place):
     case = place("INV-1", "120.50").case
-    payment_record(
-        case=case,
-        amount=Money(2050, "EUR"),
-        method=Payment.Method.TRANSFER,
-        external_ref="t-1",
-        actor=Actor.system("tests"),
-    )
+    _paid_by_transfer(case, 2050, "t-1")
     client = _verified_client(case)
     html = client.get(_path(case, "case")).content.decode()
     expected = f"BCD\n002\n1\nSCT\n\nRecouvrement Test SAS\n{TRUST_IBAN}\nEUR100\n\n{case_rf_reference(case.reference)}"
@@ -130,13 +134,7 @@ def test_the_qr_image_is_cached_until_what_it_encodes_changes(trust, place):
     # The same details give the same image and the same ETag, from another session too.
     assert _verified_client(case).get(_path(case, "transfer_qr"))["ETag"] == etag
 
-    payment_record(
-        case=case,
-        amount=Money(2050, "EUR"),
-        method=Payment.Method.TRANSFER,
-        external_ref="t-3",
-        actor=Actor.system("tests"),
-    )
+    _paid_by_transfer(case, 2050, "t-3")
     html_after = client.get(_path(case, "case")).content.decode()
     assert _qr_src(html_after) != _qr_src(html)  # a new URL: the browser's copy is not used
     stale = client.get(_qr_src(html), HTTP_IF_NONE_MATCH=etag)  # the old ETag no longer matches
@@ -223,13 +221,7 @@ def test_no_qr_code_without_a_valid_trust_iban(world, place, iban):
 
 def test_no_transfer_once_nothing_is_left_to_pay(trust, place):
     case = place("INV-1", "120.50").case
-    payment_record(
-        case=case,
-        amount=Money(12050, "EUR"),
-        method=Payment.Method.TRANSFER,
-        external_ref="t-2",
-        actor=Actor.system("t"),
-    )
+    _paid_by_transfer(case, 12050, "t-2")
     client = _verified_client(case)
     html = client.get(_path(case, "case")).content.decode()
     assert "transfer-qr" not in html
