@@ -454,15 +454,13 @@ def _decide_one(*, case: Case, now: datetime, policy: ContactPolicy, actor: Acto
             case = Case.objects.select_related("debtor", "creditor").get(pk=case.pk)
             facts = snapshot(case, now)
             assigned: dict[int, dict[str, Any]] = {}
+            doc = strategy_doc(key=case.strategy_key, version=case.strategy_version)
             if case.step_at is None:  # first look: routed to a strategy and given its variant, recorded
-                current = strategy_doc(key=case.strategy_key, version=case.strategy_version)
                 doc, event = case_strategy_assign_in_memory(
-                    case=case, snapshot=facts, now=now, current=current, candidates=strategy_routing_candidates()
+                    case=case, snapshot=facts, now=now, current=doc, candidates=strategy_routing_candidates()
                 )
                 assigned[case.pk] = event.data
                 facts = snapshot_with_assignment(facts, case)
-            else:
-                doc = strategy_doc(key=case.strategy_key, version=case.strategy_version)
             if facts.events:
                 case.event_seq = max(e.id for e in facts.events)
             one = TickReport()

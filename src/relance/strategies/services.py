@@ -21,7 +21,6 @@ from relance.strategies.selectors import (
     strategy_doc,
     strategy_doc_of,
     strategy_latest_versions,
-    strategy_routing_candidates,
 )
 from relance.tenancy.actors import Actor
 
@@ -106,21 +105,6 @@ def strategy_install_default(*, actor: Actor) -> Strategy:
     return default
 
 
-def case_strategy_assign(*, case: Case, snapshot: CaseSnapshot, now: datetime, actor: Actor) -> StrategyDoc:
-    """First look at a case: route it to a strategy (if it has not started one) and give it a variant.
-
-    Recorded on the case (strategy key, version, variant, ``step_at``) and in the audit trail, so the
-    results of the variants can be compared later. A case keeps what it gets here.
-    """
-    current = strategy_doc(key=case.strategy_key, version=case.strategy_version)
-    doc, event = case_strategy_assign_in_memory(
-        case=case, snapshot=snapshot, now=now, current=current, candidates=strategy_routing_candidates()
-    )
-    case.save(update_fields=["strategy_key", "strategy_version", "variant", "step_at", "updated_at"])
-    audit_record(actor=actor, verb=event.verb, subject=case, data=event.data)
-    return doc
-
-
 def case_strategy_assign_in_memory(
     *,
     case: Case,
@@ -129,8 +113,11 @@ def case_strategy_assign_in_memory(
     current: StrategyDoc,
     candidates: list[StrategyDoc],
 ) -> tuple[StrategyDoc, PendingEvent]:
-    """``case_strategy_assign`` without the writes, for the engine's batches: the strategy, and the audit
-    event the caller records with the case's new fields in its own transaction.
+    """First look at a case: route it to a strategy (if it has not started one) and give it a variant.
+
+    Nothing is written here: the engine records the case's new fields (strategy key, version, variant,
+    ``step_at``) and the returned audit event's data with the rest of its tick, in its own transaction,
+    so the results of the variants can be compared later. A case keeps what it gets here.
 
     ``snapshot`` may be None when there is nothing to route to (no ``candidates``, or the case has
     started its strategy): routing is the only reader of the case's facts.
