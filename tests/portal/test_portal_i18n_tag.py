@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from django.template import Context, Template
 from django.test import override_settings
+from django.urls import clear_script_prefix, set_script_prefix
 from django.utils import translation
 
 import relance.portal
@@ -16,17 +17,32 @@ TEMPLATES = Path(relance.portal.__file__).parent / "templates" / "portal"
 
 def _pair(source: str) -> tuple[Template, Template]:
     """The template as written, and the same with Django's own ``translate`` tag only."""
-    plain = source.replace(" portal_i18n %}", " %}").replace("{% language_options LANG %}", LOOP_BODY)
+    plain = source.replace(" portal_i18n %}", " %}").replace(LINKS_TAG, LOOP_BODY)
     assert plain != source
     return Template(source), Template(plain)
 
 
+LINKS_TAG = "{% language_links LANG request.get_full_path %}"
+# The language links as a plain loop over LANGUAGES with Django's own tags and filters.
 LOOP_BODY = (
-    '{% for code, name in LANGUAGES %}<option value="{{ code }}"'
-    "{% if code == LANG %} selected{% endif %}>{{ name }}</option>{% endfor %}"
+    "{% for code, name in LANGUAGES %}{% if not forloop.first %} {% endif %}"
+    "<a href=\"{% url 'portal:language' code %}?next={{ request.get_full_path|urlencode }}\" "
+    'lang="{{ code }}" hreflang="{{ code }}"{% if code == LANG %} aria-current="true"{% endif %}>{{ name }}</a>'
+    "{% endfor %}"
 )
+
+
+class _Request:
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def get_full_path(self) -> str:
+        return self.path
+
+
 CONTEXT = {
     "LANGUAGES": [("fr", "Français"), ("en-gb", "English")],
+    "request": _Request("/p/eyJjIjoxfQ:1xW:ab-c_d/dossier/?x=1&y=<é>"),
     "token": "T",
     "links": {"plan": "/p/T/plan/", "promise": "/p/T/promise/", "hardship": "/p/T/hardship/", "contact": "/p/T/c/"},
     "case": {"reference": "RL-1", "status": "active", "get_status_display": "En cours"},
@@ -99,20 +115,32 @@ def test_a_change_of_language_settings_is_followed():
 
 
 LOOP = "{% load i18n %}{% get_current_language as LANG %}" + LOOP_BODY
+TAG = "{% load i18n portal_i18n %}{% get_current_language as LANG %}{% language_links LANG request.get_full_path %}"
 
 
 @pytest.mark.parametrize("language", ["fr", "en-gb", "de"])
-def test_the_language_options_are_the_loop_over_languages(language, settings):
+@pytest.mark.parametrize("path", ["/p/T/dossier/", '/p/a:b/plan/?months=3&x=<b>"é'])
+def test_the_language_links_are_the_loop_over_languages(language, path, settings):
     from django.conf import settings as live
 
-    tag = Template("{% load i18n portal_i18n %}{% get_current_language as LANG %}{% language_options LANG %}")
-    loop = Template(LOOP)
-    context = {"LANGUAGES": live.LANGUAGES}
+    tag, loop = Template(TAG), Template(LOOP)
+    context = {"LANGUAGES": live.LANGUAGES, "request": _Request(path)}
     with translation.override(language):
         assert tag.render(Context(context)) == loop.render(Context(context))
         assert tag.render(Context(context)) == loop.render(Context(context))  # from what the tag kept
     settings.LANGUAGES = [("fr", "Français"), ("en-gb", "English <GB> & co")]
-    context = {"LANGUAGES": settings.LANGUAGES}
+    context = {"LANGUAGES": settings.LANGUAGES, "request": _Request(path)}
     with translation.override("en-gb"):
         assert tag.render(Context(context)) == loop.render(Context(context))
         assert "&lt;GB&gt; &amp; co" in tag.render(Context(context))
+        assert tag.render(Context(context)).count('aria-current="true"') == 1
+
+
+def test_the_language_links_follow_the_script_prefix():
+    context = {"request": _Request("/p/T/dossier/")}
+    set_script_prefix("/relance/")
+    try:
+        rendered = Template(TAG).render(Context(context))
+    finally:
+        clear_script_prefix()
+    assert 'href="/relance/p/lang/fr/?next=/p/T/dossier/"' in rendered

@@ -379,7 +379,7 @@ def _line(names: list[str], row: tuple[Any, ...]) -> ClaimLine:
 
 def portal_case_lines_for_link(*, case_id: int, reference: str) -> tuple[Case, list[ClaimLine]] | None:
     """The case a link names with its claim lines (ledger sums), in the page's one statement, or ``None``.
-    Only for a session already verified for ``case_id``."""
+    Only for a browser already verified for ``case_id``."""
     case, lines, _ = _page_rows(case_id, reference)
     return None if case is None else (case, lines)
 
@@ -387,7 +387,7 @@ def portal_case_lines_for_link(*, case_id: int, reference: str) -> tuple[Case, l
 def portal_case_page_for_link(*, case_id: int, reference: str, today: date | None = None) -> CasePage | None:
     """``portal_case_for_link`` and ``case_page_read`` with one statement for the case, its creditor and
     agency, its claims with their ledger sums and its sections' flags; ``None`` if the link names no case.
-    Only for a session already verified for ``case_id`` (invariant 6: the debtor's own case only)."""
+    Only for a browser already verified for ``case_id`` (invariant 6: the debtor's own case only)."""
     case, lines, present = _page_rows(case_id, reference)
     if case is None:
         return None
@@ -396,7 +396,7 @@ def portal_case_page_for_link(*, case_id: int, reference: str, today: date | Non
 
 def case_page_read(*, case: Case, today: date | None = None) -> CasePage:
     """What the debtor's case page shows, for a case already read through its signed link and verified
-    session (invariant 6: the debtor's own case only)."""
+    cookie (invariant 6: the debtor's own case only)."""
     lines, present = _lines_and_sections(case)
     return _page(case, lines, present, today)
 

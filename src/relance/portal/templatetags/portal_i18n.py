@@ -11,6 +11,7 @@ Django's node, unchanged. The tag keeps its name, so ``makemessages`` still find
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 from django import template
 from django.conf import settings
@@ -19,9 +20,12 @@ from django.dispatch import receiver
 from django.template.base import Node, Parser, Token
 from django.template.context import Context
 from django.templatetags.i18n import TranslateNode, do_translate
-from django.utils.html import format_html_join
+from django.urls import get_script_prefix, reverse
+from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import get_language
+
+from relance.portal.links import urlconf_key
 
 register = template.Library()
 _GENERATION = [0]  # bumped when a test changes the language settings: older renderings are not used
@@ -63,22 +67,34 @@ def translate(parser: Parser, token: Token) -> Any:
     return ConstantTranslateNode(node) if isinstance(node, TranslateNode) and _constant(node) else node
 
 
-_OPTIONS: dict[tuple[int, str], SafeString] = {}
+_LINKS: dict[tuple[int, str, str, str], tuple[tuple[str, str], ...]] = {}
 
 
 @register.simple_tag
-def language_options(current: str) -> SafeString:
-    """The ``<option>``s of the language menu (``settings.LANGUAGES``, ``current`` selected), built once
-    per language: the same HTML as a ``{% for %}`` over ``LANGUAGES``, without its cost on every page."""
-    key = (_GENERATION[0], current)
-    found = _OPTIONS.get(key)
-    if found is None:
-        found = _OPTIONS[key] = format_html_join(
-            "",
-            '<option value="{}"{}>{}</option>',
-            ((code, mark_safe(" selected") if code == current else "", name) for code, name in settings.LANGUAGES),
+def language_links(current: str, path: str) -> SafeString:
+    """The portal's language switch: a link per language of ``settings.LANGUAGES`` to
+    ``portal:language`` with ``?next=<path>`` (the page itself), in that language (``lang``,
+    ``hreflang``), the current one marked ``aria-current``. Each link's fixed parts are built once per
+    (language, script prefix, URLconf); only ``next`` is added per page."""
+    key = (_GENERATION[0], current, get_script_prefix(), urlconf_key())
+    parts = _LINKS.get(key)
+    if parts is None:
+        parts = _LINKS[key] = tuple(
+            (
+                format_html('<a href="{}?next=', reverse("portal:language", kwargs={"code": code})),
+                format_html(
+                    '" lang="{}" hreflang="{}"{}>{}</a>',
+                    code,
+                    code,
+                    mark_safe(' aria-current="true"') if code == current else "",
+                    name,
+                ),
+            )
+            for code, name in settings.LANGUAGES
         )
-    return found
+    # quote() leaves letters, digits, "_.-~/" and %XX only: nothing that HTML would read as markup.
+    target = quote(path, safe="/")
+    return mark_safe(" ".join(head + target + tail for head, tail in parts))  # noqa: S308
 
 
 @receiver(setting_changed)
