@@ -28,20 +28,21 @@ class FixedExtendsNode(ExtendsNode):
 
     def __init__(self, node: ExtendsNode) -> None:
         super().__init__(node.nodelist, node.parent_name, node.template_dirs)  # the parser sets token, origin
-        self._found: tuple[Any, Any, dict[str, BlockNode] | None] | None = None
+        self._found: tuple[Any, Any, dict[str, Any] | None] | None = None
 
-    def _parent(self, context: Context) -> tuple[Any, dict[str, BlockNode] | None]:
+    def _parent(self, context: Context) -> tuple[Any, dict[str, Any] | None]:
         engine = context.template.engine  # type: ignore[union-attr]
         found = self._found
         if found is None or found[0] is not engine:
-            parent = self.get_parent(context)
+            parent: Any = self.get_parent(context)
             blocks = None
             for node in parent.nodelist:  # as ExtendsNode.render: the root's blocks join the block context
                 if not isinstance(node, TextNode):
                     if not isinstance(node, ExtendsNode):
                         blocks = {n.name: n for n in parent.nodelist.get_nodes_by_type(BlockNode)}
                     break
-            found = self._found = (engine, parent, blocks)
+            found = (engine, parent, blocks)
+            self._found = found
         return found[1], found[2]
 
     def render(self, context: Context) -> SafeString:
@@ -53,12 +54,12 @@ class FixedExtendsNode(ExtendsNode):
         if parent_blocks is not None:
             block_context.add_blocks(parent_blocks)
         with context.render_context.push_state(compiled_parent, isolated_context=False):
-            return compiled_parent._render(context)  # type: ignore[no-any-return]
+            return compiled_parent._render(context)
 
 
 @register.tag("extends")
 def extends(parser: Parser, token: Token) -> Any:
     node = do_extends(parser, token)
-    parent = node.parent_name
+    parent: Any = node.parent_name
     literal = not parent.filters and isinstance(parent.var, str)  # "…", not a variable
     return FixedExtendsNode(node) if literal else node

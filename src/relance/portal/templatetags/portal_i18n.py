@@ -60,7 +60,7 @@ def _language(context: Context) -> str | None:
     found = context.render_context.get(_ACTIVE, _ACTIVE)
     if found is _ACTIVE:
         found = context.render_context[_ACTIVE] = get_language()
-    return found  # type: ignore[no-any-return]
+    return found
 
 
 class FreshLanguageNode(LanguageNode):
