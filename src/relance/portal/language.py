@@ -15,6 +15,7 @@ from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseRedirect
 from django.utils.cache import add_never_cache_headers
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_safe
 
 from relance.portal.links import portal_prefix
@@ -29,7 +30,9 @@ def language(request: HttpRequest, code: str) -> HttpResponse:
         target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
     )
     if not (same_site and target.startswith(portal_prefix())):
-        return HttpResponseBadRequest("next: a page of the portal", content_type="text/plain")
+        return HttpResponseBadRequest(
+            _("This link does not lead back to a page of the portal."), content_type="text/plain"
+        )
     response = HttpResponseRedirect(target)
     response.set_cookie(
         settings.LANGUAGE_COOKIE_NAME,
