@@ -88,6 +88,8 @@ def test_the_case_page_reads_no_session_and_makes_one_query(place):
     assert len(queries) == 1, [q["sql"] for q in queries]  # the page's one statement
     assert "django_session" not in queries[0]["sql"]
     assert COOKIE not in response.cookies  # issued a moment ago: not re-issued
+    # A personal page: not for a shared cache, and it depends on the cookie.
+    assert "Cookie" in response["Vary"] and "private" in response["Cache-Control"]
 
 
 @pytest.mark.parametrize("page", PAGES)
@@ -215,3 +217,15 @@ def test_the_landing_page_of_a_verified_case_goes_to_the_case(place):
     client = _verified_client(case)
     response = client.get(_path(case))
     assert response.status_code == 302 and response.url == _path(case, "case")
+
+
+def test_the_landing_form_shows_the_field_and_its_errors(place):
+    case = place("INV-1", "120.50").case
+    client = Client()
+    empty = client.get(_path(case)).content.decode()
+    assert 'id="id_postcode"' in empty and 'aria-invalid="true"' not in empty and "postcode-error" not in empty
+    for postcode in ("75001", ""):  # wrong, then missing
+        html = client.post(_path(case), {"postcode": postcode}).content.decode()
+        assert 'aria-invalid="true" aria-describedby="postcode-error"' in html
+        assert 'id="postcode-error" role="alert">' in html
+        assert 'id="postcode-error" role="alert"> ' not in html  # the message itself comes first

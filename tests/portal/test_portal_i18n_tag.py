@@ -61,6 +61,8 @@ CONTEXT = {
     "claims": [],
     "history": [],
     "form": None,
+    "postcode_label": "Code postal",
+    "postcode_error": "Ce code postal ne correspond pas.",
     "tries_left": 2,
     "proposal": {"months": 3},
     "quote": {"months": 4},

@@ -21,6 +21,7 @@ from django.conf import settings
 from django.core import signing
 from django.http import HttpRequest
 from django.http.response import HttpResponseBase
+from django.utils.cache import patch_cache_control, patch_vary_headers
 
 from relance.portal.links import portal_prefix
 
@@ -95,14 +96,20 @@ def grant(request: HttpRequest, case_id: int) -> None:
 
 
 def verified_cookie(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
-    """Wrap a portal view: its response sets the cookie when the view granted a case or found it more
-    than a minute old, and deletes a cookie that failed its check. Nothing otherwise."""
+    """Wrap a portal view: when the view read the cookie, its response varies on ``Cookie`` and is
+    ``private``; it sets the cookie when the view granted a case or found it more than a minute old, and
+    deletes a cookie that failed its check."""
 
     @wraps(view)
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         response = view(request, *args, **kwargs)
         state = getattr(request, _STATE, None)
-        if state is None or response.status_code >= 500:
+        if state is None:
+            return response
+        # The response depends on this browser's cookie: never from a shared cache, never to another.
+        patch_vary_headers(response, ("Cookie",))
+        patch_cache_control(response, private=True)
+        if response.status_code >= 500:
             return response
         path = cookie_path()
         if state.write:

@@ -52,6 +52,9 @@ class VerifyForm(forms.Form):
     postcode = forms.CharField(label=gettext_lazy("Postcode of your billing address"), max_length=12)
 
 
+_POSTCODE_LABEL = VerifyForm.base_fields["postcode"].label
+
+
 class SandboxPayForm(forms.Form):
     amount = forms.CharField(label=gettext_lazy("Amount to pay"), max_length=20)
 
@@ -105,8 +108,9 @@ def entry(request: HttpRequest, token: str) -> HttpResponse:
     if _verified(request, case):
         return redirect("portal:case", token=token)
     locked = case.portal_failed_attempts >= settings.RELANCE_PORTAL_MAX_FAILED_VERIFICATIONS
-    form = VerifyForm(request.POST or None)
-    if request.method == "POST" and not locked and form.is_valid():
+    # A GET shows the empty field: no form instance to build (its fields are deep-copied) for that.
+    form = VerifyForm(request.POST) if request.method == "POST" else None
+    if form is not None and not locked and form.is_valid():
         ok = _normalise(form.cleaned_data["postcode"]) == _normalise(case.debtor.postcode)
         with transaction.atomic():
             actor = Actor.for_debtor(case_id=case.pk)
@@ -123,11 +127,13 @@ def entry(request: HttpRequest, token: str) -> HttpResponse:
         case.portal_failed_attempts += 1
         locked = case.portal_failed_attempts >= settings.RELANCE_PORTAL_MAX_FAILED_VERIFICATIONS
         form.add_error("postcode", _("This postcode does not match our records."))
+    errors = form.errors.get("postcode") if form is not None else None
     return render(
         request,
         "portal/verify.html",
         {
-            "form": form,
+            "postcode_label": _POSTCODE_LABEL,
+            "postcode_error": errors[0] if errors else "",
             "creditor": case.creditor,
             "locked": locked,
             "tries_left": max(0, settings.RELANCE_PORTAL_MAX_FAILED_VERIFICATIONS - case.portal_failed_attempts),
