@@ -29,7 +29,7 @@ LINKS_TAG = "{% language_links LANG request.get_full_path %}"
 # The language links as a plain loop over LANGUAGES with Django's own tags and filters.
 LOOP_BODY = (
     "{% for code, name in LANGUAGES %}{% if not forloop.first %} {% endif %}"
-    "<a href=\"{% url 'portal:language' code %}?next={{ request.get_full_path|urlencode }}\" "
+    "<a href=\"{% url 'portal:language' code %}?next={{ request.get_full_path|urlencode:'/:' }}\" "
     'lang="{{ code }}" hreflang="{{ code }}"{% if code == LANG %} aria-current="true"{% endif %}>{{ name }}</a>'
     "{% endfor %}"
 )

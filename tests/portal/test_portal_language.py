@@ -21,7 +21,7 @@ def _paths(case) -> tuple[str, str]:
 
 
 def _switch(code: str, target: str) -> str:
-    return reverse("portal:language", kwargs={"code": code}) + "?next=" + quote(target, safe="/")
+    return reverse("portal:language", kwargs={"code": code}) + "?next=" + quote(target, safe="/:")
 
 
 def test_a_language_link_sets_the_language_cookie_and_goes_back(place):

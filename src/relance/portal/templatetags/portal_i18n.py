@@ -125,8 +125,9 @@ def language_links(current: str, path: str) -> SafeString:
             )
             for code, name in settings.LANGUAGES
         )
-    # quote() leaves letters, digits, "_.-~/" and %XX only: nothing that HTML would read as markup.
-    target = quote(path, safe="/")
+    # quote() leaves letters, digits, "_.-~/:" and %XX only: nothing that HTML would read as markup
+    # (":" is allowed in a query string; a portal path, base64url and ":", then needs no quoting at all).
+    target = quote(path, safe="/:")
     return mark_safe(" ".join(head + target + tail for head, tail in parts))  # noqa: S308
 
 
