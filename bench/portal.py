@@ -2,16 +2,16 @@
 
 Run with `make bench-portal`, which starts a throwaway PostgreSQL and installs Debian's `wrk` (the load
 generator, in C, so that the two cores go to the server) when it is missing. The server runs with the
-production settings (`RELANCE_ENV=production`, DEBUG off, database sessions). Three loads, each for the
+production settings (`RELANCE_ENV=production`, DEBUG off). Four loads, each for the
 same duration with the same connections, one after another:
 
 - **baseline**: `/healthz`, a trivial Django view on the same stack (same middleware, same workers);
 - **landing**: the personal link's page (`/p/<token>/`: the verification form, no personal data);
 - **case page**: the verified debtor's page (`/p/<token>/dossier/`: claims and balances from the
   ledger, payments, evidence, transfer details with the RF reference and the EPC QR code), each request
-  for another case, with its own verified session;
+  for another case, with the signed cookie its debtor's browser holds after verification;
 - **QR code** (informative): the case page's EPC QR code image (`/p/<token>/dossier/transfer-qr.svg`,
-  same session), as a browser fetches it on a first view (later views use the browser's copy).
+  same cookie), as a browser fetches it on a first view (later views use the browser's copy).
 
 Prints requests/s, p50 and p99 latency for each, the ratio of each page against the baseline and the
 peak RSS of the largest gunicorn worker. The last line is the headline (the case page, the heavier one).
@@ -28,11 +28,13 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = ROOT / ".venv" / "bin"
@@ -48,7 +50,7 @@ request = function()
   i = i + 1
   local t = targets[((i + (offset or 0)) % #targets) + 1]
   local headers = {["X-Forwarded-Proto"] = "https", ["Accept-Language"] = "fr"}
-  if t[2] ~= "" then headers["Cookie"] = "sessionid=" .. t[2] end
+  if t[2] ~= "" then headers["Cookie"] = "relance_portal=" .. t[2] end
   return wrk.format("GET", t[1], headers)
 end
 """
@@ -60,12 +62,12 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def prepare(cases: int) -> tuple[list[str], list[tuple[str, str]]]:
-    """Migrate, place ``cases`` claims through the real services; return landing and case targets."""
+def prepare(cases: int) -> tuple[list[str], list[tuple[str, int]]]:
+    """Migrate, place ``cases`` claims through the real services; return the landing pages and the case
+    pages with their case ids (the debtor's verification cookie is signed just before each load)."""
     import django
 
     django.setup()
-    from django.contrib.sessions.backends.db import SessionStore
     from django.core.management import call_command
     from django.utils import timezone
 
@@ -88,25 +90,33 @@ def prepare(cases: int) -> tuple[list[str], list[tuple[str, str]]]:
     )
     actor = Actor.system("bench")
     landing: list[str] = []
-    pages: list[tuple[str, str]] = []
+    pages: list[tuple[str, int]] = []
     for n in range(cases):
         data = claim_data(f"BENCH-{n}", f"{20 + n % 400}.50", email=f"debiteur{n}@example.fr", last_name=f"Nom{n}")
         data = replace(data, due_date=timezone.localdate() - timedelta(days=10))
         case = claim_place(creditor=creditor, data=data, actor=actor).case
         token = portal_token(case_id=case.pk, reference=case.reference)
-        session = SessionStore()
-        session["portal_cases"] = [case.pk]  # what the verification step stores (portal/views.py)
-        session.set_expiry(3600)
-        session.create()
         landing.append(f"/p/{token}/")
-        pages.append((f"/p/{token}/dossier/", session.session_key or ""))
+        pages.append((f"/p/{token}/dossier/", case.pk))
     return landing, pages
 
 
-def wrk(url: str, targets: Path, *, seconds: int, connections: int, threads: int) -> tuple[float, float, float, int]:
+def verified(pages: list[tuple[str, int]], suffix: str = "") -> str:
+    """wrk's targets: each case page with the cookie its debtor's browser holds after verifying the case
+    (``portal.access``), signed now: a browser's copy is never more than a minute old while it reads
+    pages (each page re-issues an older one), so the pages of a load do not re-issue it."""
+    from relance.portal.access import sign
+
+    return "".join(f"{path}{suffix}\t{sign([case_id])}\n" for path, case_id in pages)
+
+
+def wrk(
+    url: str, targets: Path, *, seconds: int, connections: int, threads: int, sampler: CpuSampler | None = None
+) -> tuple[float, float, float, int, int]:
+    """Run one load; (requests/s, p50 ms, p99 ms, failed, requests)."""
     script = targets.with_suffix(".lua")
     script.write_text(LUA)
-    out = subprocess.run(
+    process = subprocess.Popen(
         [
             "wrk",
             f"-t{threads}",
@@ -119,18 +129,119 @@ def wrk(url: str, targets: Path, *, seconds: int, connections: int, threads: int
             str(script),
             url,
         ],
-        check=True,
-        capture_output=True,
+        stdout=subprocess.PIPE,
         text=True,
         env={**os.environ, "BENCH_TARGETS": str(targets)},
-    ).stdout
+    )
+    if sampler is not None:
+        sampler.start(wrk_pid=process.pid)
+    out, _ = process.communicate()
+    if sampler is not None:
+        sampler.stop()
+    if process.returncode:
+        raise subprocess.CalledProcessError(process.returncode, "wrk")
+    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     p50 = _ms(re.search(r"50%\s+([\d.]+\w+)", out).group(1))  # type: ignore[union-attr]
     p99 = _ms(re.search(r"99%\s+([\d.]+\w+)", out).group(1))  # type: ignore[union-attr]
     bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     failed = (int(bad.group(1)) if bad else 0) + (sum(int(n) for n in errors.groups()) if errors else 0)
-    return rps, p50, p99, failed
+    return rps, p50, p99, failed, requests
+
+
+TICK_MS = 1000 / os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_ticks(pid: int) -> int | None:
+    """User + system CPU of a process (all its threads), in clock ticks; ``None`` once it has gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return None
+    return int(fields[11]) + int(fields[12])
+
+
+def _machine_ticks() -> int:
+    """Busy CPU of the whole machine (user, nice, system, irq, softirq), in clock ticks."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    return sum(int(fields[i]) for i in (0, 1, 2, 5, 6))
+
+
+def _postmaster(port: str) -> int | None:
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argv and argv[0].endswith(b"/postgres") and f"-p {port}".encode() in b" ".join(argv):
+            return int(entry.name)
+    return None
+
+
+class CpuSampler:
+    """CPU time per process class (gunicorn master and workers, PostgreSQL server processes, wrk) and of
+    the whole machine during one load, sampled from /proc every 100 ms so that a process ending during
+    the load (a backend reconnecting) still counts up to its last sample."""
+
+    def __init__(self, server_pid: int, pg_port: str) -> None:
+        self.server_pid = server_pid
+        self.postmaster = _postmaster(pg_port)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _classes(self) -> dict[int, str]:
+        found = {self.server_pid: "gunicorn", **dict.fromkeys(children(self.server_pid), "gunicorn")}
+        if self.postmaster is not None:
+            found[self.postmaster] = "postgres"
+            found.update(dict.fromkeys(children(self.postmaster), "postgres"))
+        if self.wrk_pid is not None:
+            found[self.wrk_pid] = "wrk"
+        return found
+
+    def _sample(self) -> None:
+        for pid, name in self._classes().items():
+            ticks = _cpu_ticks(pid)
+            if ticks is not None:
+                self.first.setdefault(pid, (name, 0 if self.started else ticks))
+                self.last[pid] = ticks
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.1):
+            self._sample()
+
+    def start(self, *, wrk_pid: int | None) -> None:
+        self.wrk_pid = wrk_pid
+        self.first: dict[int, tuple[str, int]] = {}
+        self.last: dict[int, int] = {}
+        self.started = False
+        self._sample()
+        self.started = True  # processes first seen from now on started during the load: from zero
+        self.machine = _machine_ticks()
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        self._sample()
+        self.machine = _machine_ticks() - self.machine
+
+    def per_request(self, requests: int) -> str:
+        """CPU milliseconds per request of each class, the machine's, and what no class accounts for."""
+        spent: dict[str, int] = {}
+        for pid, (name, first) in self.first.items():
+            spent[name] = spent.get(name, 0) + self.last[pid] - first
+        parts = [f"{name} {spent.get(name, 0) * TICK_MS / requests:.2f}" for name in ("gunicorn", "postgres", "wrk")]
+        rest = self.machine - sum(spent.values())
+        return (
+            f"CPU ms per request: {'; '.join(parts)}; machine {self.machine * TICK_MS / requests:.2f} "
+            f"(of which other {rest * TICK_MS / requests:.2f}: kernel network, other processes)"
+        )
 
 
 def _ms(text: str) -> float:
@@ -169,12 +280,58 @@ def children(pid: int) -> list[int]:
     return [int(p) for p in found.read_text().split()] if found.exists() else []
 
 
+def _database_port() -> str:
+    return os.environ["DATABASE_URL"].rpartition(":")[2].partition("/")[0]
+
+
+def _superuser() -> Any:
+    import psycopg
+
+    return psycopg.connect(os.environ["PG_URL"], autocommit=True)
+
+
+def _statements_reset() -> bool:
+    """Empty pg_stat_statements; ``False`` when it is not loaded (``--cpu`` with
+    ``RELANCE_PG_OPTIONS="-c shared_preload_libraries=pg_stat_statements"``)."""
+    import psycopg
+
+    if "PG_URL" not in os.environ:
+        return False
+    try:
+        with _superuser() as db:
+            db.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+            db.execute("SELECT pg_stat_statements_reset()")
+    except psycopg.Error:  # not loaded: the report leaves it out
+        return False
+    return True
+
+
+def _statements_report(requests: int) -> str:
+    """PostgreSQL's own time per request for the statements of the load (planning and execution)."""
+    with _superuser() as db:
+        rows = db.execute(
+            "SELECT calls, total_plan_time + total_exec_time, left(regexp_replace(query, '\\s+', ' ', 'g'), 90) "
+            "FROM pg_stat_statements WHERE query NOT ILIKE '%pg_stat_statements%' "
+            "ORDER BY total_plan_time + total_exec_time DESC LIMIT 6"
+        ).fetchall()
+    return "\n".join(
+        f"pg {ms / requests:.3f} ms/request, {calls / requests:.2f} calls/request: {query}" for calls, ms, query in rows
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--cases", type=int, default=500)
     parser.add_argument("--seconds", type=int, default=20)
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--workers", type=int, default=2 * (os.cpu_count() or 1) + 1)
+    parser.add_argument(
+        "--cpu",
+        action="store_true",
+        help="also print the CPU time per request of gunicorn, PostgreSQL, wrk and the machine (from /proc), "
+        "and PostgreSQL's own time per statement when pg_stat_statements is loaded",
+    )
+    parser.add_argument("--loads", default="healthz,landing,case,qr", help="which loads to run (comma-separated)")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("bench-portal needs wrk (Debian package 'wrk'); `make bench-portal` installs it")
@@ -189,8 +346,6 @@ def main() -> None:
     folder = Path(tempfile.mkdtemp(prefix="relance-wrk-"))
     (folder / "healthz.txt").write_text("/healthz\n")
     (folder / "landing.txt").write_text("".join(f"{p}\n" for p in landing))
-    (folder / "case.txt").write_text("".join(f"{p}\t{s}\n" for p, s in pages))
-    (folder / "qr.txt").write_text("".join(f"{p}transfer-qr.svg\t{s}\n" for p, s in pages))
 
     port = free_port()
     server = subprocess.Popen(
@@ -208,15 +363,31 @@ def main() -> None:
         _wait_ready(url + "/healthz")
         subprocess.run(["wrk", "-t1", "-c4", "-d2s", url + "/healthz"], check=True, capture_output=True)  # warm-up
         results = {}
-        for name in ("healthz", "landing", "case", "qr"):
+        cpu: dict[str, str] = {}
+        sampler = CpuSampler(server.pid, _database_port()) if args.cpu else None
+        for name in args.loads.split(","):
+            if name == "case":
+                (folder / "case.txt").write_text(verified(pages))
+            elif name == "qr":
+                (folder / "qr.txt").write_text(verified(pages, "transfer-qr.svg"))
+            statements = _statements_reset() if args.cpu else False
             results[name] = wrk(
-                url, folder / f"{name}.txt", seconds=args.seconds, connections=args.connections, threads=2
+                url,
+                folder / f"{name}.txt",
+                seconds=args.seconds,
+                connections=args.connections,
+                threads=2,
+                sampler=sampler,
             )
+            if sampler is not None:
+                cpu[name] = sampler.per_request(results[name][4])
+                if statements:
+                    cpu[name] += "\n" + _statements_report(results[name][4])
         rss = peak_rss_mb(children(server.pid))
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)
-    base = results["healthz"][0]
+    base = results.get("healthz", (1.0,))[0]
     print(
         f"workers: {args.workers} gunicorn sync workers; {args.connections} connections; {args.seconds} s each; "
         f"{args.cases} cases"
@@ -228,9 +399,13 @@ def main() -> None:
         ("qr", "QR code image (informative)"),
     )
     for name, label in loads:
-        rps, p50, p99, bad = results[name]
-        print(f"{label}: {rps:,.0f} req/s; p50 {p50:.1f} ms; p99 {p99:.1f} ms; ratio {rps / base:.2f}; failed {bad}")
-    rps = results["case"][0]
+        if name not in results:
+            continue
+        rps, p50, p99, bad, _ = results[name]
+        print(f"{label}: {rps:,.0f} req/s; p50 {p50:.1f} ms; p99 {p99:.1f} ms; ratio {rps / base:.3f}; failed {bad}")
+        if name in cpu:
+            print("    " + cpu[name].replace("\n", "\n    "))
+    rps = results.get("case", (0.0,))[0]
     print(f"portal: {rps:,.0f} req/s; ratio {rps / base:.2f} vs trivial Django view; peak RSS {rss:.0f} MB")
 
 

@@ -284,3 +284,31 @@ def _qr_transfer_sizes(page: object) -> list[int]:
         "performance.getEntriesByType('resource').filter(e => e.name.includes('/transfer-qr.svg'))"
         ".map(e => e.transferSize)"
     )
+
+
+@pytest.mark.usefixtures("transactional_db")
+def test_the_language_links_work_with_the_keyboard_and_keep_the_debtor_verified(live_server, place, new_page):
+    """Decision 0004: the language switch is a link per language (no form), reachable with the keyboard,
+    marked in its own language; following it keeps the debtor's verification (the signed cookie)."""
+    case = place("INV-1", "120.50").case
+    url = link(live_server.url, case)
+    page = new_page(locale="fr-FR")
+    verify(page, url)
+    assert page.locator("html").get_attribute("lang") == "fr"
+    current = page.locator('#lang a[aria-current="true"]')
+    expect(current).to_have_count(1)
+    assert current.get_attribute("lang") == "fr"
+    assert page.locator("input[name=csrfmiddlewaretoken]").count() in (0, 1)  # 1: the sandbox form only
+    assert_accessible(page, "case page with language links")
+    # Tab from the top of the page to the English link, then Enter.
+    for _ in range(10):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.getAttribute('hreflang')") == "en-gb":
+            break
+    assert page.evaluate("document.activeElement.getAttribute('hreflang')") == "en-gb"
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(r"/dossier/$"))
+    expect(page.locator("html")).to_have_attribute("lang", "en-gb")
+    expect(page.locator("#outstanding")).to_be_visible()  # still verified: the file, not the form
+    expect(page.locator('#lang a[aria-current="true"]')).to_have_attribute("lang", "en-gb")
+    assert_accessible(page, "case page in English")

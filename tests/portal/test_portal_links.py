@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from django.template import Context, Template
 from django.test import override_settings
 from django.urls import clear_script_prefix, include, path, reverse, set_script_prefix
 
@@ -40,15 +39,3 @@ def test_another_urlconf_is_followed():
     token = portal_token(case_id=42, reference="RL-ABCDEFGH")
     assert case_links(token)["case"] == reverse("portal:case", kwargs={"token": token})
     assert case_links(token)["case"].startswith("/elsewhere/")
-
-
-def test_fixed_url_is_the_url_tag():
-    rendered = Template("{% load portal_links %}{% fixed_url 'set_language' %}").render(Context())
-    assert rendered == Template("{% url 'set_language' %}").render(Context())
-    set_script_prefix("/relance/")
-    try:
-        assert Template("{% load portal_links %}{% fixed_url 'set_language' %}").render(Context()) == reverse(
-            "set_language"
-        )
-    finally:
-        clear_script_prefix()

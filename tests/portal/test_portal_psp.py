@@ -1,7 +1,7 @@
 """The portal pages of issue 5 through HTTP: card payment, receipts, disputes, returns, contact details.
 
-Every page needs the verified session of its own case (invariant 6); payments are recorded only from
-the PSP's webhook, never from the page the debtor comes back to.
+Every page needs the verification of its own case (the signed cookie; invariant 6); payments are recorded
+only from the PSP's webhook, never from the page the debtor comes back to.
 """
 
 from __future__ import annotations

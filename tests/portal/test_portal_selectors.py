@@ -32,6 +32,7 @@ from relance.portal.selectors import (
     _lines_and_sections,
     _sections_present,
     case_page_read,
+    from_row,
     portal_case_for_link,
     portal_case_lines_for_link,
     portal_case_page_for_link,
@@ -338,3 +339,56 @@ def test_on_postgresql_the_fixed_statements_are_prepared_once_per_session(place,
     paid = portal_case_page_for_link(case_id=case.pk, reference=case.reference)
     assert paid.outstanding_minor == 10000
     assert [p.pk for p in paid.payments] == [Payment.objects.get(case=case).pk]
+
+
+def _row(instance, names):
+    return tuple(getattr(instance, name) for name in names)
+
+
+@pytest.mark.parametrize("model_name", ["case", "creditor", "agency", "claim"])
+@pytest.mark.parametrize("fields", ["few", "all"])
+def test_from_row_is_from_db(place, model_name, fields):
+    from django.db import connection
+
+    case = place("INV-1", "120.50").case
+    instance = {
+        "case": case,
+        "creditor": case.creditor,
+        "agency": case.creditor.agency,
+        "claim": CaseClaim.objects.get(case=case).claim,
+    }[model_name]
+    model = type(instance)
+    concrete = [f.attname for f in model._meta.concrete_fields]
+    names = concrete if fields == "all" else [concrete[0], concrete[-1]]
+    values = _row(instance, names)
+    fast, stock = from_row(model, names, values), model.from_db(connection.alias, names, values)
+    assert type(fast) is type(stock) is model
+    assert {k: v for k, v in vars(fast).items() if k != "_state"} == {
+        k: v for k, v in vars(stock).items() if k != "_state"
+    }
+    assert (fast._state.adding, fast._state.db) == (stock._state.adding, stock._state.db) == (False, "default")
+    assert fast.get_deferred_fields() == stock.get_deferred_fields()
+    assert fast == stock and fast.pk == instance.pk
+    for name in concrete:  # a deferred field loads on access, as on a from_db instance
+        assert getattr(fast, name) == getattr(instance, name)
+
+
+def test_from_row_sends_the_init_signals_when_a_model_has_receivers(place):
+    from django.db import connection
+    from django.db.models.signals import post_init
+
+    from relance.tenancy.models import Agency
+
+    agency = place("INV-1", "120.50").case.creditor.agency
+    seen = []
+
+    def receiver(sender, instance, **kwargs):
+        seen.append(instance)
+
+    post_init.connect(receiver, sender=Agency)
+    try:
+        built = from_row(Agency, ["id", "legal_name"], (agency.pk, agency.legal_name))
+    finally:
+        post_init.disconnect(receiver, sender=Agency)
+    assert seen == [built]
+    assert built._state.db == connection.alias and not built._state.adding

@@ -131,7 +131,7 @@ def test_the_qr_image_is_cached_until_what_it_encodes_changes(trust, place):
     again = client.get(_qr_src(html), HTTP_IF_NONE_MATCH=etag)
     assert again.status_code == 304
     assert again.content == b""
-    # The same details give the same image and the same ETag, from another session too.
+    # The same details give the same image and the same ETag, from another browser too.
     assert _verified_client(case).get(_path(case, "transfer_qr"))["ETag"] == etag
 
     _paid_by_transfer(case, 2050, "t-3")
@@ -153,7 +153,7 @@ def test_the_qr_image_is_cached_until_what_it_encodes_changes(trust, place):
     assert renamed.content == _svg(f"BCD\n002\n1\nSCT\n\nRecouvrement Renommé SAS\n{TRUST_IBAN}\nEUR100\n\n{rf}")
 
 
-def test_the_qr_image_needs_the_verified_session_of_that_very_case(trust, place):
+def test_the_qr_image_needs_the_verification_of_that_very_case(trust, place):
     mine = place("INV-1", "120.50").case
     same_creditor = place("INV-2", "80.00", email="paul@example.fr", last_name="Durand").case
     other_creditor = place(
@@ -165,7 +165,7 @@ def test_the_qr_image_needs_the_verified_session_of_that_very_case(trust, place)
     foreign = Creditor.objects.create(agency=agency, slug="foreign", legal_name="Foreign SAS", mode="B")
     other_tenant = place("FOREIGN-1", "70.00", creditor=foreign, email="tom@example.fr", last_name="Petit").case
 
-    assert Client().get(_path(mine, "transfer_qr")).status_code == 403  # no session at all
+    assert Client().get(_path(mine, "transfer_qr")).status_code == 403  # not verified at all
     client = _verified_client(mine)
     assert client.get(_path(mine, "transfer_qr")).status_code == 200
     for case in (same_creditor, other_creditor, other_tenant):

@@ -128,6 +128,8 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "django.template.context_processors.i18n",
             ],
+            # {% extends "literal" %} finds its parent once (relance.portal.templatetags.portal_extends).
+            "builtins": ["relance.portal.templatetags.portal_extends"],
         },
     },
 ]

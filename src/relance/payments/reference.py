@@ -13,6 +13,7 @@ almost never designates another case (MOD 97-10 catches every single-digit subst
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from stdnum import iso11649
 from stdnum.iso7064 import mod_97_10
@@ -48,8 +49,11 @@ def rf_from_body(body: str) -> str:
     return str(iso11649.validate("RF" + check + body))
 
 
+@lru_cache(maxsize=8192)
 def case_rf_reference(case_reference: str) -> str:
-    """The compact RF creditor reference of a case, e.g. ``RL-7KQ2M9XA`` → ``RF07RL7KQ2M9XA``."""
+    """The compact RF creditor reference of a case, e.g. ``RL-7KQ2M9XA`` → ``RF07RL7KQ2M9XA``.
+
+    A pure function of the case reference, remembered per process (each case page and letter prints it)."""
     return rf_from_body(rf_body(case_reference))
 
 

@@ -61,3 +61,8 @@ def urlconf_key() -> str:
     """Which URLconf ``reverse()`` uses now (the request's own, else the settings')."""
     urlconf = get_urlconf() or settings.ROOT_URLCONF
     return urlconf if isinstance(urlconf, str) else getattr(urlconf, "__name__", repr(urlconf))
+
+
+def portal_prefix() -> str:
+    """The path every portal page starts with (``/p/`` under the script prefix), from ``reverse()``."""
+    return _parts(get_script_prefix(), urlconf_key())[0]

@@ -20,6 +20,8 @@ from weakref import WeakKeyDictionary
 
 from django.db import connection
 from django.db.models import Field, Model
+from django.db.models.base import ModelState
+from django.db.models.signals import post_init, pre_init
 from django.utils import timezone
 
 from relance.cases.models import Case, CaseClaim
@@ -117,11 +119,28 @@ def _execute_fixed(cursor: Any, sql: str, params: dict[str, Any]) -> None:
     cursor.execute(f"EXECUTE {name}({', '.join(['%s'] * len(order))})", [params[key] for key in order])
 
 
+def from_row(model: type[Model], names: list[str], values: tuple[Any, ...] | list[Any]) -> Any:
+    """``model.from_db(alias, names, values)`` for the fields ``names`` of a row: the same instance (those
+    attributes set as ``Model.__init__`` sets them, the others deferred, loaded on access; not adding,
+    this database), without ``Model.__init__``'s walk over every field of the model, which is most of
+    the cost for a model with many fields read for few. Only for models without ``pre_init`` or
+    ``post_init`` receivers (``Model.__init__`` would send them): otherwise ``from_db`` itself."""
+    if pre_init.has_listeners(model) or post_init.has_listeners(model):
+        return model.from_db(connection.alias, names, values)
+    instance = model.__new__(model)
+    state = instance._state = ModelState()
+    state.adding = False
+    state.db = connection.alias
+    for name, value in zip(names, values, strict=True):
+        setattr(instance, name, value)  # as Model.__init__: through a field's descriptor when it has one
+    return instance
+
+
 def _link_instances(parts: list[tuple[type[Model], list[str]]], row: tuple[Any, ...]) -> Case:
     found: list[Any] = []
     start = 0
     for model, names in parts:
-        found.append(model.from_db(connection.alias, names, row[start : start + len(names)]))
+        found.append(from_row(model, names, row[start : start + len(names)]))
         start += len(names)
     case, creditor, agency = found
     creditor.agency = agency
@@ -372,14 +391,14 @@ def _lines_and_sections(case: Case) -> tuple[list[ClaimLine], dict[str, bool]]:
 
 def _line(names: list[str], row: tuple[Any, ...]) -> ClaimLine:
     n = len(names)
-    claim = Claim.from_db(connection.alias, names, row[:n])
+    claim = from_row(Claim, names, row[:n])
     debit, credit, note_credit, note_debit = (int(value or 0) for value in row[n:])  # PostgreSQL: numeric
     return ClaimLine(claim=claim, outstanding_minor=debit - credit, credited_minor=note_credit - note_debit)
 
 
 def portal_case_lines_for_link(*, case_id: int, reference: str) -> tuple[Case, list[ClaimLine]] | None:
     """The case a link names with its claim lines (ledger sums), in the page's one statement, or ``None``.
-    Only for a session already verified for ``case_id``."""
+    Only for a browser already verified for ``case_id``."""
     case, lines, _ = _page_rows(case_id, reference)
     return None if case is None else (case, lines)
 
@@ -387,7 +406,7 @@ def portal_case_lines_for_link(*, case_id: int, reference: str) -> tuple[Case, l
 def portal_case_page_for_link(*, case_id: int, reference: str, today: date | None = None) -> CasePage | None:
     """``portal_case_for_link`` and ``case_page_read`` with one statement for the case, its creditor and
     agency, its claims with their ledger sums and its sections' flags; ``None`` if the link names no case.
-    Only for a session already verified for ``case_id`` (invariant 6: the debtor's own case only)."""
+    Only for a browser already verified for ``case_id`` (invariant 6: the debtor's own case only)."""
     case, lines, present = _page_rows(case_id, reference)
     if case is None:
         return None
@@ -396,7 +415,7 @@ def portal_case_page_for_link(*, case_id: int, reference: str, today: date | Non
 
 def case_page_read(*, case: Case, today: date | None = None) -> CasePage:
     """What the debtor's case page shows, for a case already read through its signed link and verified
-    session (invariant 6: the debtor's own case only)."""
+    cookie (invariant 6: the debtor's own case only)."""
     lines, present = _lines_and_sections(case)
     return _page(case, lines, present, today)
 

@@ -1,7 +1,7 @@
 """Debtor portal: personal link → verification (postcode) → the case → pay (sandbox for now).
 
 No personal data is shown before verification; five failed tries lock the link (the agency can
-unlock); a verified session lasts 30 minutes.
+unlock); a verification lasts 30 minutes after the last page (a signed cookie: ``portal.access``).
 """
 
 from __future__ import annotations
@@ -39,18 +39,20 @@ from relance.payments.portal_models import Dispute
 from relance.payments.psp import card_payments_enabled
 from relance.payments.services import payment_record
 from relance.payments.transfer import transfer_details
+from relance.portal import access
 from relance.portal.links import case_links
 from relance.portal.rendering import render
 from relance.portal.selectors import portal_case_for_link, portal_case_lines_for_link, portal_case_page_for_link
 from relance.tenancy.actors import Actor
 
-_SESSION_KEY = "portal_cases"
 _OPEN_PLAN = frozenset({"active", "proposed"})  # an instalment plan the case page links to
-_SESSION_SECONDS = 30 * 60
 
 
 class VerifyForm(forms.Form):
     postcode = forms.CharField(label=gettext_lazy("Postcode of your billing address"), max_length=12)
+
+
+_POSTCODE_LABEL = VerifyForm.base_fields["postcode"].label
 
 
 class SandboxPayForm(forms.Form):
@@ -80,11 +82,12 @@ def _verified(request: HttpRequest, case: Case) -> bool:
 
 
 def _verified_for(request: HttpRequest, case_id: int) -> bool:
-    return case_id in request.session.get(_SESSION_KEY, [])
+    """Whether this browser's signed cookie says it verified ``case_id`` (``portal.access``): no query."""
+    return access.is_verified(request, case_id)
 
 
 def _link_verified(request: HttpRequest, token: str) -> tuple[int, str] | None:
-    """The (case id, reference) of a valid link whose case this session has verified; ``None`` if the
+    """The (case id, reference) of a valid link whose case this browser has verified; ``None`` if the
     link is valid but not verified here (404 if the link is invalid or names no case, as before)."""
     read = portal_token_read(token)
     if read is None:
@@ -105,8 +108,9 @@ def entry(request: HttpRequest, token: str) -> HttpResponse:
     if _verified(request, case):
         return redirect("portal:case", token=token)
     locked = case.portal_failed_attempts >= settings.RELANCE_PORTAL_MAX_FAILED_VERIFICATIONS
-    form = VerifyForm(request.POST or None)
-    if request.method == "POST" and not locked and form.is_valid():
+    # A GET shows the empty field: no form instance to build (its fields are deep-copied) for that.
+    form = VerifyForm(request.POST) if request.method == "POST" else None
+    if form is not None and not locked and form.is_valid():
         ok = _normalise(form.cleaned_data["postcode"]) == _normalise(case.debtor.postcode)
         with transaction.atomic():
             actor = Actor.for_debtor(case_id=case.pk)
@@ -118,18 +122,18 @@ def entry(request: HttpRequest, token: str) -> HttpResponse:
                 Case.objects.filter(pk=case.pk).update(portal_failed_attempts=F("portal_failed_attempts") + 1)
                 audit_record(actor=actor, verb="portal.verification_failed", subject=case)
         if ok:
-            request.session.cycle_key()
-            request.session[_SESSION_KEY] = [*request.session.get(_SESSION_KEY, []), case.pk]
-            request.session.set_expiry(_SESSION_SECONDS)
+            access.grant(request, case.pk)  # the response carries the newly signed cookie
             return redirect("portal:case", token=token)
         case.portal_failed_attempts += 1
         locked = case.portal_failed_attempts >= settings.RELANCE_PORTAL_MAX_FAILED_VERIFICATIONS
         form.add_error("postcode", _("This postcode does not match our records."))
+    errors = form.errors.get("postcode") if form is not None else None
     return render(
         request,
         "portal/verify.html",
         {
-            "form": form,
+            "postcode_label": _POSTCODE_LABEL,
+            "postcode_error": errors[0] if errors else "",
             "creditor": case.creditor,
             "locked": locked,
             "tries_left": max(0, settings.RELANCE_PORTAL_MAX_FAILED_VERIFICATIONS - case.portal_failed_attempts),
@@ -175,7 +179,7 @@ def _locale(request: HttpRequest) -> str:
 
 @require_http_methods(["GET"])
 def case_page(request: HttpRequest, token: str) -> HttpResponse:
-    read = _link_verified(request, token)  # the session first: its case id is in the signed link
+    read = _link_verified(request, token)  # the cookie first: its case id is in the signed link
     if read is None:
         return redirect("portal:entry", token=token)
     # The debtor's own case (invariant 6), with everything every section shows, in one statement.
@@ -261,7 +265,7 @@ def case_page(request: HttpRequest, token: str) -> HttpResponse:
 def transfer_qr(request: HttpRequest, token: str) -> HttpResponse:
     """The EPC QR code of the case page, as its own image: drawn once per browser, not in every page.
 
-    Same access as the case page (the verified session of THIS case only); the image carries the same
+    Same access as the case page (the verification of THIS case only); the image carries the same
     details as the page (the agency's trust account, what is left to pay, the case's RF reference). Its
     ETag is a digest of those details, and the page links it with that digest in the query string, so a
     browser keeps it (privately) until the amount, the account or the reference changes.
@@ -287,7 +291,7 @@ def transfer_qr(request: HttpRequest, token: str) -> HttpResponse:
         transfer.qr_svg(), content_type="image/svg+xml"
     )
     response.headers["ETag"] = etag
-    response.headers["Cache-Control"] = f"private, max-age={_SESSION_SECONDS}"
+    response.headers["Cache-Control"] = f"private, max-age={access.VERIFIED_SECONDS}"
     response.headers["X-Content-Type-Options"] = "nosniff"
     return response
 

@@ -11,6 +11,7 @@ Django's node, unchanged. The tag keeps its name, so ``makemessages`` still find
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 from django import template
 from django.conf import settings
@@ -18,10 +19,14 @@ from django.core.signals import setting_changed
 from django.dispatch import receiver
 from django.template.base import Node, Parser, Token
 from django.template.context import Context
-from django.templatetags.i18n import TranslateNode, do_translate
-from django.utils.html import format_html_join
+from django.templatetags.i18n import LanguageNode, TranslateNode, do_translate
+from django.templatetags.i18n import language as do_language
+from django.urls import get_script_prefix, reverse
+from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import get_language
+
+from relance.portal.links import urlconf_key
 
 register = template.Library()
 _GENERATION = [0]  # bumped when a test changes the language settings: older renderings are not used
@@ -37,12 +42,44 @@ class ConstantTranslateNode(Node):
         self.rendered: dict[tuple[int, str | None, bool], str] = {}
 
     def render(self, context: Context) -> str:
-        key = (_GENERATION[0], get_language(), context.autoescape)
+        key = (_GENERATION[0], _language(context), context.autoescape)
         try:
             return self.rendered[key]
         except KeyError:
             value = self.rendered[key] = self.node.render(context)
             return value
+
+
+_ACTIVE = "relance.portal.language"  # the active language, once per render (render_context)
+
+
+def _language(context: Context) -> str | None:
+    """``get_language()`` (~2 µs through asgiref's thread-and-task local), asked once per render instead
+    of once per message: the active language does not change during a render, except inside
+    ``{% language %}``, which this library's own tag brackets (``FreshLanguageNode``)."""
+    found = context.render_context.get(_ACTIVE, _ACTIVE)
+    if found is _ACTIVE:
+        found = context.render_context[_ACTIVE] = get_language()
+    return found
+
+
+class FreshLanguageNode(LanguageNode):
+    """Django's ``{% language %}``; the language ``_language`` remembered for the render is asked again
+    inside it and after it."""
+
+    def render(self, context: Context) -> str:
+        render_context = context.render_context
+        render_context.dicts[-1].pop(_ACTIVE, None)
+        try:
+            return str(super().render(context))
+        finally:
+            render_context.dicts[-1].pop(_ACTIVE, None)
+
+
+@register.tag("language")
+def language(parser: Parser, token: Token) -> Any:
+    node = do_language(parser, token)
+    return FreshLanguageNode(node.nodelist, node.language)
 
 
 def _constant(node: TranslateNode) -> bool:
@@ -63,22 +100,35 @@ def translate(parser: Parser, token: Token) -> Any:
     return ConstantTranslateNode(node) if isinstance(node, TranslateNode) and _constant(node) else node
 
 
-_OPTIONS: dict[tuple[int, str], SafeString] = {}
+_LINKS: dict[tuple[int, str, str, str], tuple[tuple[str, str], ...]] = {}
 
 
 @register.simple_tag
-def language_options(current: str) -> SafeString:
-    """The ``<option>``s of the language menu (``settings.LANGUAGES``, ``current`` selected), built once
-    per language: the same HTML as a ``{% for %}`` over ``LANGUAGES``, without its cost on every page."""
-    key = (_GENERATION[0], current)
-    found = _OPTIONS.get(key)
-    if found is None:
-        found = _OPTIONS[key] = format_html_join(
-            "",
-            '<option value="{}"{}>{}</option>',
-            ((code, mark_safe(" selected") if code == current else "", name) for code, name in settings.LANGUAGES),
+def language_links(current: str, path: str) -> SafeString:
+    """The portal's language switch: a link per language of ``settings.LANGUAGES`` to
+    ``portal:language`` with ``?next=<path>`` (the page itself), in that language (``lang``,
+    ``hreflang``), the current one marked ``aria-current``. Each link's fixed parts are built once per
+    (language, script prefix, URLconf); only ``next`` is added per page."""
+    key = (_GENERATION[0], current, get_script_prefix(), urlconf_key())
+    parts = _LINKS.get(key)
+    if parts is None:
+        parts = _LINKS[key] = tuple(
+            (
+                format_html('<a href="{}?next=', reverse("portal:language", kwargs={"code": code})),
+                format_html(
+                    '" lang="{}" hreflang="{}"{}>{}</a>',
+                    code,
+                    code,
+                    mark_safe(' aria-current="true"') if code == current else "",
+                    name,
+                ),
+            )
+            for code, name in settings.LANGUAGES
         )
-    return found
+    # quote() leaves letters, digits, "_.-~/:" and %XX only: nothing that HTML would read as markup
+    # (":" is allowed in a query string; a portal path, base64url and ":", then needs no quoting at all).
+    target = quote(path, safe="/:")
+    return mark_safe(" ".join(head + target + tail for head, tail in parts))  # noqa: S308
 
 
 @receiver(setting_changed)
