@@ -10,14 +10,54 @@ transaction (invariant 3), so a failure rolls back with the rest of the batch.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, Protocol
 
 import psycopg
 from django.db import connection
+from psycopg.postgres import types as pg_types
+from psycopg.pq import Format
 
 from relance.cases.models import Case
 from relance.comms.models import Action
+
+_TIMESTAMPTZ = pg_types["timestamptz"].oid
+_TIMESTAMPTZ_LOADER = psycopg.adapters.get_loader(_TIMESTAMPTZ, Format.TEXT)  # compiled with psycopg[binary]
+
+
+def utc_cursor() -> psycopg.Cursor[Any]:
+    """A server-side-binding cursor on Django's connection (same transaction) reading ``timestamptz`` fast.
+
+    Django's PostgreSQL backend reads every ``timestamptz`` with a loader written in Python (a subclass
+    of psycopg's pure-Python loader that sets the connection's time zone on each value): ≈ 3.5 µs per
+    value, 7 µs per case for the two a batch row holds. The session's time zone is UTC (Django sets it
+    when ``USE_TZ``), so psycopg's own compiled loader returns the very same values (aware, in
+    ``datetime.timezone.utc``); it is used only when the session is UTC, otherwise Django's stays.
+    Never a named prepared statement (``prepare=False`` at each ``execute``), which a transaction-pooling
+    proxy would break.
+    """
+    raw = connection.connection
+    cursor = psycopg.Cursor(raw)
+    if raw.info.timezone is UTC and _TIMESTAMPTZ_LOADER is not None:
+        cursor.adapters.register_loader(_TIMESTAMPTZ, _TIMESTAMPTZ_LOADER)
+    return cursor
+
+
+class CaseFields(Protocol):
+    """The engine's fields of a case (``CASE_FIELDS``): a ``Case``, or the engine's lighter batch row."""
+
+    id: int
+    status: str
+    step: int
+    step_at: datetime | None
+    event_seq: int
+    next_action_at: datetime | None
+    closed_at: datetime | None
+    updated_at: datetime
+    strategy_key: str
+    strategy_version: int
+    variant: str
+
 
 # (case_id, debtor_id, channel, template, step_key, scheduled_at)
 ActionRow = tuple[int, int, str, str, str, datetime]
@@ -85,7 +125,7 @@ _CASE_TYPES: tuple[str, ...] = ("text", "integer", "timestamptz", "bigint", "tim
 _CASE_TYPES += ("text", "integer", "text")
 
 
-def cases_update_copy(cases: Sequence[Case]) -> None:
+def cases_update_copy(cases: Sequence[CaseFields]) -> None:
     """Write the engine's fields of many cases in one ``UPDATE … FROM unnest(…)``.
 
     Each field travels as one array parameter in PostgreSQL's binary form (server-side binding, never a

@@ -13,7 +13,6 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from operator import attrgetter
 from typing import Any, NamedTuple
 
 from django.conf import settings
@@ -31,7 +30,7 @@ from relance.claims.selectors import evidence_missing, evidence_missing_for_case
 from relance.comms.models import Action
 from relance.comms.policy import ContactPolicy
 from relance.comms.services import debtor_recent_contacts, debtors_recent_contacts
-from relance.strategies.bulk import CASE_FIELDS, ActionRow, actions_copy, cases_update_copy
+from relance.strategies.bulk import CASE_FIELDS, ActionRow, actions_copy, cases_update_copy, utc_cursor
 from relance.strategies.decide import CaseEvent, CaseSnapshot, Outcome, decide
 from relance.strategies.document import StrategyDoc
 from relance.strategies.selectors import (
@@ -94,27 +93,34 @@ class DebtorFacts(NamedTuple):
     language: str
 
 
-_DEBTOR_ANNOTATIONS = {f"debtor_{name}": F(f"debtor__{name}") for name in DebtorFacts._fields}
+# A debtor's channels depend on four facts only: one frozenset per combination, made once per process.
+_CHANNELS: dict[tuple[bool, bool, bool, bool], frozenset[str]] = {}
 
 
-_debtor_columns = attrgetter(*_DEBTOR_ANNOTATIONS)
-
-
-def _debtor_facts(case: Case) -> DebtorFacts:
-    """The debtor columns the batch query annotated on ``case``."""
-    return DebtorFacts._make(_debtor_columns(case))
+def _channel_set(letter: bool, email: bool, phone: bool, sms: bool) -> frozenset[str]:
+    key = (letter, email, phone, sms)
+    found = _CHANNELS.get(key)
+    if found is None:
+        channels = {"letter"} if letter else set()
+        if email:
+            channels.add("email")
+        if phone:
+            channels.add("call")
+            if sms:
+                channels.add("sms")
+        found = _CHANNELS[key] = frozenset(channels)
+    return found
 
 
 def _channels(debtor: Debtor | DebtorFacts) -> frozenset[str]:
     # A returned letter (NPAI) means the address is wrong: the letter step is skipped, with its reason.
-    channels = {"letter"} if debtor.address_line1 and not debtor.address_invalid else set()
-    if debtor.email and not debtor.email_opt_out and not debtor.email_bounced:
-        channels.add("email")
-    if debtor.phone:
-        channels.add("call")
-        if not debtor.sms_opt_out:  # they answered STOP: the step is skipped, not queued and blocked
-            channels.add("sms")
-    return frozenset(channels)
+    # They answered STOP (``sms_opt_out``): the SMS step is skipped, not queued and blocked.
+    return _channel_set(
+        bool(debtor.address_line1) and not debtor.address_invalid,
+        bool(debtor.email) and not debtor.email_opt_out and not debtor.email_bounced,
+        bool(debtor.phone),
+        not debtor.sms_opt_out,
+    )
 
 
 def _snapshot(
@@ -126,11 +132,9 @@ def _snapshot(
     due_date: date | None,
     claims: int,
     contacts_sent: int,
-    events: Sequence[CaseEvent] | None = None,
-    debtor: Debtor | DebtorFacts | None = None,
 ) -> CaseSnapshot:
-    """The one place a ``CaseSnapshot`` is made, from facts read one case at a time or a batch at a time."""
-    debtor = case.debtor if debtor is None else debtor
+    """A ``CaseSnapshot`` of one case read whole (its debtor and creditor loaded), from its facts."""
+    debtor = case.debtor
     return CaseSnapshot(
         case_id=case.id,
         status=Status(case.status),
@@ -146,7 +150,7 @@ def _snapshot(
         step_at=case.step_at,
         due_date=due_date,
         variant=case.variant,
-        events=tuple(_events(case, outstanding_minor) if events is None else events),
+        events=tuple(_events(case, outstanding_minor)),
         segment=case.creditor.segment,
         creditor=case.creditor.slug,
         debtor_kind=debtor.kind,
@@ -176,42 +180,149 @@ def snapshot(case: Case, now: datetime) -> CaseSnapshot:
     )
 
 
-def _batch_missing_evidence(batch: Sequence[Case]) -> dict[int, tuple[str, ...]]:
-    wanting = [c for c in batch if c.creditor.required_evidence]
+def _batch_missing_evidence(
+    batch: Sequence[BatchCase], required: dict[int, list[str]]
+) -> dict[int, tuple[str, ...]]:
+    """Each case's missing evidence kinds (``required``: the evidence each creditor's mandate requires)."""
+    wanting = [c for c in batch if required[c.creditor_id]]
     if not wanting:
         return {}
     held: dict[int, dict[int, set[str]]] = {}
-    rows = Claim.objects.filter(case_link__case_id__in=[c.pk for c in wanting]).values_list(
+    rows = Claim.objects.filter(case_link__case_id__in=[c.id for c in wanting]).values_list(
         "case_link__case_id", "pk", "evidence__kind"
     )
     for case_id, claim_id, kind in rows:
         kinds = held.setdefault(case_id, {}).setdefault(claim_id, set())
         if kind:
             kinds.add(kind)
-    return {c.pk: evidence_missing(c.creditor.required_evidence, held.get(c.pk, {}).values()) for c in wanting}
+    return {c.id: evidence_missing(required[c.creditor_id], held.get(c.id, {}).values()) for c in wanting}
 
 
-# What a batch reads of its cases (``_snapshot``, the writes); their debtors' columns are annotated
-# (``DebtorFacts``) and their creditors read once per batch: not every column of three tables as
-# model instances, which made building the batch cost as much as deciding it.
+class BatchCase:
+    """A claimed case as a batch reads it: the engine's columns of the case and its debtor's facts.
+
+    Not a ``Case`` model instance (building a thousand of those, with their debtors and creditors, cost
+    as much as deciding them): the plain columns the snapshot, the transition and the writes need, read
+    by one query (``_BATCH_COLUMNS``). The engine changes these attributes in memory, then writes its
+    fields back in bulk (``_cases_update``), exactly as it did with model instances.
+    """
+
+    __slots__ = (
+        "id",
+        "status",
+        "step",
+        "step_at",
+        "event_seq",
+        "next_action_at",
+        "closed_at",
+        "strategy_key",
+        "strategy_version",
+        "variant",
+        "creditor_id",
+        "debtor_id",
+        "placed_at",
+        "promise_date",
+        "updated_at",
+        "debtor",
+    )
+
+    def __init__(
+        self,
+        id: int,  # noqa: A002 - the column's name
+        status: str,
+        step: int,
+        step_at: datetime | None,
+        event_seq: int,
+        next_action_at: datetime | None,
+        closed_at: datetime | None,
+        strategy_key: str,
+        strategy_version: int,
+        variant: str,
+        creditor_id: int,
+        debtor_id: int,
+        placed_at: datetime,
+        promise_date: date | None,
+        *debtor: Any,
+    ) -> None:
+        self.id = id
+        self.status = status
+        self.step = step
+        self.step_at = step_at
+        self.event_seq = event_seq
+        self.next_action_at = next_action_at
+        self.closed_at = closed_at
+        self.strategy_key = strategy_key
+        self.strategy_version = strategy_version
+        self.variant = variant
+        self.creditor_id = creditor_id
+        self.debtor_id = debtor_id
+        self.placed_at = placed_at
+        self.promise_date = promise_date
+        self.updated_at = placed_at  # set to the batch's time before any write (``_apply_batch``)
+        self.debtor = DebtorFacts._make(debtor)
+
+    @property
+    def pk(self) -> int:
+        return self.id
+
+
+# What a batch reads of its cases, in ``BatchCase``'s order: the case's columns the snapshot and the
+# writes need, then its debtor's (``DebtorFacts``); its creditor is read once per batch.
 _BATCH_COLUMNS = (
-    # Not loaded: ``updated_at`` (the batch writes its own time) and ``next_action_at`` (every outcome
-    # sets it, or the transition clears it; a path that did not would read it then, correctly).
-    *(f for f in CASE_FIELDS if f not in ("updated_at", "next_action_at")),
+    "id",
+    "status",
+    "step",
+    "step_at",
+    "event_seq",
+    "next_action_at",
+    "closed_at",
+    "strategy_key",
+    "strategy_version",
+    "variant",
     "creditor_id",
     "debtor_id",
     "placed_at",
     "promise_date",
+    *(f"debtor__{name}" for name in DebtorFacts._fields),
 )
-_CREDITOR_COLUMNS = ("segment", "slug", "required_evidence")
+assert set(CASE_FIELDS) - {"updated_at"} <= set(_BATCH_COLUMNS)  # noqa: S101 - every written field is read
 
 
-def _attach_creditors(batch: list[Case]) -> None:
-    """Each case's creditor, read once per batch (a batch has few creditors) instead of once per row."""
-    creditors = Creditor.objects.only(*_CREDITOR_COLUMNS).in_bulk({c.creditor_id for c in batch})
-    cached = Case.creditor.field.set_cached_value
-    for case in batch:
-        cached(case, creditors[case.creditor_id])
+class CreditorFacts(NamedTuple):
+    """What a snapshot reads of a creditor, once per batch."""
+
+    segment: str
+    slug: str
+    required_evidence: list[str]
+
+
+def _batch_claim(*, now: datetime, after: int, size: int) -> list[BatchCase]:
+    """Claim the next due cases after id ``after`` (``FOR UPDATE SKIP LOCKED`` on PostgreSQL), as plain rows."""
+    if connection.vendor == "postgresql":
+        with utc_cursor() as cursor:
+            cursor.execute(_CLAIM_SQL, {"due": list(DUE_STATUSES), "now": now, "after": after, "size": size}, prepare=False)
+            return [BatchCase(*row) for row in cursor]
+    qs = Case.objects.filter(status__in=DUE_STATUSES, next_action_at__lte=now, pk__gt=after).order_by("pk")
+    return [BatchCase(*row) for row in qs.values_list(*_BATCH_COLUMNS)[:size]]
+
+
+# The ORM's query above, on PostgreSQL through ``utc_cursor`` (its ``timestamptz`` loader); only the
+# cases are locked (``OF c``): workers skip each other's batches, never wait on a debtor row.
+_CLAIM_SQL = (
+    "SELECT "  # noqa: S608 - our own names
+    + ", ".join(f"d.{c.removeprefix('debtor__')}" if c.startswith("debtor__") else f"c.{c}" for c in _BATCH_COLUMNS)
+    + f" FROM {Case._meta.db_table} c JOIN {Debtor._meta.db_table} d ON d.id = c.debtor_id"
+    " WHERE c.status = ANY(%(due)s::text[]) AND c.next_action_at <= %(now)s AND c.id > %(after)s"
+    " ORDER BY c.id LIMIT %(size)s FOR UPDATE OF c SKIP LOCKED"
+)
+
+
+def _batch_creditors(batch: Sequence[BatchCase]) -> dict[int, CreditorFacts]:
+    """The batch's creditors (a batch has few), read once instead of once per case."""
+    rows = Creditor.objects.filter(pk__in={c.creditor_id for c in batch}).values_list(
+        "pk", "segment", "slug", "required_evidence"
+    )
+    return {pk: CreditorFacts(*rest) for pk, *rest in rows}
 
 
 def engine_tick(
@@ -257,19 +368,10 @@ def _tick(*, now: datetime, batch_size: int, policy: ContactPolicy, actor: Actor
     last_id = 0
     while True:
         with transaction.atomic():
-            qs = (
-                Case.objects.filter(status__in=DUE_STATUSES, next_action_at__lte=now, pk__gt=last_id)
-                .only(*_BATCH_COLUMNS)
-                .annotate(**_DEBTOR_ANNOTATIONS)
-                .order_by("pk")
-            )
-            if connection.vendor == "postgresql":
-                qs = qs.select_for_update(skip_locked=True, of=("self",))
-            batch = list(qs[:batch_size])
+            batch = _batch_claim(now=now, after=last_id, size=batch_size)
             if not batch:
                 break
-            last_id = batch[-1].pk
-            _attach_creditors(batch)
+            last_id = batch[-1].id
             partial = TickReport()
             try:
                 with transaction.atomic():
@@ -279,21 +381,21 @@ def _tick(*, now: datetime, batch_size: int, policy: ContactPolicy, actor: Actor
             except Exception:
                 log.exception("engine batch from case %s failed; deciding its cases one by one", batch[0].pk)
                 for case in batch:
-                    _decide_one(case=case, now=now, policy=policy, actor=actor, report=report)
+                    _decide_one(case_id=case.id, now=now, policy=policy, actor=actor, report=report)
             else:
                 report.merge(partial)
     return report
 
 
-def _strategy(docs: dict[tuple[str, int], StrategyDoc], case: Case) -> StrategyDoc:
-    key = (case.strategy_key, case.strategy_version)
-    if key not in docs:
-        docs[key] = strategy_doc(key=case.strategy_key, version=case.strategy_version)
-    return docs[key]
+def _strategy(docs: dict[tuple[str, int], StrategyDoc], key: str, version: int) -> StrategyDoc:
+    doc = docs.get((key, version))
+    if doc is None:
+        doc = docs[key, version] = strategy_doc(key=key, version=version)
+    return doc
 
 
 def _decide_batch(
-    batch: list[Case],
+    batch: list[BatchCase],
     *,
     now: datetime,
     policy: ContactPolicy,
@@ -302,34 +404,50 @@ def _decide_batch(
     docs: dict[tuple[str, int], StrategyDoc],
     candidates: list[StrategyDoc],
 ) -> None:
+    creditors = _batch_creditors(batch)
     found = cases_facts(case_ids=[c.id for c in batch])
     recent = debtors_recent_contacts(debtor_ids=list({c.debtor_id for c in batch}), now=now)
-    missing = _batch_missing_evidence(batch)
+    missing = _batch_missing_evidence(batch, {pk: c.required_evidence for pk, c in creditors.items()})
     events = cases_events_since(cases=[(c.id, c.debtor_id, c.event_seq, found[c.id].outstanding_minor) for c in batch])
     assignments: dict[int, dict[str, Any]] = {}
-    decided: list[tuple[Case, Outcome]] = []
+    decided: list[tuple[BatchCase, Outcome]] = []
+    statuses = {s.value: s for s in Status}
     for case in batch:
         known = found[case.id]
         first_look = case.step_at is None  # routed and given its variant, written with the batch
         # Routing reads the case's facts; with no strategy to route to, the case keeps its strategy
         # and its snapshot is made once, after the assignment (``snapshot_with_assignment`` otherwise).
         routing = first_look and case.step == 0 and bool(candidates)
-        doc = _strategy(docs, case)
+        doc = _strategy(docs, case.strategy_key, case.strategy_version)
         if first_look and not routing:
             doc, assigned = case_strategy_assign_in_memory(
                 case=case, snapshot=None, now=now, current=doc, candidates=candidates
             )
             assignments[case.id] = assigned.data
-        facts = _snapshot(
-            case,
-            outstanding_minor=known.outstanding_minor,
-            recent_contacts=recent[case.debtor_id],
-            missing_evidence=missing.get(case.id, ()),
-            due_date=known.due_date,
-            claims=known.claims,
-            contacts_sent=known.contacts_sent,
-            events=events[case.id],
-            debtor=_debtor_facts(case),
+        debtor = case.debtor
+        creditor = creditors[case.creditor_id]
+        case_events = events[case.id]
+        facts = CaseSnapshot(
+            case.id,
+            statuses[case.status],
+            case.step,
+            case.placed_at,
+            known.outstanding_minor,
+            debtor.timezone,
+            _channels(debtor),
+            tuple(recent[case.debtor_id]),
+            case.promise_date,
+            missing.get(case.id, ()),
+            case.step_at,
+            known.due_date,
+            case.variant,
+            tuple(case_events),
+            creditor.segment,
+            creditor.slug,
+            debtor.kind,
+            debtor.language[:2],
+            known.contacts_sent,
+            known.claims,
         )
         if routing:
             doc, assigned = case_strategy_assign_in_memory(
@@ -337,21 +455,22 @@ def _decide_batch(
             )
             assignments[case.id] = assigned.data
             facts = snapshot_with_assignment(facts, case)
-        if facts.events:
-            case.event_seq = max(e.id for e in facts.events)
+        if case_events:
+            case.event_seq = max(e.id for e in case_events)
         outcome = decide(facts, doc, policy, now)
-        # The next case of the same debtor must see these contacts (the cap is per debtor).
-        recent[case.debtor_id].extend(now for _ in outcome.contacts)
+        if outcome.contacts:  # the next case of the same debtor must see them (the cap is per debtor)
+            recent[case.debtor_id].extend(now for _ in outcome.contacts)
         decided.append((case, outcome))
     _apply_batch(decided, now=now, actor=actor, report=report, assigned=assignments)
 
 
-def _cases_update(cases: list[Case]) -> None:
-    """Write the engine's fields of many cases (``COPY`` and one ``UPDATE … FROM`` on PostgreSQL)."""
+def _cases_update(cases: list[Case | BatchCase]) -> None:
+    """Write the engine's fields of many cases (one ``UPDATE … FROM unnest`` on PostgreSQL)."""
     if connection.vendor == "postgresql":
         cases_update_copy(cases)
-    else:
-        Case.objects.bulk_update(cases, list(CASE_FIELDS), batch_size=500)
+    else:  # the ORM writes model instances: the batch's rows become ones holding the fields it writes
+        rows = [c if isinstance(c, Case) else Case(id=c.id, **{f: getattr(c, f) for f in CASE_FIELDS}) for c in cases]
+        Case.objects.bulk_update(rows, list(CASE_FIELDS), batch_size=500)
 
 
 def _actions_insert(rows: list[ActionRow], *, now: datetime) -> list[int]:
@@ -375,7 +494,7 @@ VERB_STATUS, VERB_QUEUED, VERB_DEFERRED, VERB_ASSIGNED = (
 
 
 def _apply_batch(
-    decided: list[tuple[Case, Outcome]],
+    decided: Sequence[tuple[Case | BatchCase, Outcome]],
     *,
     now: datetime,
     actor: Actor,
@@ -394,7 +513,7 @@ def _apply_batch(
     """
     actions: list[ActionRow] = []
     queued: list[dict[str, Any]] = []  # the data of the event naming each action, in the order of ``actions``
-    changed: list[Case] = []
+    changed: list[Case | BatchCase] = []
     events: list[PendingEvent] = []
     assigned = assigned or {}
     touched = timezone.now()  # updated_at is wall-clock time, whatever instant the engine plays
@@ -442,7 +561,7 @@ def _apply_batch(
         audit_record_many(actor=actor, events=events)  # one COPY on PostgreSQL
 
 
-def _decide_one(*, case: Case, now: datetime, policy: ContactPolicy, actor: Actor, report: TickReport) -> None:
+def _decide_one(*, case_id: int, now: datetime, policy: ContactPolicy, actor: Actor, report: TickReport) -> None:
     """One case in its own savepoint: a failure is recorded and retried later, never blocks the batch.
 
     The same decision and the same writes as a batch of one (``_apply_batch``), so a case decided here
@@ -451,7 +570,7 @@ def _decide_one(*, case: Case, now: datetime, policy: ContactPolicy, actor: Acto
     try:
         with transaction.atomic():
             # Read afresh and whole: the failed bulk attempt may have changed it in memory.
-            case = Case.objects.select_related("debtor", "creditor").get(pk=case.pk)
+            case = Case.objects.select_related("debtor", "creditor").get(pk=case_id)
             facts = snapshot(case, now)
             assigned: dict[int, dict[str, Any]] = {}
             doc = strategy_doc(key=case.strategy_key, version=case.strategy_version)
@@ -467,9 +586,13 @@ def _decide_one(*, case: Case, now: datetime, policy: ContactPolicy, actor: Acto
             _apply_batch([(case, decide(facts, doc, policy, now))], now=now, actor=actor, report=one, assigned=assigned)
             report.merge(one)
     except Exception as exc:
-        log.exception("engine failed on case %s", case.pk)
+        log.exception("engine failed on case %s", case_id)
         report.errors += 1
-        Case.objects.filter(pk=case.pk).update(next_action_at=now + ERROR_RETRY)
+        Case.objects.filter(pk=case_id).update(next_action_at=now + ERROR_RETRY)
         audit_record(
-            actor=actor, verb="engine.error", subject=case, data={"error": f"{type(exc).__name__}: {exc}"[:300]}
+            actor=actor,
+            verb="engine.error",
+            subject_type="cases.case",
+            subject_id=case_id,
+            data={"error": f"{type(exc).__name__}: {exc}"[:300]},
         )
