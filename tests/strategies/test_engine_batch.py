@@ -8,10 +8,11 @@ batch must see each other's fresh contacts (the cap is per debtor, across credit
 from __future__ import annotations
 
 import gc
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from django.db import transaction
 
 from relance.audit.models import AuditEvent
 from relance.audit.services import audit_verify
@@ -121,3 +122,93 @@ def test_a_tick_hands_every_object_back_to_the_garbage_collector(place):
     before = gc.get_freeze_count()
     assert engine_tick(now=_weekday_noon()).cases == 1
     assert gc.get_freeze_count() == before
+
+
+def test_a_batch_snapshot_equals_the_one_case_snapshot(place, world, monkeypatch):
+    """The batch builds each ``CaseSnapshot`` from plain rows (its claim query, the debtor's columns, the
+    creditor read once per batch): ``decide`` sees what the one-case ``snapshot`` reads of the case."""
+    now = _weekday_noon()
+    ids = [
+        place("SN-1", "120.50", **SAME).case.pk,
+        place("SN-2", "80.00", creditor=world.other_creditor, email="x2@example.fr", last_name="Autre").case.pk,
+        place("SN-3", "40.00", email="", last_name="Sansmail").case.pk,  # no e-mail: call and SMS only
+        place("SN-4", "15.00", email="x4@example.fr", last_name="Sansphone", phone="").case.pk,
+        place("SN-5", "15.00", email="x5@example.fr", last_name="Stop", due_days_ago=2).case.pk,
+    ]
+    debtor = Case.objects.get(pk=ids[4]).debtor  # answered STOP, a letter came back, lives in Martinique
+    debtor.sms_opt_out, debtor.address_invalid, debtor.timezone = True, True, "America/Martinique"
+    debtor.save()
+    engine_tick(now=now)  # first look: strategies assigned, first notices queued
+    now += timedelta(days=8)  # the reminders are due
+    expected = {
+        case.pk: engine.snapshot(case, now.astimezone(UTC))
+        for case in Case.objects.select_related("debtor", "creditor").filter(pk__in=ids)
+    }
+    seen = {}
+    decide = engine.decide
+
+    def spy(snapshot, strategy, policy, at):
+        seen[snapshot.case_id] = snapshot
+        return decide(snapshot, strategy, policy, at)
+
+    monkeypatch.setattr(engine, "decide", spy)
+    engine_tick(now=now, batch_size=2)  # three batches
+    assert seen == expected
+    channels = [seen[pk].channels for pk in ids]
+    assert channels[0] == channels[1] == frozenset({"email", "letter", "call", "sms"})
+    assert channels[2] == frozenset({"letter", "call", "sms"})
+    assert channels[3] == frozenset({"email", "letter"})
+    assert channels[4] == frozenset({"email", "call"})
+    assert seen[ids[4]].debtor_timezone == "America/Martinique"
+    assert seen[ids[1]].creditor == world.other_creditor.slug
+
+
+@pytest.mark.parametrize("flags", range(64))
+def test_the_channels_of_a_debtor_follow_its_six_facts(flags):
+    """``_channels`` hands out one shared frozenset per combination: the same as built for each debtor."""
+    address, invalid, email, opt_out, bounced, sms_stop = (bool(flags & (1 << n)) for n in range(6))
+    debtor = engine.DebtorFacts(
+        "Europe/Paris",
+        "3 rue des Lilas" if address else "",
+        invalid,
+        "a@example.fr" if email else "",
+        opt_out,
+        bounced,
+        "+33612345678" if flags % 3 else "",
+        sms_stop,
+        "person",
+        "fr",
+    )
+    expected = set()
+    if debtor.address_line1 and not debtor.address_invalid:
+        expected.add("letter")
+    if debtor.email and not debtor.email_opt_out and not debtor.email_bounced:
+        expected.add("email")
+    if debtor.phone:
+        expected.add("call")
+        if not debtor.sms_opt_out:
+            expected.add("sms")
+    assert engine._channels(debtor) == frozenset(expected)
+
+
+def test_the_claim_query_reads_the_same_rows_on_postgresql_as_the_orm(place, world):
+    """PostgreSQL claims a batch with its own SQL (``FOR UPDATE SKIP LOCKED``, ``timestamptz`` through
+    psycopg's compiled loader): the same rows, values and time zones as the ORM's query."""
+    now = _weekday_noon()
+    for n in range(5):
+        place(f"CQ-{n}", "20.00", email=f"cq{n}@example.fr", last_name=f"Cq{n}")
+    Case.objects.filter(reference__isnull=False).update(step_at=now - timedelta(days=3), event_seq=7)
+    orm = list(
+        Case.objects.filter(status__in=engine.DUE_STATUSES, next_action_at__lte=now, pk__gt=0)
+        .order_by("pk")
+        .values_list(*engine._BATCH_COLUMNS)[:3]
+    )
+    with transaction.atomic():
+        claimed = engine._batch_claim(now=now, after=0, size=3)
+    case_columns = [name for name in engine._BATCH_COLUMNS if not name.startswith("debtor__")]
+    rows = [(*(getattr(c, name) for name in case_columns), *c.debtor) for c in claimed]
+    assert rows == orm
+    assert len(rows) == 3
+    for got, want in zip(rows, orm, strict=True):
+        assert [type(v) for v in got] == [type(v) for v in want]
+        assert [v.tzinfo for v in got if isinstance(v, datetime)] == [v.tzinfo for v in want if isinstance(v, datetime)]

@@ -55,7 +55,12 @@ class CaseStatusFields(Protocol):
 
 
 def case_transition_in_memory(
-    *, case: CaseStatusFields, to: Status, reason: str = "", data: dict[str, Any] | None = None, now: datetime | None = None
+    *,
+    case: CaseStatusFields,
+    to: Status,
+    reason: str = "",
+    data: dict[str, Any] | None = None,
+    now: datetime | None = None,
 ) -> tuple[list[str], PendingEvent] | None:
     """``case_transition`` without the writes, for bulk writers (the engine's batches): the changed
     fields and the audit event the caller must save and record in its transaction; ``None`` if no change.

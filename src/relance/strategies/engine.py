@@ -12,12 +12,11 @@ import logging
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F
 from django.utils import timezone
 
 from relance.audit.services import PendingEvent, audit_record, audit_record_many
@@ -180,9 +179,7 @@ def snapshot(case: Case, now: datetime) -> CaseSnapshot:
     )
 
 
-def _batch_missing_evidence(
-    batch: Sequence[BatchCase], required: dict[int, list[str]]
-) -> dict[int, tuple[str, ...]]:
+def _batch_missing_evidence(batch: Sequence[BatchCase], required: dict[int, list[str]]) -> dict[int, tuple[str, ...]]:
     """Each case's missing evidence kinds (``required``: the evidence each creditor's mandate requires)."""
     wanting = [c for c in batch if required[c.creditor_id]]
     if not wanting:
@@ -208,58 +205,60 @@ class BatchCase:
     """
 
     __slots__ = (
+        "closed_at",
+        "creditor_id",
+        "debtor",
+        "debtor_id",
+        "event_seq",
         "id",
+        "next_action_at",
+        "placed_at",
+        "promise_date",
         "status",
         "step",
         "step_at",
-        "event_seq",
-        "next_action_at",
-        "closed_at",
         "strategy_key",
         "strategy_version",
-        "variant",
-        "creditor_id",
-        "debtor_id",
-        "placed_at",
-        "promise_date",
         "updated_at",
-        "debtor",
+        "variant",
     )
+    id: int
+    status: str
+    step: int
+    step_at: datetime | None
+    event_seq: int
+    next_action_at: datetime | None
+    closed_at: datetime | None
+    strategy_key: str
+    strategy_version: int
+    variant: str
+    creditor_id: int
+    debtor_id: int
+    placed_at: datetime
+    promise_date: date | None
+    updated_at: datetime
+    debtor: DebtorFacts
 
-    def __init__(
-        self,
-        id: int,  # noqa: A002 - the column's name
-        status: str,
-        step: int,
-        step_at: datetime | None,
-        event_seq: int,
-        next_action_at: datetime | None,
-        closed_at: datetime | None,
-        strategy_key: str,
-        strategy_version: int,
-        variant: str,
-        creditor_id: int,
-        debtor_id: int,
-        placed_at: datetime,
-        promise_date: date | None,
-        *debtor: Any,
-    ) -> None:
-        self.id = id
-        self.status = status
-        self.step = step
-        self.step_at = step_at
-        self.event_seq = event_seq
-        self.next_action_at = next_action_at
-        self.closed_at = closed_at
-        self.strategy_key = strategy_key
-        self.strategy_version = strategy_version
-        self.variant = variant
-        self.creditor_id = creditor_id
-        self.debtor_id = debtor_id
-        self.placed_at = placed_at
-        self.promise_date = promise_date
-        self.updated_at = placed_at  # set to the batch's time before any write (``_apply_batch``)
-        self.debtor = DebtorFacts._make(debtor)
+    def __init__(self, row: Sequence[Any]) -> None:
+        """``row``: the values of ``_BATCH_COLUMNS``, in order."""
+        (
+            self.id,
+            self.status,
+            self.step,
+            self.step_at,
+            self.event_seq,
+            self.next_action_at,
+            self.closed_at,
+            self.strategy_key,
+            self.strategy_version,
+            self.variant,
+            self.creditor_id,
+            self.debtor_id,
+            self.placed_at,
+            self.promise_date,
+        ) = row[:_DEBTOR_AT]
+        self.debtor = DebtorFacts._make(row[_DEBTOR_AT:])
+        self.updated_at = self.placed_at  # set to the batch's time before any write (``_apply_batch``)
 
     @property
     def pk(self) -> int:
@@ -285,6 +284,7 @@ _BATCH_COLUMNS = (
     "promise_date",
     *(f"debtor__{name}" for name in DebtorFacts._fields),
 )
+_DEBTOR_AT = len(_BATCH_COLUMNS) - len(DebtorFacts._fields)
 assert set(CASE_FIELDS) - {"updated_at"} <= set(_BATCH_COLUMNS)  # noqa: S101 - every written field is read
 
 
@@ -300,10 +300,11 @@ def _batch_claim(*, now: datetime, after: int, size: int) -> list[BatchCase]:
     """Claim the next due cases after id ``after`` (``FOR UPDATE SKIP LOCKED`` on PostgreSQL), as plain rows."""
     if connection.vendor == "postgresql":
         with utc_cursor() as cursor:
-            cursor.execute(_CLAIM_SQL, {"due": list(DUE_STATUSES), "now": now, "after": after, "size": size}, prepare=False)
-            return [BatchCase(*row) for row in cursor]
+            params = {"due": list(DUE_STATUSES), "now": now, "after": after, "size": size}
+            cursor.execute(_CLAIM_SQL, params, prepare=False)
+            return [BatchCase(row) for row in cursor]
     qs = Case.objects.filter(status__in=DUE_STATUSES, next_action_at__lte=now, pk__gt=after).order_by("pk")
-    return [BatchCase(*row) for row in qs.values_list(*_BATCH_COLUMNS)[:size]]
+    return [BatchCase(row) for row in qs.values_list(*_BATCH_COLUMNS)[:size]]
 
 
 # The ORM's query above, on PostgreSQL through ``utc_cursor`` (its ``timestamptz`` loader); only the
@@ -342,7 +343,11 @@ def engine_tick(
     the same reads and writes. If the bulk write fails, the batch is redone case by case, each in its
     own savepoint, so one bad case never blocks the others.
     """
-    now = now or timezone.now()
+    # The instant in UTC, as ``timezone.now()`` gives it and the database returns every date: the same
+    # instant whatever clock the caller read it on, and durations (``+ 7 days``) counted in real time,
+    # as the contact policy counts them. Comparing it with the cases' dates then takes no time-zone
+    # conversion (≈ 4 µs per case when the caller passed, say, Paris time).
+    now = (now or timezone.now()).astimezone(UTC)
     batch_size = batch_size or settings.RELANCE_ENGINE_BATCH_SIZE
     policy = policy or ContactPolicy()
     actor = actor or Actor.system("engine")
