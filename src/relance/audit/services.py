@@ -24,6 +24,7 @@ from relance.audit.chain import (
     hash_head,
     hash_join,
     hash_middle,
+    native_json,
     row_hash,
     verify_rows,
 )
@@ -87,9 +88,10 @@ def _append_copy(*, actor: Actor, events: Sequence[PendingEvent]) -> int:
         return 0
     prepared = []
     for pending in events:
-        data = pending.data if _json_native(pending.data) else canonical(pending.data)
+        # The data's JSON text, also what is stored (jsonb keeps the value, not the text).
+        native = _json_native(pending.data)
+        stored = native_json(pending.data) if native else compact_json(canonical(pending.data))
         subject_id = str(pending.subject_id)
-        stored = compact_json(data)  # also what is stored (jsonb keeps the value, not the text)
         middle = hash_middle(pending.verb, pending.subject_type, subject_id, stored)
         prepared.append((pending.verb, pending.subject_type, subject_id, stored, middle))
     label = actor.label
