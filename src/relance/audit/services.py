@@ -100,6 +100,8 @@ def _append_copy(*, actor: Actor, events: Sequence[PendingEvent]) -> int:
     seq, prev_hash = (last[0], last[1]) if last else (0, GENESIS)
     occurred_at = timezone.now()
     head = hash_head(occurred_at, label)
+    # The time as text, once for the batch (the COPY is in text form): what the hash covers, to the microsecond.
+    stamp = occurred_at.isoformat(timespec="microseconds")
     with (
         connection.cursor() as cursor,
         cursor.cursor.copy(
@@ -111,7 +113,7 @@ def _append_copy(*, actor: Actor, events: Sequence[PendingEvent]) -> int:
         for verb, subject_type, subject_id, stored, middle in prepared:
             seq += 1
             digest = hash_join(seq, head, middle, prev_hash)
-            write((seq, occurred_at, label, verb, subject_type, subject_id, stored, prev_hash, digest))
+            write((seq, stamp, label, verb, subject_type, subject_id, stored, prev_hash, digest))
             prev_hash = digest
     return len(events)
 
@@ -158,11 +160,12 @@ def _append(*, actor: Actor, events: Sequence[PendingEvent]) -> list[AuditEvent]
 
 
 _SCALARS = frozenset({str, int, bool, type(None)})
+_STR = frozenset({str})
 
 
 def _json_native(value: Any) -> bool:
     """Already what ``canonical`` would return (str keys; str, int, bool, None, lists): no copy needed."""
-    if type(value) is dict and all(type(k) is str and type(v) in _SCALARS for k, v in value.items()):
+    if type(value) is dict and _SCALARS.issuperset(map(type, value.values())) and _STR.issuperset(map(type, value)):
         return True  # the common case: a flat dict of plain values
     if value is None or isinstance(value, str | int):  # bool is an int
         return True

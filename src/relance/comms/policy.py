@@ -88,7 +88,8 @@ def check_contact(
     """
     # Durations (7 days, the minimum gap) are absolute: compute in UTC, never in wall-clock time,
     # or a daylight-saving change in the week shifts them by an hour.
-    now = now.astimezone(UTC)
+    if now.tzinfo is not UTC:
+        now = now.astimezone(UTC)
     cache = policy._hours_cache
     key = (channel, debtor_timezone, now)
     try:

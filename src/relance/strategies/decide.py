@@ -281,13 +281,16 @@ def _step(
     )
 
 
+_END_ACTIONS = {
+    "return_to_creditor": Status.RETURNED,
+    "close": Status.CLOSED,
+    # Escalation hands the case to a person: it leaves the automatic flow until an agent resumes it.
+    "escalate": Status.ON_HOLD,
+}
+
+
 def _end_action(action: str) -> Status | None:
-    return {
-        "return_to_creditor": Status.RETURNED,
-        "close": Status.CLOSED,
-        # Escalation hands the case to a person: it leaves the automatic flow until an agent resumes it.
-        "escalate": Status.ON_HOLD,
-    }.get(action)
+    return _END_ACTIONS.get(action)
 
 
 def _applicable(strategy: StrategyDoc, index: int, variant: str) -> int:

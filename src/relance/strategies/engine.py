@@ -518,52 +518,59 @@ def _apply_batch(
     """
     actions: list[ActionRow] = []
     queued: list[dict[str, Any]] = []  # the data of the event naming each action, in the order of ``actions``
-    changed: list[Case | BatchCase] = []
     events: list[PendingEvent] = []
-    assigned = assigned or {}
+    assigned = assigned or {}  # each case's assignment data, made for this batch: extended in place
     touched = timezone.now()  # updated_at is wall-clock time, whatever instant the engine plays
+    transitions, contacts_queued = report.transitions, report.contacts
+    report.cases += len(decided)
     for case, outcome in decided:
-        report.cases += 1
         data = assigned.get(case.id)
-        verb = VERB_ASSIGNED if data is not None else ""
-        data = dict(data) if data is not None else {}
+        if data is None:
+            data, verb = {}, ""
+        else:
+            verb = VERB_ASSIGNED
         if outcome.transition is not None:
             moved = case_transition_in_memory(case=case, to=outcome.transition, reason=outcome.reason, now=now)
             if moved is not None:
                 data.update(moved[1].data)
                 verb = VERB_STATUS
-            report.transitions[outcome.transition.value] += 1
-        case.updated_at = touched
-        changed.append(case)  # its step, event cursor or next look change, whatever the outcome
-        if len(outcome.contacts) > 1:  # pragma: no cover - decide queues at most one contact per case and tick
-            raise RuntimeError("one audit event per case and tick names at most one action")
-        for contact in outcome.contacts:
+            transitions[outcome.transition.value] += 1
+        case.updated_at = touched  # its step, event cursor or next look change, whatever the outcome
+        if outcome.contacts:
+            if len(outcome.contacts) > 1:  # pragma: no cover - decide queues at most one contact per case and tick
+                raise RuntimeError("one audit event per case and tick names at most one action")
+            contact = outcome.contacts[0]
             actions.append(
                 (case.id, case.debtor_id, contact.channel, contact.template, contact.step_key, contact.at or now)
             )
-            data.update(channel=contact.channel, template=contact.template, step=contact.step_key)
+            data["channel"], data["template"], data["step"] = contact.channel, contact.template, contact.step_key
             queued.append(data)
-            verb = verb if verb == VERB_STATUS else VERB_QUEUED
-            report.contacts[contact.channel] += 1
+            if verb != VERB_STATUS:
+                verb = VERB_QUEUED
+            contacts_queued[contact.channel] += 1
+        elif outcome.notes:
+            report.deferred += 1
+            data["reason"] = outcome.reason
+            if verb != VERB_STATUS:
+                verb = VERB_DEFERRED
         if outcome.next_step is not None:
             # Also when the step ended the automatic flow (escalated: on hold), so resuming goes on after it.
             case.step = outcome.next_step
             case.step_at = now
-        if Status(case.status) in (Status.NEW, Status.ACTIVE, Status.PROMISED):
+        if case.status in _OPEN:
             case.next_action_at = outcome.next_action_at
-        if outcome.notes and not outcome.contacts:
-            report.deferred += 1
-            data["reason"] = outcome.reason
-            verb = verb if verb == VERB_STATUS else VERB_DEFERRED
         if verb:
             events.append(PendingEvent(verb, "cases.case", case.id, data))
     if actions:
         for pk, data in zip(_actions_insert(actions, now=touched), queued, strict=True):
             data["action"] = pk
-    if changed:
-        _cases_update(changed)
+    if decided:
+        _cases_update([case for case, _ in decided])
     if events:
         audit_record_many(actor=actor, events=events)  # one COPY on PostgreSQL
+
+
+_OPEN = frozenset({Status.NEW.value, Status.ACTIVE.value, Status.PROMISED.value})  # the engine looks at them again
 
 
 def _decide_one(*, case_id: int, now: datetime, policy: ContactPolicy, actor: Actor, report: TickReport) -> None:
