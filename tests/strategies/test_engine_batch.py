@@ -8,6 +8,7 @@ batch must see each other's fresh contacts (the cap is per debtor, across credit
 from __future__ import annotations
 
 import gc
+import weakref
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -120,8 +121,41 @@ def test_a_tick_hands_every_object_back_to_the_garbage_collector(place):
     """The tick keeps long-lived objects out of the collector's passes while it runs, never after."""
     place("INV-GC", "20.00", email="gc@example.fr", last_name="Gc")
     before = gc.get_freeze_count()
+    assert gc.isenabled()
     assert engine_tick(now=_weekday_noon()).cases == 1
     assert gc.get_freeze_count() == before
+    assert gc.isenabled()  # off during the tick only
+    gc.disable()
+    try:
+        engine_tick(now=_weekday_noon())
+        assert not gc.isenabled()  # the caller's choice stands
+    finally:
+        gc.enable()
+
+
+class _Cycle:
+    me: object
+
+
+def test_a_batch_s_reference_cycles_are_collected_during_the_tick(place, monkeypatch):
+    """With the collector off during the tick, what a batch leaves in reference cycles is collected once
+    the batch is over, not kept until the tick ends."""
+    for n in range(3):
+        place(f"INV-CY{n}", "20.00", email=f"cy{n}@example.fr", last_name=f"Cy{n}")
+    refs: list[weakref.ref[_Cycle]] = []
+    alive: list[list[bool]] = []
+    decide_batch = engine._decide_batch
+
+    def leaky(batch, **kwargs):
+        alive.append([ref() is not None for ref in refs])  # the earlier batches' cycles
+        cycle = _Cycle()
+        cycle.me = cycle  # unreachable after the batch: only the cyclic collector frees it
+        refs.append(weakref.ref(cycle))
+        return decide_batch(batch, **kwargs)
+
+    monkeypatch.setattr(engine, "_decide_batch", leaky)
+    assert engine_tick(now=_weekday_noon(), batch_size=1).cases == 3
+    assert alive == [[], [False], [False, False]]
 
 
 def test_a_batch_snapshot_equals_the_one_case_snapshot(place, world, monkeypatch):

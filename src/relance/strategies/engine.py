@@ -353,13 +353,20 @@ def engine_tick(
     actor = actor or Actor.system("engine")
     # The process's long-lived objects (modules, Django's registries) are left out of the cyclic
     # garbage collector's passes while the tick runs: a batch allocates thousands of small objects,
-    # and each full pass walked every one of those as well (≈ 20 µs per case). Everything is handed
-    # back to the collector when the tick ends, so a long-lived process (``relance run``) keeps
-    # collecting as before.
+    # and each full pass walked every one of those as well (≈ 20 µs per case). Nor does the collector
+    # run in the middle of a batch, where its passes (set off every 700 allocations) walked the batch's
+    # own rows again and again (≈ 4 µs per case): objects are freed as before when no longer used, and
+    # what a batch may leave in reference cycles is collected once the batch is over (``_tick``).
+    # Everything is handed back to the collector, in the state it was in, when the tick ends, so a
+    # long-lived process (``relance run``) keeps collecting as before.
+    collecting = gc.isenabled()
     gc.freeze()
+    gc.disable()
     try:
         return _tick(now=now, batch_size=batch_size, policy=policy, actor=actor)
     finally:
+        if collecting:
+            gc.enable()
         gc.unfreeze()
 
 
@@ -389,6 +396,8 @@ def _tick(*, now: datetime, batch_size: int, policy: ContactPolicy, actor: Actor
                     _decide_one(case_id=case.id, now=now, policy=policy, actor=actor, report=report)
             else:
                 report.merge(partial)
+        batch = []
+        gc.collect(0)  # the batch's cycles, if any (the collector is off during the tick: ``engine_tick``)
     return report
 
 
