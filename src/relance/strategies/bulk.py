@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from operator import attrgetter
 from typing import Any, Protocol
 
 import psycopg
@@ -62,17 +63,15 @@ class CaseFields(Protocol):
 # (case_id, debtor_id, channel, template, step_key, scheduled_at)
 ActionRow = tuple[int, int, str, str, str, datetime]
 
-_ACTION_GIVEN = ("id", "created_at", "updated_at", "case_id", "debtor_id", "channel", "template", "step_key")
+# The columns the engine sets, in the order of each row: the id, the times, then an ``ActionRow``.
+_ACTION_GIVEN: tuple[str, ...] = ("id", "created_at", "updated_at", "case_id", "debtor_id", "channel", "template")
+_ACTION_GIVEN += ("step_key", "scheduled_at")
 
 
-def _action_columns() -> tuple[list[str], list[Any]]:
-    """Every column of the outbox, and the model's default for those the engine does not set."""
-    columns: list[str] = []
-    defaults: list[Any] = []
-    for f in Action._meta.concrete_fields:
-        columns.append(f.column)
-        defaults.append(None if f.column in _ACTION_GIVEN or f.column == "scheduled_at" else f.get_default())
-    return columns, defaults
+def _action_columns() -> tuple[list[str], tuple[Any, ...]]:
+    """The outbox's columns, those the engine sets first, and the model's defaults for the others."""
+    rest = [f for f in Action._meta.concrete_fields if f.column not in _ACTION_GIVEN]
+    return [*_ACTION_GIVEN, *(f.column for f in rest)], tuple(f.get_default() for f in rest)
 
 
 def actions_copy(rows: Sequence[ActionRow], *, now: datetime) -> list[int]:
@@ -86,8 +85,6 @@ def actions_copy(rows: Sequence[ActionRow], *, now: datetime) -> list[int]:
             "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)", [table, len(rows)]
         )
         ids = [r[0] for r in cursor.fetchall()]
-        position = {c: i for i, c in enumerate(columns)}
-        given = [position[c] for c in (*_ACTION_GIVEN, "scheduled_at")]
         quoted = ", ".join(f'"{c}"' for c in columns)
         cursor.execute(
             "SELECT a.atttypid FROM unnest(%s::text[]) WITH ORDINALITY AS c(name, n)"
@@ -99,13 +96,9 @@ def actions_copy(rows: Sequence[ActionRow], *, now: datetime) -> list[int]:
         # string in Python, no text parsing on the server); the column types are the table's own.
         with cursor.cursor.copy(f'COPY "{table}" ({quoted}) FROM STDIN (FORMAT BINARY)') as copy:
             copy.set_types(types)
-            for pk, (case_id, debtor_id, channel, template, step_key, scheduled_at) in zip(ids, rows, strict=True):
-                values = list(defaults)
-                for index, value in zip(
-                    given, (pk, now, now, case_id, debtor_id, channel, template, step_key, scheduled_at), strict=True
-                ):
-                    values[index] = value
-                copy.write_row(values)
+            write = copy.write_row
+            for pk, row in zip(ids, rows, strict=True):
+                write((pk, now, now, *row, *defaults))
     return ids
 
 
@@ -135,30 +128,13 @@ def cases_update_copy(cases: Sequence[CaseFields]) -> None:
     """
     if not cases:
         return
-    columns = [[] for _ in CASE_FIELDS]  # type: list[list[Any]]
-    ids = []
-    for c in cases:
-        ids.append(c.id)
-        for values, value in zip(
-            columns,
-            (
-                c.status,
-                c.step,
-                c.step_at,
-                c.event_seq,
-                c.next_action_at,
-                c.closed_at,
-                c.updated_at,
-                c.strategy_key,
-                c.strategy_version,
-                c.variant,
-            ),
-            strict=True,
-        ):
-            values.append(value)
+    ids = [c.id for c in cases]
+    columns = [list(values) for values in zip(*map(_case_values, cases), strict=True)]
     with psycopg.Cursor(connection.connection) as cursor:
         cursor.execute(_UPDATE_SQL, [ids, *columns], prepare=False)  # binary arrays (``%b``)
 
+
+_case_values = attrgetter(*CASE_FIELDS)
 
 _UPDATE_SQL = (
     f"UPDATE {Case._meta.db_table} AS c SET "  # noqa: S608 - our own names
