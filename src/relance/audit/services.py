@@ -100,8 +100,6 @@ def _append_copy(*, actor: Actor, events: Sequence[PendingEvent]) -> int:
     seq, prev_hash = (last[0], last[1]) if last else (0, GENESIS)
     occurred_at = timezone.now()
     head = hash_head(occurred_at, label)
-    # The time as text, once for the batch (the COPY is in text form): what the hash covers, to the microsecond.
-    stamp = occurred_at.isoformat(timespec="microseconds")
     with (
         connection.cursor() as cursor,
         cursor.cursor.copy(
@@ -113,7 +111,7 @@ def _append_copy(*, actor: Actor, events: Sequence[PendingEvent]) -> int:
         for verb, subject_type, subject_id, stored, middle in prepared:
             seq += 1
             digest = hash_join(seq, head, middle, prev_hash)
-            write((seq, stamp, label, verb, subject_type, subject_id, stored, prev_hash, digest))
+            write((seq, occurred_at, label, verb, subject_type, subject_id, stored, prev_hash, digest))
             prev_hash = digest
     return len(events)
 

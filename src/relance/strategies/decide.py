@@ -75,6 +75,9 @@ class Outcome:
     step_id: str = ""  # the step decided (or skipped), for counts per step
 
 
+_ONE_MINUTE = timedelta(minutes=1)  # never schedule in the past: at least a minute from now
+
+
 def evidence_missing_reason(missing: tuple[str, ...]) -> str:
     """``evidence missing: invoice, delivery_proof``: the engine's reason, also shown on the case page."""
     return "evidence missing: " + ", ".join(missing)
@@ -82,6 +85,8 @@ def evidence_missing_reason(missing: tuple[str, ...]) -> str:
 
 def current_events(events: tuple[CaseEvent, ...]) -> list[CaseEvent]:
     """The events still worth reacting to: a dispute already answered is no longer "opened"."""
+    if not events:
+        return []
     answered_after = {
         e.id
         for e in events
@@ -364,7 +369,7 @@ def _react(
             contacts=tuple(contacts),
             transition=transition,
             next_step=goto,
-            next_action_at=max(due, now + timedelta(minutes=1)) if due else now + timedelta(minutes=1),
+            next_action_at=max(due, now + _ONE_MINUTE) if due else now + _ONE_MINUTE,
             reason=reason,
             notes=(*notes, reason),
         )
@@ -376,7 +381,7 @@ def _react(
     return Outcome(
         contacts=tuple(contacts),
         transition=transition,
-        next_action_at=max(due, now + timedelta(minutes=1)) if due else None,
+        next_action_at=max(due, now + _ONE_MINUTE) if due else None,
         reason=reason,
         notes=(*notes, reason),
     )
@@ -423,7 +428,7 @@ def _next_due(strategy: StrategyDoc, index: int, case: CaseSnapshot, now: dateti
         return None
     due = step_due_at(strategy.steps[index], case, previous_at=now)
     # Never schedule in the past: a late engine catches up one step per tick, not all at once.
-    return max(due, now + timedelta(minutes=1)) if due else now + timedelta(minutes=1)
+    return max(due, now + _ONE_MINUTE) if due else now + _ONE_MINUTE
 
 
 def _day_after(day: date, tz: str) -> datetime:

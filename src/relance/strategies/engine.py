@@ -302,7 +302,7 @@ def _batch_claim(*, now: datetime, after: int, size: int) -> list[BatchCase]:
         with utc_cursor() as cursor:
             params = {"due": list(DUE_STATUSES), "now": now, "after": after, "size": size}
             cursor.execute(_CLAIM_SQL, params, prepare=False)
-            return [BatchCase(row) for row in cursor]
+            return [BatchCase(row) for row in cursor.fetchall()]
     qs = Case.objects.filter(status__in=DUE_STATUSES, next_action_at__lte=now, pk__gt=after).order_by("pk")
     return [BatchCase(row) for row in qs.values_list(*_BATCH_COLUMNS)[:size]]
 
@@ -353,24 +353,31 @@ def engine_tick(
     actor = actor or Actor.system("engine")
     # The process's long-lived objects (modules, Django's registries) are left out of the cyclic
     # garbage collector's passes while the tick runs: a batch allocates thousands of small objects,
-    # and each full pass walked every one of those as well (≈ 20 µs per case). Nor does the collector
-    # run in the middle of a batch, where its passes (set off every 700 allocations) walked the batch's
-    # own rows again and again (≈ 4 µs per case): objects are freed as before when no longer used, and
-    # what a batch may leave in reference cycles is collected once the batch is over (``_tick``).
-    # Everything is handed back to the collector, in the state it was in, when the tick ends, so a
-    # long-lived process (``relance run``) keeps collecting as before.
-    collecting = gc.isenabled()
+    # and each full pass walked every one of those as well (≈ 20 µs per case). Everything is handed
+    # back to the collector when the tick ends, so a long-lived process (``relance run``) keeps
+    # collecting as before.
     gc.freeze()
-    gc.disable()
     try:
         return _tick(now=now, batch_size=batch_size, policy=policy, actor=actor)
     finally:
-        if collecting:
-            gc.enable()
         gc.unfreeze()
 
 
 def _tick(*, now: datetime, batch_size: int, policy: ContactPolicy, actor: Actor) -> TickReport:
+    # Nor does the collector run in the middle of a batch, where its passes (set off every 700
+    # allocations) walked the batch's own rows again and again (≈ 4 µs per case): objects are freed as
+    # before when no longer used, and what a batch may leave in reference cycles is collected once the
+    # batch is over (``_batches``). The collector is left as it was found when the tick ends.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return _batches(now=now, batch_size=batch_size, policy=policy, actor=actor)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _batches(*, now: datetime, batch_size: int, policy: ContactPolicy, actor: Actor) -> TickReport:
     report = TickReport()
     case_events_wake(now=now)  # cases with new events (payments, promises, bounces…) react now
     docs: dict[tuple[str, int], StrategyDoc] = {}
@@ -397,7 +404,7 @@ def _tick(*, now: datetime, batch_size: int, policy: ContactPolicy, actor: Actor
             else:
                 report.merge(partial)
         batch = []
-        gc.collect(0)  # the batch's cycles, if any (the collector is off during the tick: ``engine_tick``)
+        gc.collect(0)  # the batch's cycles, if any (the collector is off during the tick: ``_tick``)
     return report
 
 
