@@ -8,14 +8,50 @@ transaction. One step at most per call: a late engine catches up one step per ti
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field, replace
+from dataclasses import MISSING, dataclass, field, fields, replace
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from relance.cases.status import CHASEABLE, Status
 from relance.comms.policy import ContactPolicy, check_contact
 from relance.strategies.document import CONTACT_ACTIONS, Reaction, Step, StrategyDoc
+
+_T = TypeVar("_T")
+
+
+def _slot_init(cls: type[_T]) -> type[_T]:
+    """Give a frozen, slotted dataclass an ``__init__`` that fills its slots directly.
+
+    The ``__init__`` ``dataclass`` writes for a frozen class goes through ``object.__setattr__`` for each
+    field, which costs about four times a plain assignment: for the ``CaseSnapshot``, ``Outcome`` and
+    ``Contact`` made for every case of every tick, ≈ 2 µs per case. This one takes the same parameters
+    (same order, same defaults and default factories) and stores each through its slot's descriptor;
+    the class stays frozen (assignment still raises), and equality, ``repr``, hashing and
+    ``dataclasses.replace`` are unchanged. Tested equal to the generated ``__init__`` (test_decide.py).
+    """
+    namespace: dict[str, Any] = {"MISSING": MISSING}
+    params: list[str] = []
+    body: list[str] = []
+    for f in fields(cls):  # type: ignore[arg-type]
+        namespace[f"set_{f.name}"] = cls.__dict__[f.name].__set__  # the slot's member descriptor
+        if f.default is not MISSING:
+            namespace[f"default_{f.name}"] = f.default
+            params.append(f"{f.name}=default_{f.name}")
+        elif f.default_factory is not MISSING:
+            namespace[f"factory_{f.name}"] = f.default_factory
+            params.append(f"{f.name}=MISSING")
+            body.append(f"    if {f.name} is MISSING: {f.name} = factory_{f.name}()")
+        else:
+            params.append(f.name)
+        body.append(f"    set_{f.name}(self, {f.name})")
+    # Generated like dataclass's own __init__, from the class's field names only.
+    exec(f"def __init__(self, {', '.join(params)}):\n" + "\n".join(body), namespace)  # noqa: S102
+    init = namespace["__init__"]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    cls.__init__ = init  # type: ignore[method-assign]
+    return cls
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +63,7 @@ class CaseEvent:
     at: datetime
 
 
+@_slot_init
 @dataclass(frozen=True, slots=True)
 class CaseSnapshot:
     case_id: int
@@ -54,6 +91,7 @@ class CaseSnapshot:
     claims: int = 1
 
 
+@_slot_init
 @dataclass(frozen=True, slots=True)
 class Contact:
     step_key: str
@@ -62,6 +100,7 @@ class Contact:
     at: datetime | None = None  # None: now; a later time when the policy defers a reaction
 
 
+@_slot_init
 @dataclass(frozen=True, slots=True)
 class Outcome:
     """What to do with one case now. Empty fields mean "no change"."""
