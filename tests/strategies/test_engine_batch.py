@@ -23,6 +23,7 @@ from relance.comms.models import Action
 from relance.comms.services import debtor_recent_contacts, debtors_recent_contacts
 from relance.strategies import engine
 from relance.strategies.engine import engine_tick
+from relance.tenancy.models import Creditor
 
 pytestmark = pytest.mark.django_db
 PARIS = ZoneInfo("Europe/Paris")
@@ -246,3 +247,22 @@ def test_the_claim_query_reads_the_same_rows_on_postgresql_as_the_orm(place, wor
     for got, want in zip(rows, orm, strict=True):
         assert [type(v) for v in got] == [type(v) for v in want]
         assert [v.tzinfo for v in got if isinstance(v, datetime)] == [v.tzinfo for v in want if isinstance(v, datetime)]
+
+
+def test_a_batch_reads_its_creditors_as_the_orm_does(place, world):
+    """PostgreSQL reads the batch's creditors with its own SQL (the mandate's evidence from ``jsonb``)."""
+    world.other_creditor.required_evidence = ["invoice", "delivery_proof"]
+    world.other_creditor.save()
+    place("CR-1", "20.00", email="cr1@example.fr", last_name="Cr")
+    place("CR-2", "20.00", creditor=world.other_creditor, email="cr2@example.fr", last_name="Cr2")
+    with transaction.atomic():
+        batch = engine._batch_claim(now=_weekday_noon(), after=0, size=10)
+        found = engine._batch_creditors(batch)
+    expected = {
+        pk: engine.CreditorFacts(segment, slug, required)
+        for pk, segment, slug, required in Creditor.objects.filter(
+            pk__in=[world.creditor.pk, world.other_creditor.pk]
+        ).values_list("pk", "segment", "slug", "required_evidence")
+    }
+    assert found == expected
+    assert found[world.other_creditor.pk].required_evidence == ["invoice", "delivery_proof"]
