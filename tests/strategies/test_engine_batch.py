@@ -22,6 +22,7 @@ from relance.cases.selectors import case_outstanding_minor, cases_outstanding_mi
 from relance.comms.models import Action
 from relance.comms.services import debtor_recent_contacts, debtors_recent_contacts
 from relance.strategies import engine
+from relance.strategies.bulk import CASE_FIELDS
 from relance.strategies.engine import engine_tick
 from relance.tenancy.models import Creditor
 
@@ -247,6 +248,13 @@ def test_the_claim_query_reads_the_same_rows_on_postgresql_as_the_orm(place, wor
     for got, want in zip(rows, orm, strict=True):
         assert [type(v) for v in got] == [type(v) for v in want]
         assert [v.tzinfo for v in got if isinstance(v, datetime)] == [v.tzinfo for v in want if isinstance(v, datetime)]
+
+
+def test_a_batch_row_reads_every_field_the_engine_writes_back():
+    """The case update writes ``CASE_FIELDS`` from the batch rows: each is read by the claim (but the
+    time of the update, which the batch sets)."""
+    assert set(CASE_FIELDS) - {"updated_at"} <= set(engine._BATCH_COLUMNS)
+    assert set(CASE_FIELDS) <= set(engine.BatchCase.__slots__)
 
 
 def test_a_batch_reads_its_creditors_as_the_orm_does(place, world):
