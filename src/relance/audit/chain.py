@@ -61,7 +61,7 @@ _string = json.encoder.encode_basestring  # what compact_json does with a str
 
 
 def native_json(value: Any) -> str:
-    """``compact_json(value)`` for a JSON-native value (str keys; str, int, bool, None, lists, dicts: no
+    r"""``compact_json(value)`` for a JSON-native value (str keys; str, int, bool, None, lists, dicts: no
     floats, whose text differs between the two encoders), about ten times faster.
 
     orjson writes such values exactly as ``compact_json`` does: keys sorted by code point (UTF-8 byte
