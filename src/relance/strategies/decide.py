@@ -21,6 +21,16 @@ from relance.strategies.document import CONTACT_ACTIONS, Reaction, Step, Strateg
 _T = TypeVar("_T")
 
 
+class _Factory:
+    """The default of a parameter whose field has a default factory (shown as dataclass shows it)."""
+
+    def __repr__(self) -> str:
+        return "<factory>"
+
+
+_FACTORY = _Factory()
+
+
 def _slot_init(cls: type[_T]) -> type[_T]:
     """Give a frozen, slotted dataclass an ``__init__`` that fills its slots directly.
 
@@ -31,7 +41,7 @@ def _slot_init(cls: type[_T]) -> type[_T]:
     the class stays frozen (assignment still raises), and equality, ``repr``, hashing and
     ``dataclasses.replace`` are unchanged. Tested equal to the generated ``__init__`` (test_decide.py).
     """
-    namespace: dict[str, Any] = {"MISSING": MISSING}
+    namespace: dict[str, Any] = {"FACTORY": _FACTORY, "__name__": cls.__module__}
     params: list[str] = []
     body: list[str] = []
     for f in fields(cls):  # type: ignore[arg-type]
@@ -41,8 +51,8 @@ def _slot_init(cls: type[_T]) -> type[_T]:
             params.append(f"{f.name}=default_{f.name}")
         elif f.default_factory is not MISSING:
             namespace[f"factory_{f.name}"] = f.default_factory
-            params.append(f"{f.name}=MISSING")
-            body.append(f"    if {f.name} is MISSING: {f.name} = factory_{f.name}()")
+            params.append(f"{f.name}=FACTORY")
+            body.append(f"    if {f.name} is FACTORY: {f.name} = factory_{f.name}()")
         else:
             params.append(f.name)
         body.append(f"    set_{f.name}(self, {f.name})")
