@@ -274,3 +274,29 @@ def test_a_batch_reads_its_creditors_as_the_orm_does(place, world):
     }
     assert found == expected
     assert found[world.other_creditor.pk].required_evidence == ["invoice", "delivery_proof"]
+
+
+def test_a_case_that_fails_is_recorded_and_retried_later_the_others_decided(place, monkeypatch):
+    """A failing case fails its batch; the batch is then decided case by case (``_decide_one``): the bad
+    case gets an ``engine.error`` event and is looked at again an hour later, the others go on."""
+    now = _weekday_noon()
+    good = place("ER-1", "20.00", email="er1@example.fr", last_name="Er1").case
+    bad = place("ER-2", "20.00", email="er2@example.fr", last_name="Er2").case
+    decide = engine.decide
+
+    def failing(snapshot, strategy, policy, at):
+        if snapshot.case_id == bad.pk:
+            raise ValueError("a broken case")
+        return decide(snapshot, strategy, policy, at)
+
+    monkeypatch.setattr(engine, "decide", failing)
+    report = engine_tick(now=now)
+
+    assert (report.cases, report.errors) == (1, 1)
+    error = AuditEvent.objects.get(verb="engine.error")
+    assert (error.subject_type, error.subject_id) == ("cases.case", str(bad.pk))
+    assert error.data["error"].startswith("ValueError")
+    assert Case.objects.get(pk=bad.pk).next_action_at == now + engine.ERROR_RETRY
+    assert Action.objects.filter(case_id=good.pk).count() == 1
+    assert not Action.objects.filter(case_id=bad.pk).exists()
+    assert audit_verify()[1] is None
