@@ -361,6 +361,12 @@ def engine_tick(
     batch_size = batch_size or settings.RELANCE_ENGINE_BATCH_SIZE
     policy = policy or ContactPolicy()
     actor = actor or Actor.system("engine")
+    # Nor does the collector run in the middle of a batch, where its passes (set off every 700
+    # allocations) walked the batch's own rows again and again (≈ 4 µs per case): objects are freed as
+    # before when no longer used, and what a batch may leave in reference cycles is collected once the
+    # batch is over (``_tick``). The collector is left as it was found when the tick ends.
+    collecting = gc.isenabled()
+    gc.disable()
     # The process's long-lived objects (modules, Django's registries) are left out of the cyclic
     # garbage collector's passes while the tick runs: a batch allocates thousands of small objects,
     # and each full pass walked every one of those as well (≈ 20 µs per case). Everything is handed
@@ -370,24 +376,12 @@ def engine_tick(
     try:
         return _tick(now=now, batch_size=batch_size, policy=policy, actor=actor)
     finally:
+        if collecting:
+            gc.enable()
         gc.unfreeze()
 
 
 def _tick(*, now: datetime, batch_size: int, policy: ContactPolicy, actor: Actor) -> TickReport:
-    # Nor does the collector run in the middle of a batch, where its passes (set off every 700
-    # allocations) walked the batch's own rows again and again (≈ 4 µs per case): objects are freed as
-    # before when no longer used, and what a batch may leave in reference cycles is collected once the
-    # batch is over (``_batches``). The collector is left as it was found when the tick ends.
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        return _batches(now=now, batch_size=batch_size, policy=policy, actor=actor)
-    finally:
-        if collecting:
-            gc.enable()
-
-
-def _batches(*, now: datetime, batch_size: int, policy: ContactPolicy, actor: Actor) -> TickReport:
     report = TickReport()
     case_events_wake(now=now)  # cases with new events (payments, promises, bounces…) react now
     docs: dict[tuple[str, int], StrategyDoc] = {}
@@ -414,7 +408,7 @@ def _batches(*, now: datetime, batch_size: int, policy: ContactPolicy, actor: Ac
             else:
                 report.merge(partial)
         batch = []
-        gc.collect(0)  # the batch's cycles, if any (the collector is off during the tick: ``_tick``)
+        gc.collect(0)  # the batch's cycles, if any (the collector is off during the tick: ``engine_tick``)
     return report
 
 
