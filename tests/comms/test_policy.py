@@ -7,7 +7,7 @@ FR-COL-16 / C. conso L121-7 3°: no repeated and unwanted solicitations, hence a
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -341,3 +341,51 @@ def test_the_rolling_week_is_seven_real_days_across_a_daylight_saving_change() -
     monday = datetime(2024, 10, 21, 6, 0, 0, 1, tzinfo=UTC)
     next_monday_8am = datetime(2024, 10, 28, 8, 0, tzinfo=PARIS)
     assert check("email", next_monday_8am, contacts=(monday, monday, monday)).allowed
+
+
+# --- the allowed hours, cached per (channel, time zone, instant) on the policy (issue 4, engine speed) ---
+
+
+@settings(max_examples=300)
+@given(
+    # Few distinct instants, time zones and channels, so that one shared policy answers many examples
+    # from its cache: each must equal the answer of a fresh policy, which computes it.
+    hour=st.sampled_from([6, 7, 8, 12, 19, 20, 23]),
+    day=st.sampled_from([MONDAY, SATURDAY, SUNDAY]),
+    channel=st.sampled_from(["email", "sms", "call", "letter", "fax"]),
+    tz=st.sampled_from(TIMEZONES),
+    contacts=st.lists(st.integers(min_value=1, max_value=200), max_size=4),
+)
+def test_property_a_policy_answers_from_its_cache_what_a_fresh_policy_computes(
+    hour: int, day: int, channel: str, tz: str, contacts: list[int]
+) -> None:
+    now = paris(day, hour)
+    recent = tuple(now - timedelta(hours=h) for h in contacts)
+    assert check(channel, now, contacts=recent, tz=tz) == check(
+        channel, now, contacts=recent, tz=tz, policy=ContactPolicy()
+    )
+
+
+def test_the_cached_hours_follow_the_instant() -> None:
+    policy = ContactPolicy()
+    before, opening = paris(MONDAY, 7, 59), paris(MONDAY, 8)
+    assert check("sms", before, policy=policy) == Verdict(False, "outside allowed hours", retry_at=opening)
+    assert check("sms", opening, policy=policy).allowed  # a later instant is computed, not taken from the cache
+    assert not check("sms", before, policy=policy).allowed
+    assert check("sms", before.astimezone(UTC), policy=policy).retry_at == opening  # the same instant
+
+
+def test_each_policy_keeps_its_own_hours() -> None:
+    strict = ContactPolicy(windows={**DEFAULT_WINDOWS, "sms": {0: (time(10), time(12))}})
+    at = paris(MONDAY, 9)
+    assert check("sms", at, policy=POLICY).allowed
+    assert check("sms", at, policy=strict) == Verdict(False, "outside allowed hours", retry_at=paris(MONDAY, 10))
+    assert check("sms", at, policy=POLICY).allowed
+
+
+def test_the_cache_of_hours_stays_small() -> None:
+    policy = ContactPolicy()
+    start = paris(MONDAY, 8)
+    for minute in range(5000):  # a long simulation asks at many instants
+        check("email", start + timedelta(minutes=minute), policy=policy)
+    assert 0 < len(policy._hours_cache) <= 4096

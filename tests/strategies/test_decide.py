@@ -7,6 +7,8 @@ never contacted (invariant 5).
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from importlib.resources import files
@@ -349,3 +351,49 @@ def test_property_decide_keeps_its_invariants(situation: tuple[CaseSnapshot, Str
             debtor_timezone=snapshot.debtor_timezone,
             recent_contacts=snapshot.recent_contacts,
         ).allowed
+
+
+# --- the value classes' __init__ fills their slots directly (issue 4, engine speed) ----------------
+
+
+def _stock(cls: type) -> type:
+    """The same class with the ``__init__`` ``dataclass`` writes."""
+    defaults: dict[str, object] = {}
+    for f in dataclasses.fields(cls):
+        if f.default is not dataclasses.MISSING:
+            defaults[f.name] = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            defaults[f.name] = dataclasses.field(default_factory=f.default_factory)
+    namespace = {"__annotations__": dict(cls.__annotations__), **defaults}
+    return dataclasses.dataclass(frozen=True, slots=True)(type(cls.__name__, (), namespace))
+
+
+@pytest.mark.parametrize("cls", [CaseSnapshot, Outcome, Contact])
+def test_the_value_classes_are_built_as_the_dataclass_init_builds_them(cls: type) -> None:
+    """``decide._slot_init`` replaces the frozen dataclasses' ``__init__``: same parameters, defaults and
+    factories, same values; still frozen, compared, hashed and replaced as dataclasses."""
+    stock = _stock(cls)
+    assert list(inspect.signature(cls).parameters) == list(inspect.signature(stock).parameters)
+    required = [
+        f.name
+        for f in dataclasses.fields(cls)
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    ]
+    values = {name: f"value-{name}" for name in required}
+    built = cls(**values)
+    assert dataclasses.astuple(built) == dataclasses.astuple(stock(**values))  # the defaults and factories
+    positional = cls(*values.values())
+    assert positional == built
+    assert hash(positional) == hash(built)
+    everything = {f.name: f"other-{f.name}" for f in dataclasses.fields(cls)}
+    assert dataclasses.astuple(cls(**everything)) == tuple(everything.values())
+    assert dataclasses.astuple(cls(*everything.values())) == tuple(everything.values())
+    first = dataclasses.fields(cls)[0].name
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        setattr(built, first, "changed")
+    assert getattr(dataclasses.replace(built, **{first: "new"}), first) == "new"
+    with pytest.raises(TypeError):
+        cls(**values, unknown=1)
+    if required:
+        with pytest.raises(TypeError):
+            cls()

@@ -10,6 +10,8 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
+import orjson
+
 GENESIS = "0" * 64
 
 
@@ -56,6 +58,21 @@ def row_hash(
 
 compact_json = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
 _string = json.encoder.encode_basestring  # what compact_json does with a str
+
+
+def native_json(value: Any) -> str:
+    r"""``compact_json(value)`` for a JSON-native value (str keys; str, int, bool, None, lists, dicts: no
+    floats, whose text differs between the two encoders), about ten times faster.
+
+    orjson writes such values exactly as ``compact_json`` does: keys sorted by code point (UTF-8 byte
+    order is code point order), no spaces, non-ASCII characters as they are, the same escapes (``\"``,
+    ``\\``, ``\n``, ``\u001f``…). What it refuses (integers beyond 64 bits, lone surrogates) goes
+    through ``compact_json``. Hypothesis-tested equal to ``compact_json`` (tests/audit/test_chain_json.py).
+    """
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+    except (orjson.JSONEncodeError, UnicodeDecodeError):
+        return compact_json(value)
 
 
 @lru_cache(maxsize=64)

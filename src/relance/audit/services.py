@@ -24,6 +24,7 @@ from relance.audit.chain import (
     hash_head,
     hash_join,
     hash_middle,
+    native_json,
     row_hash,
     verify_rows,
 )
@@ -87,9 +88,10 @@ def _append_copy(*, actor: Actor, events: Sequence[PendingEvent]) -> int:
         return 0
     prepared = []
     for pending in events:
-        data = pending.data if _json_native(pending.data) else canonical(pending.data)
+        # The data's JSON text, also what is stored (jsonb keeps the value, not the text).
+        native = _json_native(pending.data)
+        stored = native_json(pending.data) if native else compact_json(canonical(pending.data))
         subject_id = str(pending.subject_id)
-        stored = compact_json(data)  # also what is stored (jsonb keeps the value, not the text)
         middle = hash_middle(pending.verb, pending.subject_type, subject_id, stored)
         prepared.append((pending.verb, pending.subject_type, subject_id, stored, middle))
     label = actor.label
@@ -156,11 +158,12 @@ def _append(*, actor: Actor, events: Sequence[PendingEvent]) -> list[AuditEvent]
 
 
 _SCALARS = frozenset({str, int, bool, type(None)})
+_STR = frozenset({str})
 
 
 def _json_native(value: Any) -> bool:
     """Already what ``canonical`` would return (str keys; str, int, bool, None, lists): no copy needed."""
-    if type(value) is dict and all(type(k) is str and type(v) in _SCALARS for k, v in value.items()):
+    if type(value) is dict and _SCALARS.issuperset(map(type, value.values())) and _STR.issuperset(map(type, value)):
         return True  # the common case: a flat dict of plain values
     if value is None or isinstance(value, str | int):  # bool is an int
         return True

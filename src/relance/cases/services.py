@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from django.db import transaction
 from django.utils import timezone
@@ -43,8 +43,24 @@ def case_transition(
     return case
 
 
+class CaseStatusFields(Protocol):
+    """What ``case_transition_in_memory`` reads and sets: a ``Case``, or a bulk writer's lighter row."""
+
+    @property
+    def pk(self) -> Any: ...
+
+    status: str
+    closed_at: datetime | None
+    next_action_at: datetime | None
+
+
 def case_transition_in_memory(
-    *, case: Case, to: Status, reason: str = "", data: dict[str, Any] | None = None, now: datetime | None = None
+    *,
+    case: CaseStatusFields,
+    to: Status,
+    reason: str = "",
+    data: dict[str, Any] | None = None,
+    now: datetime | None = None,
 ) -> tuple[list[str], PendingEvent] | None:
     """``case_transition`` without the writes, for bulk writers (the engine's batches): the changed
     fields and the audit event the caller must save and record in its transaction; ``None`` if no change.

@@ -40,6 +40,13 @@ class ContactPolicy:
     # FR-COL-19 [D]: no SMS or calls on public holidays (as on Sundays).
     closed_days: frozenset[date] = field(default_factory=french_public_holidays)
     closed_day_channels: frozenset[str] = frozenset({"sms", "call"})
+    # ``_hours`` of this policy by (channel, debtor's time zone, instant): an engine tick asks the same
+    # question for every case of a time zone at the same instant. A policy is not changed once made
+    # (frozen; its windows and closed days are read, never written), so an entry never goes stale;
+    # the instant is part of the key, so a later ``now`` is always computed afresh.
+    _hours_cache: dict[tuple[str, str, datetime], Verdict | None] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,18 +88,21 @@ def check_contact(
     """
     # Durations (7 days, the minimum gap) are absolute: compute in UTC, never in wall-clock time,
     # or a daylight-saving change in the week shifts them by an hour.
-    now = now.astimezone(UTC)
+    if now.tzinfo is not UTC:
+        now = now.astimezone(UTC)
+    cache = policy._hours_cache
+    key = (channel, debtor_timezone, now)
+    try:
+        refused = cache[key]
+    except KeyError:
+        if len(cache) >= _HOURS_CACHE_SIZE:  # a long simulation asks at many instants: keep it small
+            cache.clear()
+        refused = cache[key] = _hours(policy, channel, now, debtor_timezone)
+    if refused is not None:
+        return refused
+    if not recent_contacts:
+        return _ALLOWED
     recent_contacts = [t.astimezone(UTC) for t in recent_contacts]
-    tz = ZoneInfo(debtor_timezone)
-    windows = policy.windows.get(channel)
-    if not windows:
-        return Verdict(False, f"channel {channel} is not allowed by the contact policy")
-    closed = policy.closed_days if channel in policy.closed_day_channels else frozenset()
-    opens = next_window_start(windows, tz, now, closed)
-    if opens is None:
-        return Verdict(False, f"channel {channel} has no allowed hours")
-    if opens > now:
-        return Verdict(False, "outside allowed hours", retry_at=opens)
     window_start = now - timedelta(days=7)
     in_week = sorted(t for t in recent_contacts if window_start < t <= now)
     if len(in_week) >= policy.max_contacts_per_7_days:
@@ -101,4 +111,22 @@ def check_contact(
         return Verdict(False, "weekly contact cap reached", retry_at=oldest + timedelta(days=7, minutes=1))
     if in_week and now - in_week[-1] < policy.min_gap:
         return Verdict(False, "too soon after the previous contact", retry_at=in_week[-1] + policy.min_gap)
-    return Verdict(True)
+    return _ALLOWED
+
+
+_ALLOWED = Verdict(True)
+_HOURS_CACHE_SIZE = 4096
+
+
+def _hours(policy: ContactPolicy, channel: str, now: datetime, debtor_timezone: str) -> Verdict | None:
+    """The refusal when ``channel`` is closed at ``now`` (UTC) in the debtor's time zone; None when open."""
+    windows = policy.windows.get(channel)
+    if not windows:
+        return Verdict(False, f"channel {channel} is not allowed by the contact policy")
+    closed = policy.closed_days if channel in policy.closed_day_channels else frozenset()
+    opens = next_window_start(windows, ZoneInfo(debtor_timezone), now, closed)
+    if opens is None:
+        return Verdict(False, f"channel {channel} has no allowed hours")
+    if opens > now:
+        return Verdict(False, "outside allowed hours", retry_at=opens)
+    return None

@@ -10,29 +10,68 @@ transaction (invariant 3), so a failure rolls back with the rest of the batch.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from operator import attrgetter
+from typing import Any, Protocol
 
 import psycopg
 from django.db import connection
+from psycopg.postgres import types as pg_types
+from psycopg.pq import Format
 
 from relance.cases.models import Case
 from relance.comms.models import Action
 
+_TIMESTAMPTZ = pg_types["timestamptz"].oid
+_TIMESTAMPTZ_LOADER = psycopg.adapters.get_loader(_TIMESTAMPTZ, Format.TEXT)  # compiled with psycopg[binary]
+
+
+def utc_cursor() -> psycopg.Cursor[Any]:
+    """A server-side-binding cursor on Django's connection (same transaction) reading ``timestamptz`` fast.
+
+    Django's PostgreSQL backend reads every ``timestamptz`` with a loader written in Python (a subclass
+    of psycopg's pure-Python loader that sets the connection's time zone on each value): ≈ 3.5 µs per
+    value, 7 µs per case for the two a batch row holds. The session's time zone is UTC (Django sets it
+    when ``USE_TZ``), so psycopg's own compiled loader returns the very same values (aware, in
+    ``datetime.timezone.utc``); it is used only when the session is UTC, otherwise Django's stays.
+    Never a named prepared statement (``prepare=False`` at each ``execute``), which a transaction-pooling
+    proxy would break.
+    """
+    raw = connection.connection
+    cursor = psycopg.Cursor(raw)
+    if raw.info.timezone is UTC and _TIMESTAMPTZ_LOADER is not None:
+        cursor.adapters.register_loader(_TIMESTAMPTZ, _TIMESTAMPTZ_LOADER)
+    return cursor
+
+
+class CaseFields(Protocol):
+    """The engine's fields of a case (``CASE_FIELDS``): a ``Case``, or the engine's lighter batch row."""
+
+    id: int
+    status: str
+    step: int
+    step_at: datetime | None
+    event_seq: int
+    next_action_at: datetime | None
+    closed_at: datetime | None
+    updated_at: datetime
+    strategy_key: str
+    strategy_version: int
+    variant: str
+
+
 # (case_id, debtor_id, channel, template, step_key, scheduled_at)
 ActionRow = tuple[int, int, str, str, str, datetime]
 
-_ACTION_GIVEN = ("id", "created_at", "updated_at", "case_id", "debtor_id", "channel", "template", "step_key")
+# The columns the engine sets, in the order of each row: the id, the times, then an ``ActionRow``.
+_ACTION_GIVEN: tuple[str, ...] = ("id", "created_at", "updated_at", "case_id", "debtor_id", "channel", "template")
+_ACTION_GIVEN += ("step_key", "scheduled_at")
 
 
-def _action_columns() -> tuple[list[str], list[Any]]:
-    """Every column of the outbox, and the model's default for those the engine does not set."""
-    columns: list[str] = []
-    defaults: list[Any] = []
-    for f in Action._meta.concrete_fields:
-        columns.append(f.column)
-        defaults.append(None if f.column in _ACTION_GIVEN or f.column == "scheduled_at" else f.get_default())
-    return columns, defaults
+def _action_columns() -> tuple[list[str], tuple[Any, ...]]:
+    """The outbox's columns, those the engine sets first, and the model's defaults for the others."""
+    rest = [f for f in Action._meta.concrete_fields if f.column not in _ACTION_GIVEN]
+    return [*_ACTION_GIVEN, *(f.column for f in rest)], tuple(f.get_default() for f in rest)
 
 
 def actions_copy(rows: Sequence[ActionRow], *, now: datetime) -> list[int]:
@@ -46,8 +85,6 @@ def actions_copy(rows: Sequence[ActionRow], *, now: datetime) -> list[int]:
             "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)", [table, len(rows)]
         )
         ids = [r[0] for r in cursor.fetchall()]
-        position = {c: i for i, c in enumerate(columns)}
-        given = [position[c] for c in (*_ACTION_GIVEN, "scheduled_at")]
         quoted = ", ".join(f'"{c}"' for c in columns)
         cursor.execute(
             "SELECT a.atttypid FROM unnest(%s::text[]) WITH ORDINALITY AS c(name, n)"
@@ -59,13 +96,9 @@ def actions_copy(rows: Sequence[ActionRow], *, now: datetime) -> list[int]:
         # string in Python, no text parsing on the server); the column types are the table's own.
         with cursor.cursor.copy(f'COPY "{table}" ({quoted}) FROM STDIN (FORMAT BINARY)') as copy:
             copy.set_types(types)
-            for pk, (case_id, debtor_id, channel, template, step_key, scheduled_at) in zip(ids, rows, strict=True):
-                values = list(defaults)
-                for index, value in zip(
-                    given, (pk, now, now, case_id, debtor_id, channel, template, step_key, scheduled_at), strict=True
-                ):
-                    values[index] = value
-                copy.write_row(values)
+            write = copy.write_row
+            for pk, row in zip(ids, rows, strict=True):
+                write((pk, now, now, *row, *defaults))
     return ids
 
 
@@ -85,7 +118,7 @@ _CASE_TYPES: tuple[str, ...] = ("text", "integer", "timestamptz", "bigint", "tim
 _CASE_TYPES += ("text", "integer", "text")
 
 
-def cases_update_copy(cases: Sequence[Case]) -> None:
+def cases_update_copy(cases: Sequence[CaseFields]) -> None:
     """Write the engine's fields of many cases in one ``UPDATE … FROM unnest(…)``.
 
     Each field travels as one array parameter in PostgreSQL's binary form (server-side binding, never a
@@ -95,30 +128,13 @@ def cases_update_copy(cases: Sequence[Case]) -> None:
     """
     if not cases:
         return
-    columns = [[] for _ in CASE_FIELDS]  # type: list[list[Any]]
-    ids = []
-    for c in cases:
-        ids.append(c.id)
-        for values, value in zip(
-            columns,
-            (
-                c.status,
-                c.step,
-                c.step_at,
-                c.event_seq,
-                c.next_action_at,
-                c.closed_at,
-                c.updated_at,
-                c.strategy_key,
-                c.strategy_version,
-                c.variant,
-            ),
-            strict=True,
-        ):
-            values.append(value)
+    ids = [c.id for c in cases]
+    columns = [list(values) for values in zip(*map(_case_values, cases), strict=True)]
     with psycopg.Cursor(connection.connection) as cursor:
         cursor.execute(_UPDATE_SQL, [ids, *columns], prepare=False)  # binary arrays (``%b``)
 
+
+_case_values = attrgetter(*CASE_FIELDS)
 
 _UPDATE_SQL = (
     f"UPDATE {Case._meta.db_table} AS c SET "  # noqa: S608 - our own names

@@ -8,14 +8,60 @@ transaction. One step at most per call: a late engine catches up one step per ti
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field, replace
+from dataclasses import MISSING, dataclass, field, fields, replace
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from relance.cases.status import CHASEABLE, Status
 from relance.comms.policy import ContactPolicy, check_contact
 from relance.strategies.document import CONTACT_ACTIONS, Reaction, Step, StrategyDoc
+
+_T = TypeVar("_T")
+
+
+class _Factory:
+    """The default of a parameter whose field has a default factory (shown as dataclass shows it)."""
+
+    def __repr__(self) -> str:
+        return "<factory>"
+
+
+_FACTORY = _Factory()
+
+
+def _slot_init(cls: type[_T]) -> type[_T]:
+    """Give a frozen, slotted dataclass an ``__init__`` that fills its slots directly.
+
+    The ``__init__`` ``dataclass`` writes for a frozen class goes through ``object.__setattr__`` for each
+    field, which costs about four times a plain assignment: for the ``CaseSnapshot``, ``Outcome`` and
+    ``Contact`` made for every case of every tick, ≈ 2 µs per case. This one takes the same parameters
+    (same order, same defaults and default factories) and stores each through its slot's descriptor;
+    the class stays frozen (assignment still raises), and equality, ``repr``, hashing and
+    ``dataclasses.replace`` are unchanged. Tested equal to the generated ``__init__`` (test_decide.py).
+    """
+    namespace: dict[str, Any] = {"FACTORY": _FACTORY, "__name__": cls.__module__}
+    params: list[str] = []
+    body: list[str] = []
+    for f in fields(cls):  # type: ignore[arg-type]
+        namespace[f"set_{f.name}"] = cls.__dict__[f.name].__set__  # the slot's member descriptor
+        if f.default is not MISSING:
+            namespace[f"default_{f.name}"] = f.default
+            params.append(f"{f.name}=default_{f.name}")
+        elif f.default_factory is not MISSING:
+            namespace[f"factory_{f.name}"] = f.default_factory
+            params.append(f"{f.name}=FACTORY")
+            body.append(f"    if {f.name} is FACTORY: {f.name} = factory_{f.name}()")
+        else:
+            params.append(f.name)
+        body.append(f"    set_{f.name}(self, {f.name})")
+    # Generated like dataclass's own __init__, from the class's field names only.
+    exec(f"def __init__(self, {', '.join(params)}):\n" + "\n".join(body), namespace)  # noqa: S102
+    init = namespace["__init__"]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    cls.__init__ = init  # type: ignore[method-assign]
+    return cls
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +73,7 @@ class CaseEvent:
     at: datetime
 
 
+@_slot_init
 @dataclass(frozen=True, slots=True)
 class CaseSnapshot:
     case_id: int
@@ -54,6 +101,7 @@ class CaseSnapshot:
     claims: int = 1
 
 
+@_slot_init
 @dataclass(frozen=True, slots=True)
 class Contact:
     step_key: str
@@ -62,6 +110,7 @@ class Contact:
     at: datetime | None = None  # None: now; a later time when the policy defers a reaction
 
 
+@_slot_init
 @dataclass(frozen=True, slots=True)
 class Outcome:
     """What to do with one case now. Empty fields mean "no change"."""
@@ -75,6 +124,9 @@ class Outcome:
     step_id: str = ""  # the step decided (or skipped), for counts per step
 
 
+_ONE_MINUTE = timedelta(minutes=1)  # never schedule in the past: at least a minute from now
+
+
 def evidence_missing_reason(missing: tuple[str, ...]) -> str:
     """``evidence missing: invoice, delivery_proof``: the engine's reason, also shown on the case page."""
     return "evidence missing: " + ", ".join(missing)
@@ -82,6 +134,8 @@ def evidence_missing_reason(missing: tuple[str, ...]) -> str:
 
 def current_events(events: tuple[CaseEvent, ...]) -> list[CaseEvent]:
     """The events still worth reacting to: a dispute already answered is no longer "opened"."""
+    if not events:
+        return []
     answered_after = {
         e.id
         for e in events
@@ -281,13 +335,16 @@ def _step(
     )
 
 
+_END_ACTIONS = {
+    "return_to_creditor": Status.RETURNED,
+    "close": Status.CLOSED,
+    # Escalation hands the case to a person: it leaves the automatic flow until an agent resumes it.
+    "escalate": Status.ON_HOLD,
+}
+
+
 def _end_action(action: str) -> Status | None:
-    return {
-        "return_to_creditor": Status.RETURNED,
-        "close": Status.CLOSED,
-        # Escalation hands the case to a person: it leaves the automatic flow until an agent resumes it.
-        "escalate": Status.ON_HOLD,
-    }.get(action)
+    return _END_ACTIONS.get(action)
 
 
 def _applicable(strategy: StrategyDoc, index: int, variant: str) -> int:
@@ -361,7 +418,7 @@ def _react(
             contacts=tuple(contacts),
             transition=transition,
             next_step=goto,
-            next_action_at=max(due, now + timedelta(minutes=1)) if due else now + timedelta(minutes=1),
+            next_action_at=max(due, now + _ONE_MINUTE) if due else now + _ONE_MINUTE,
             reason=reason,
             notes=(*notes, reason),
         )
@@ -373,7 +430,7 @@ def _react(
     return Outcome(
         contacts=tuple(contacts),
         transition=transition,
-        next_action_at=max(due, now + timedelta(minutes=1)) if due else None,
+        next_action_at=max(due, now + _ONE_MINUTE) if due else None,
         reason=reason,
         notes=(*notes, reason),
     )
@@ -420,7 +477,7 @@ def _next_due(strategy: StrategyDoc, index: int, case: CaseSnapshot, now: dateti
         return None
     due = step_due_at(strategy.steps[index], case, previous_at=now)
     # Never schedule in the past: a late engine catches up one step per tick, not all at once.
-    return max(due, now + timedelta(minutes=1)) if due else now + timedelta(minutes=1)
+    return max(due, now + _ONE_MINUTE) if due else now + _ONE_MINUTE
 
 
 def _day_after(day: date, tz: str) -> datetime:

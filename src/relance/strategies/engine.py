@@ -8,17 +8,16 @@ can run side by side; on SQLite a single writer holds the database lock. The uni
 from __future__ import annotations
 
 import gc
+import json
 import logging
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
-from operator import attrgetter
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F
 from django.utils import timezone
 
 from relance.audit.services import PendingEvent, audit_record, audit_record_many
@@ -31,7 +30,7 @@ from relance.claims.selectors import evidence_missing, evidence_missing_for_case
 from relance.comms.models import Action
 from relance.comms.policy import ContactPolicy
 from relance.comms.services import debtor_recent_contacts, debtors_recent_contacts
-from relance.strategies.bulk import CASE_FIELDS, ActionRow, actions_copy, cases_update_copy
+from relance.strategies.bulk import CASE_FIELDS, ActionRow, actions_copy, cases_update_copy, utc_cursor
 from relance.strategies.decide import CaseEvent, CaseSnapshot, Outcome, decide
 from relance.strategies.document import StrategyDoc
 from relance.strategies.selectors import (
@@ -94,27 +93,34 @@ class DebtorFacts(NamedTuple):
     language: str
 
 
-_DEBTOR_ANNOTATIONS = {f"debtor_{name}": F(f"debtor__{name}") for name in DebtorFacts._fields}
+# A debtor's channels depend on four facts only: one frozenset per combination, made once per process.
+_CHANNELS: dict[tuple[bool, bool, bool, bool], frozenset[str]] = {}
 
 
-_debtor_columns = attrgetter(*_DEBTOR_ANNOTATIONS)
-
-
-def _debtor_facts(case: Case) -> DebtorFacts:
-    """The debtor columns the batch query annotated on ``case``."""
-    return DebtorFacts._make(_debtor_columns(case))
+def _channel_set(letter: bool, email: bool, phone: bool, sms: bool) -> frozenset[str]:
+    key = (letter, email, phone, sms)
+    found = _CHANNELS.get(key)
+    if found is None:
+        channels = {"letter"} if letter else set()
+        if email:
+            channels.add("email")
+        if phone:
+            channels.add("call")
+            if sms:
+                channels.add("sms")
+        found = _CHANNELS[key] = frozenset(channels)
+    return found
 
 
 def _channels(debtor: Debtor | DebtorFacts) -> frozenset[str]:
     # A returned letter (NPAI) means the address is wrong: the letter step is skipped, with its reason.
-    channels = {"letter"} if debtor.address_line1 and not debtor.address_invalid else set()
-    if debtor.email and not debtor.email_opt_out and not debtor.email_bounced:
-        channels.add("email")
-    if debtor.phone:
-        channels.add("call")
-        if not debtor.sms_opt_out:  # they answered STOP: the step is skipped, not queued and blocked
-            channels.add("sms")
-    return frozenset(channels)
+    # They answered STOP (``sms_opt_out``): the SMS step is skipped, not queued and blocked.
+    return _channel_set(
+        bool(debtor.address_line1) and not debtor.address_invalid,
+        bool(debtor.email) and not debtor.email_opt_out and not debtor.email_bounced,
+        bool(debtor.phone),
+        not debtor.sms_opt_out,
+    )
 
 
 def _snapshot(
@@ -126,11 +132,9 @@ def _snapshot(
     due_date: date | None,
     claims: int,
     contacts_sent: int,
-    events: Sequence[CaseEvent] | None = None,
-    debtor: Debtor | DebtorFacts | None = None,
 ) -> CaseSnapshot:
-    """The one place a ``CaseSnapshot`` is made, from facts read one case at a time or a batch at a time."""
-    debtor = case.debtor if debtor is None else debtor
+    """A ``CaseSnapshot`` of one case read whole (its debtor and creditor loaded), from its facts."""
+    debtor = case.debtor
     return CaseSnapshot(
         case_id=case.id,
         status=Status(case.status),
@@ -146,7 +150,7 @@ def _snapshot(
         step_at=case.step_at,
         due_date=due_date,
         variant=case.variant,
-        events=tuple(_events(case, outstanding_minor) if events is None else events),
+        events=tuple(_events(case, outstanding_minor)),
         segment=case.creditor.segment,
         creditor=case.creditor.slug,
         debtor_kind=debtor.kind,
@@ -176,42 +180,160 @@ def snapshot(case: Case, now: datetime) -> CaseSnapshot:
     )
 
 
-def _batch_missing_evidence(batch: Sequence[Case]) -> dict[int, tuple[str, ...]]:
-    wanting = [c for c in batch if c.creditor.required_evidence]
+def _batch_missing_evidence(batch: Sequence[BatchCase], required: dict[int, list[str]]) -> dict[int, tuple[str, ...]]:
+    """Each case's missing evidence kinds (``required``: the evidence each creditor's mandate requires)."""
+    wanting = [c for c in batch if required[c.creditor_id]]
     if not wanting:
         return {}
     held: dict[int, dict[int, set[str]]] = {}
-    rows = Claim.objects.filter(case_link__case_id__in=[c.pk for c in wanting]).values_list(
+    rows = Claim.objects.filter(case_link__case_id__in=[c.id for c in wanting]).values_list(
         "case_link__case_id", "pk", "evidence__kind"
     )
     for case_id, claim_id, kind in rows:
         kinds = held.setdefault(case_id, {}).setdefault(claim_id, set())
         if kind:
             kinds.add(kind)
-    return {c.pk: evidence_missing(c.creditor.required_evidence, held.get(c.pk, {}).values()) for c in wanting}
+    return {c.id: evidence_missing(required[c.creditor_id], held.get(c.id, {}).values()) for c in wanting}
 
 
-# What a batch reads of its cases (``_snapshot``, the writes); their debtors' columns are annotated
-# (``DebtorFacts``) and their creditors read once per batch: not every column of three tables as
-# model instances, which made building the batch cost as much as deciding it.
+class BatchCase:
+    """A claimed case as a batch reads it: the engine's columns of the case and its debtor's facts.
+
+    Not a ``Case`` model instance (building a thousand of those, with their debtors and creditors, cost
+    as much as deciding them): the plain columns the snapshot, the transition and the writes need, read
+    by one query (``_BATCH_COLUMNS``). The engine changes these attributes in memory, then writes its
+    fields back in bulk (``_cases_update``), exactly as it did with model instances.
+    """
+
+    __slots__ = (
+        "closed_at",
+        "creditor_id",
+        "debtor",
+        "debtor_id",
+        "event_seq",
+        "id",
+        "next_action_at",
+        "placed_at",
+        "promise_date",
+        "status",
+        "step",
+        "step_at",
+        "strategy_key",
+        "strategy_version",
+        "updated_at",
+        "variant",
+    )
+    id: int
+    status: str
+    step: int
+    step_at: datetime | None
+    event_seq: int
+    next_action_at: datetime | None
+    closed_at: datetime | None
+    strategy_key: str
+    strategy_version: int
+    variant: str
+    creditor_id: int
+    debtor_id: int
+    placed_at: datetime
+    promise_date: date | None
+    updated_at: datetime
+    debtor: DebtorFacts
+
+    def __init__(self, row: Sequence[Any]) -> None:
+        """``row``: the values of ``_BATCH_COLUMNS``, in order."""
+        (
+            self.id,
+            self.status,
+            self.step,
+            self.step_at,
+            self.event_seq,
+            self.next_action_at,
+            self.closed_at,
+            self.strategy_key,
+            self.strategy_version,
+            self.variant,
+            self.creditor_id,
+            self.debtor_id,
+            self.placed_at,
+            self.promise_date,
+        ) = row[:_DEBTOR_AT]
+        self.debtor = DebtorFacts._make(row[_DEBTOR_AT:])
+        # ``updated_at`` is not read: ``_apply_batch`` sets it to the batch's time before any write.
+
+    @property
+    def pk(self) -> int:
+        return self.id
+
+
+# What a batch reads of its cases, in ``BatchCase``'s order: the case's columns the snapshot and the
+# writes need, then its debtor's (``DebtorFacts``); its creditor is read once per batch.
 _BATCH_COLUMNS = (
-    # Not loaded: ``updated_at`` (the batch writes its own time) and ``next_action_at`` (every outcome
-    # sets it, or the transition clears it; a path that did not would read it then, correctly).
-    *(f for f in CASE_FIELDS if f not in ("updated_at", "next_action_at")),
+    "id",
+    "status",
+    "step",
+    "step_at",
+    "event_seq",
+    "next_action_at",
+    "closed_at",
+    "strategy_key",
+    "strategy_version",
+    "variant",
     "creditor_id",
     "debtor_id",
     "placed_at",
     "promise_date",
+    *(f"debtor__{name}" for name in DebtorFacts._fields),
 )
-_CREDITOR_COLUMNS = ("segment", "slug", "required_evidence")
+_DEBTOR_AT = len(_BATCH_COLUMNS) - len(DebtorFacts._fields)
 
 
-def _attach_creditors(batch: list[Case]) -> None:
-    """Each case's creditor, read once per batch (a batch has few creditors) instead of once per row."""
-    creditors = Creditor.objects.only(*_CREDITOR_COLUMNS).in_bulk({c.creditor_id for c in batch})
-    cached = Case.creditor.field.set_cached_value
-    for case in batch:
-        cached(case, creditors[case.creditor_id])
+class CreditorFacts(NamedTuple):
+    """What a snapshot reads of a creditor, once per batch."""
+
+    segment: str
+    slug: str
+    required_evidence: list[str]
+
+
+def _batch_claim(*, now: datetime, after: int, size: int) -> list[BatchCase]:
+    """Claim the next due cases after id ``after`` (``FOR UPDATE SKIP LOCKED`` on PostgreSQL), as plain rows."""
+    if connection.vendor == "postgresql":
+        with utc_cursor() as cursor:
+            params = {"due": list(DUE_STATUSES), "now": now, "after": after, "size": size}
+            cursor.execute(_CLAIM_SQL, params, prepare=False)
+            return [BatchCase(row) for row in cursor.fetchall()]
+    qs = Case.objects.filter(status__in=DUE_STATUSES, next_action_at__lte=now, pk__gt=after).order_by("pk")
+    return [BatchCase(row) for row in qs.values_list(*_BATCH_COLUMNS)[:size]]
+
+
+# The ORM's query above, on PostgreSQL through ``utc_cursor`` (its ``timestamptz`` loader); only the
+# cases are locked (``OF c``): workers skip each other's batches, never wait on a debtor row.
+_CLAIM_SQL = (
+    "SELECT "  # noqa: S608 - our own names
+    + ", ".join(f"d.{c.removeprefix('debtor__')}" if c.startswith("debtor__") else f"c.{c}" for c in _BATCH_COLUMNS)
+    + f" FROM {Case._meta.db_table} c JOIN {Debtor._meta.db_table} d ON d.id = c.debtor_id"
+    " WHERE c.status = ANY(%(due)s::text[]) AND c.next_action_at <= %(now)s AND c.id > %(after)s"
+    " ORDER BY c.id LIMIT %(size)s FOR UPDATE OF c SKIP LOCKED"
+)
+
+
+def _batch_creditors(batch: Sequence[BatchCase]) -> dict[int, CreditorFacts]:
+    """The batch's creditors (a batch has few), read once instead of once per case."""
+    ids = list({c.creditor_id for c in batch})
+    if connection.vendor == "postgresql":  # the same columns without building an ORM query per batch
+        with utc_cursor() as cursor:
+            cursor.execute(_CREDITORS_SQL, [ids], prepare=False)
+            # Django loads jsonb as text on its connections (the ORM parses it): parse it likewise.
+            return {
+                pk: CreditorFacts(segment, slug, json.loads(required) if isinstance(required, str) else required)
+                for pk, segment, slug, required in cursor.fetchall()
+            }
+    rows = Creditor.objects.filter(pk__in=ids).values_list("pk", "segment", "slug", "required_evidence")
+    return {pk: CreditorFacts(*rest) for pk, *rest in rows}
+
+
+_CREDITORS_SQL = f"SELECT id, segment, slug, required_evidence FROM {Creditor._meta.db_table} WHERE id = ANY(%s)"  # noqa: S608
 
 
 def engine_tick(
@@ -231,10 +353,20 @@ def engine_tick(
     the same reads and writes. If the bulk write fails, the batch is redone case by case, each in its
     own savepoint, so one bad case never blocks the others.
     """
-    now = now or timezone.now()
+    # The instant in UTC, as ``timezone.now()`` gives it and the database returns every date: the same
+    # instant whatever clock the caller read it on, and durations (``+ 7 days``) counted in real time,
+    # as the contact policy counts them. Comparing it with the cases' dates then takes no time-zone
+    # conversion (≈ 4 µs per case when the caller passed, say, Paris time).
+    now = (now or timezone.now()).astimezone(UTC)
     batch_size = batch_size or settings.RELANCE_ENGINE_BATCH_SIZE
     policy = policy or ContactPolicy()
     actor = actor or Actor.system("engine")
+    # Nor does the collector run in the middle of a batch, where its passes (set off every 700
+    # allocations) walked the batch's own rows again and again (≈ 4 µs per case): objects are freed as
+    # before when no longer used, and what a batch may leave in reference cycles is collected once the
+    # batch is over (``_tick``). The collector is left as it was found when the tick ends.
+    collecting = gc.isenabled()
+    gc.disable()
     # The process's long-lived objects (modules, Django's registries) are left out of the cyclic
     # garbage collector's passes while the tick runs: a batch allocates thousands of small objects,
     # and each full pass walked every one of those as well (≈ 20 µs per case). Everything is handed
@@ -244,6 +376,8 @@ def engine_tick(
     try:
         return _tick(now=now, batch_size=batch_size, policy=policy, actor=actor)
     finally:
+        if collecting:
+            gc.enable()
         gc.unfreeze()
 
 
@@ -257,19 +391,10 @@ def _tick(*, now: datetime, batch_size: int, policy: ContactPolicy, actor: Actor
     last_id = 0
     while True:
         with transaction.atomic():
-            qs = (
-                Case.objects.filter(status__in=DUE_STATUSES, next_action_at__lte=now, pk__gt=last_id)
-                .only(*_BATCH_COLUMNS)
-                .annotate(**_DEBTOR_ANNOTATIONS)
-                .order_by("pk")
-            )
-            if connection.vendor == "postgresql":
-                qs = qs.select_for_update(skip_locked=True, of=("self",))
-            batch = list(qs[:batch_size])
+            batch = _batch_claim(now=now, after=last_id, size=batch_size)
             if not batch:
                 break
-            last_id = batch[-1].pk
-            _attach_creditors(batch)
+            last_id = batch[-1].id
             partial = TickReport()
             try:
                 with transaction.atomic():
@@ -279,21 +404,23 @@ def _tick(*, now: datetime, batch_size: int, policy: ContactPolicy, actor: Actor
             except Exception:
                 log.exception("engine batch from case %s failed; deciding its cases one by one", batch[0].pk)
                 for case in batch:
-                    _decide_one(case=case, now=now, policy=policy, actor=actor, report=report)
+                    _decide_one(case_id=case.id, now=now, policy=policy, actor=actor, report=report)
             else:
                 report.merge(partial)
+        batch = []
+        gc.collect(0)  # the batch's cycles, if any (the collector is off during the tick: ``engine_tick``)
     return report
 
 
-def _strategy(docs: dict[tuple[str, int], StrategyDoc], case: Case) -> StrategyDoc:
-    key = (case.strategy_key, case.strategy_version)
-    if key not in docs:
-        docs[key] = strategy_doc(key=case.strategy_key, version=case.strategy_version)
-    return docs[key]
+def _strategy(docs: dict[tuple[str, int], StrategyDoc], key: str, version: int) -> StrategyDoc:
+    doc = docs.get((key, version))
+    if doc is None:
+        doc = docs[key, version] = strategy_doc(key=key, version=version)
+    return doc
 
 
 def _decide_batch(
-    batch: list[Case],
+    batch: list[BatchCase],
     *,
     now: datetime,
     policy: ContactPolicy,
@@ -302,34 +429,50 @@ def _decide_batch(
     docs: dict[tuple[str, int], StrategyDoc],
     candidates: list[StrategyDoc],
 ) -> None:
+    creditors = _batch_creditors(batch)
     found = cases_facts(case_ids=[c.id for c in batch])
     recent = debtors_recent_contacts(debtor_ids=list({c.debtor_id for c in batch}), now=now)
-    missing = _batch_missing_evidence(batch)
+    missing = _batch_missing_evidence(batch, {pk: c.required_evidence for pk, c in creditors.items()})
     events = cases_events_since(cases=[(c.id, c.debtor_id, c.event_seq, found[c.id].outstanding_minor) for c in batch])
     assignments: dict[int, dict[str, Any]] = {}
-    decided: list[tuple[Case, Outcome]] = []
+    decided: list[tuple[BatchCase, Outcome]] = []
+    statuses = {s.value: s for s in Status}
     for case in batch:
         known = found[case.id]
         first_look = case.step_at is None  # routed and given its variant, written with the batch
         # Routing reads the case's facts; with no strategy to route to, the case keeps its strategy
         # and its snapshot is made once, after the assignment (``snapshot_with_assignment`` otherwise).
         routing = first_look and case.step == 0 and bool(candidates)
-        doc = _strategy(docs, case)
+        doc = _strategy(docs, case.strategy_key, case.strategy_version)
         if first_look and not routing:
             doc, assigned = case_strategy_assign_in_memory(
                 case=case, snapshot=None, now=now, current=doc, candidates=candidates
             )
             assignments[case.id] = assigned.data
-        facts = _snapshot(
-            case,
-            outstanding_minor=known.outstanding_minor,
-            recent_contacts=recent[case.debtor_id],
-            missing_evidence=missing.get(case.id, ()),
-            due_date=known.due_date,
-            claims=known.claims,
-            contacts_sent=known.contacts_sent,
-            events=events[case.id],
-            debtor=_debtor_facts(case),
+        debtor = case.debtor
+        creditor = creditors[case.creditor_id]
+        case_events = events[case.id]
+        facts = CaseSnapshot(
+            case.id,
+            statuses[case.status],
+            case.step,
+            case.placed_at,
+            known.outstanding_minor,
+            debtor.timezone,
+            _channels(debtor),
+            tuple(recent[case.debtor_id]),
+            case.promise_date,
+            missing.get(case.id, ()),
+            case.step_at,
+            known.due_date,
+            case.variant,
+            tuple(case_events),
+            creditor.segment,
+            creditor.slug,
+            debtor.kind,
+            debtor.language[:2],
+            known.contacts_sent,
+            known.claims,
         )
         if routing:
             doc, assigned = case_strategy_assign_in_memory(
@@ -337,21 +480,22 @@ def _decide_batch(
             )
             assignments[case.id] = assigned.data
             facts = snapshot_with_assignment(facts, case)
-        if facts.events:
-            case.event_seq = max(e.id for e in facts.events)
+        if case_events:
+            case.event_seq = max(e.id for e in case_events)
         outcome = decide(facts, doc, policy, now)
-        # The next case of the same debtor must see these contacts (the cap is per debtor).
-        recent[case.debtor_id].extend(now for _ in outcome.contacts)
+        if outcome.contacts:  # the next case of the same debtor must see them (the cap is per debtor)
+            recent[case.debtor_id].extend([now] * len(outcome.contacts))
         decided.append((case, outcome))
     _apply_batch(decided, now=now, actor=actor, report=report, assigned=assignments)
 
 
-def _cases_update(cases: list[Case]) -> None:
-    """Write the engine's fields of many cases (``COPY`` and one ``UPDATE … FROM`` on PostgreSQL)."""
+def _cases_update(cases: list[Case | BatchCase]) -> None:
+    """Write the engine's fields of many cases (one ``UPDATE … FROM unnest`` on PostgreSQL)."""
     if connection.vendor == "postgresql":
         cases_update_copy(cases)
-    else:
-        Case.objects.bulk_update(cases, list(CASE_FIELDS), batch_size=500)
+    else:  # the ORM writes model instances: the batch's rows become ones holding the fields it writes
+        rows = [c if isinstance(c, Case) else Case(id=c.id, **{f: getattr(c, f) for f in CASE_FIELDS}) for c in cases]
+        Case.objects.bulk_update(rows, list(CASE_FIELDS), batch_size=500)
 
 
 def _actions_insert(rows: list[ActionRow], *, now: datetime) -> list[int]:
@@ -375,7 +519,7 @@ VERB_STATUS, VERB_QUEUED, VERB_DEFERRED, VERB_ASSIGNED = (
 
 
 def _apply_batch(
-    decided: list[tuple[Case, Outcome]],
+    decided: Sequence[tuple[Case | BatchCase, Outcome]],
     *,
     now: datetime,
     actor: Actor,
@@ -394,55 +538,62 @@ def _apply_batch(
     """
     actions: list[ActionRow] = []
     queued: list[dict[str, Any]] = []  # the data of the event naming each action, in the order of ``actions``
-    changed: list[Case] = []
     events: list[PendingEvent] = []
-    assigned = assigned or {}
+    assigned = assigned or {}  # each case's assignment data, made for this batch: extended in place
     touched = timezone.now()  # updated_at is wall-clock time, whatever instant the engine plays
+    transitions, contacts_queued = report.transitions, report.contacts
+    report.cases += len(decided)
     for case, outcome in decided:
-        report.cases += 1
         data = assigned.get(case.id)
-        verb = VERB_ASSIGNED if data is not None else ""
-        data = dict(data) if data is not None else {}
+        if data is None:
+            data, verb = {}, ""
+        else:
+            verb = VERB_ASSIGNED
         if outcome.transition is not None:
             moved = case_transition_in_memory(case=case, to=outcome.transition, reason=outcome.reason, now=now)
             if moved is not None:
                 data.update(moved[1].data)
                 verb = VERB_STATUS
-            report.transitions[outcome.transition.value] += 1
-        case.updated_at = touched
-        changed.append(case)  # its step, event cursor or next look change, whatever the outcome
-        if len(outcome.contacts) > 1:  # pragma: no cover - decide queues at most one contact per case and tick
-            raise RuntimeError("one audit event per case and tick names at most one action")
-        for contact in outcome.contacts:
+            transitions[outcome.transition.value] += 1
+        case.updated_at = touched  # its step, event cursor or next look change, whatever the outcome
+        if outcome.contacts:
+            if len(outcome.contacts) > 1:  # pragma: no cover - decide queues at most one contact per case and tick
+                raise RuntimeError("one audit event per case and tick names at most one action")
+            contact = outcome.contacts[0]
             actions.append(
                 (case.id, case.debtor_id, contact.channel, contact.template, contact.step_key, contact.at or now)
             )
-            data.update(channel=contact.channel, template=contact.template, step=contact.step_key)
+            data["channel"], data["template"], data["step"] = contact.channel, contact.template, contact.step_key
             queued.append(data)
-            verb = verb if verb == VERB_STATUS else VERB_QUEUED
-            report.contacts[contact.channel] += 1
+            if verb != VERB_STATUS:
+                verb = VERB_QUEUED
+            contacts_queued[contact.channel] += 1
+        elif outcome.notes:
+            report.deferred += 1
+            data["reason"] = outcome.reason
+            if verb != VERB_STATUS:
+                verb = VERB_DEFERRED
         if outcome.next_step is not None:
             # Also when the step ended the automatic flow (escalated: on hold), so resuming goes on after it.
             case.step = outcome.next_step
             case.step_at = now
-        if Status(case.status) in (Status.NEW, Status.ACTIVE, Status.PROMISED):
+        if case.status in _OPEN:
             case.next_action_at = outcome.next_action_at
-        if outcome.notes and not outcome.contacts:
-            report.deferred += 1
-            data["reason"] = outcome.reason
-            verb = verb if verb == VERB_STATUS else VERB_DEFERRED
         if verb:
             events.append(PendingEvent(verb, "cases.case", case.id, data))
     if actions:
         for pk, data in zip(_actions_insert(actions, now=touched), queued, strict=True):
             data["action"] = pk
-    if changed:
-        _cases_update(changed)
+    if decided:
+        _cases_update([case for case, _ in decided])
     if events:
         audit_record_many(actor=actor, events=events)  # one COPY on PostgreSQL
 
 
-def _decide_one(*, case: Case, now: datetime, policy: ContactPolicy, actor: Actor, report: TickReport) -> None:
+_OPEN = frozenset({Status.NEW.value, Status.ACTIVE.value, Status.PROMISED.value})  # the engine looks at them again
+
+
+def _decide_one(*, case_id: int, now: datetime, policy: ContactPolicy, actor: Actor, report: TickReport) -> None:
     """One case in its own savepoint: a failure is recorded and retried later, never blocks the batch.
 
     The same decision and the same writes as a batch of one (``_apply_batch``), so a case decided here
@@ -451,7 +602,7 @@ def _decide_one(*, case: Case, now: datetime, policy: ContactPolicy, actor: Acto
     try:
         with transaction.atomic():
             # Read afresh and whole: the failed bulk attempt may have changed it in memory.
-            case = Case.objects.select_related("debtor", "creditor").get(pk=case.pk)
+            case = Case.objects.select_related("debtor", "creditor").get(pk=case_id)
             facts = snapshot(case, now)
             assigned: dict[int, dict[str, Any]] = {}
             doc = strategy_doc(key=case.strategy_key, version=case.strategy_version)
@@ -467,9 +618,13 @@ def _decide_one(*, case: Case, now: datetime, policy: ContactPolicy, actor: Acto
             _apply_batch([(case, decide(facts, doc, policy, now))], now=now, actor=actor, report=one, assigned=assigned)
             report.merge(one)
     except Exception as exc:
-        log.exception("engine failed on case %s", case.pk)
+        log.exception("engine failed on case %s", case_id)
         report.errors += 1
-        Case.objects.filter(pk=case.pk).update(next_action_at=now + ERROR_RETRY)
+        Case.objects.filter(pk=case_id).update(next_action_at=now + ERROR_RETRY)
         audit_record(
-            actor=actor, verb="engine.error", subject=case, data={"error": f"{type(exc).__name__}: {exc}"[:300]}
+            actor=actor,
+            verb="engine.error",
+            subject_type="cases.case",
+            subject_id=case_id,
+            data={"error": f"{type(exc).__name__}: {exc}"[:300]},
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime
 from importlib import resources
+from typing import Protocol
 
 from django.db import transaction
 from django.db.models import Max
@@ -105,9 +106,21 @@ def strategy_install_default(*, actor: Actor) -> Strategy:
     return default
 
 
+class CaseStrategyFields(Protocol):
+    """What routing reads and sets of a case: a ``Case``, or the engine's lighter batch row."""
+
+    id: int
+    step: int
+    placed_at: datetime
+    step_at: datetime | None
+    strategy_key: str
+    strategy_version: int
+    variant: str
+
+
 def case_strategy_assign_in_memory(
     *,
-    case: Case,
+    case: CaseStrategyFields,
     snapshot: CaseSnapshot | None,
     now: datetime,
     current: StrategyDoc,
@@ -136,7 +149,7 @@ def case_strategy_assign_in_memory(
     return doc, PendingEvent("strategy.assigned", "cases.case", case.id, data)
 
 
-def snapshot_with_assignment(snapshot: CaseSnapshot, case: Case) -> CaseSnapshot:
+def snapshot_with_assignment(snapshot: CaseSnapshot, case: CaseStrategyFields) -> CaseSnapshot:
     return replace(snapshot, variant=case.variant, step_at=case.step_at)
 
 
