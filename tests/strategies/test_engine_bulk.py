@@ -136,18 +136,21 @@ def test_lean_audit_append_keeps_one_valid_chain_with_the_ordinary_appends(place
         # Not JSON-native: canonicalised as the ordinary path does (dates and decimals as strings).
         PendingEvent("engine.deferred", "cases.case", case.pk, {"on": date(2026, 1, 2), "amount": Decimal("1.50")}),
         PendingEvent("engine.deferred", "cases.case", case.pk, {"reason": "évité «ici»", "nested": {"b": [1, None]}}),
+        # Characters the COPY's forms must carry as they are (binary COPY: jsonb's version byte + text).
+        PendingEvent("engine.deferred", "cases.case", case.pk, {"raw": 'C:\\n "q" \t \u0001 🙂 \\.', "n": -(2**62)}),
     ]
     # Enough events for the COPY path (a small batch takes the ordinary INSERT).
     filler = [PendingEvent("test.filler", "cases.case", case.pk, {"n": n}) for n in range(250)]
     with transaction.atomic():
         audit_record(actor=ACTOR, verb="test.before", subject=case)
-        assert audit_record_many(actor=ACTOR, events=[*events, *filler]) == 254
+        assert audit_record_many(actor=ACTOR, events=[*events, *filler]) == 255
         audit_record(actor=ACTOR, verb="test.after", subject=case)
 
     assert audit_verify()[1] is None
-    rows = list(AuditEvent.objects.order_by("-seq")[:256])[::-1]
+    rows = list(AuditEvent.objects.order_by("-seq")[:257])[::-1]
     assert [r.verb for r in rows] == ["test.before", *(e.verb for e in events), *["test.filler"] * 250, "test.after"]
     assert rows[3].data == {"amount": "1.50", "on": "2026-01-02"}
+    assert rows[5].data == events[4].data
     for row in rows:
         assert row.hash == row_hash(
             seq=row.seq,
