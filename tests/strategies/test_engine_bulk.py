@@ -198,3 +198,29 @@ def test_the_hash_made_in_parts_is_the_chains_row_hash(*, seq, at, actor, verb, 
         data=data,
         prev_hash=prev,
     )
+
+
+@postgres_only
+@pytest.mark.django_db(transaction=True)  # the batches commit: their SET LOCAL must end with them
+def test_the_batches_run_without_jit_and_leave_the_session_setting_alone(place, monkeypatch):
+    from relance.strategies import engine
+
+    place("INV-1", "120.50")
+    place("INV-2", "99.00", email="autre@example.fr", last_name="Autre")
+    seen: list[str] = []
+    read = engine.cases_facts
+
+    def spying(**kwargs):  # the JIT setting each batch's reads run under
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW jit")
+            seen.append(cursor.fetchone()[0])
+        return read(**kwargs)
+
+    monkeypatch.setattr(engine, "cases_facts", spying)
+    with connection.cursor() as cursor:
+        cursor.execute("SET jit = on")
+        assert engine_tick(now=_weekday_noon(), batch_size=1).cases == 2
+        cursor.execute("SHOW jit")
+        assert cursor.fetchone()[0] == "on"
+        cursor.execute("RESET jit")
+    assert seen == ["off", "off"]
