@@ -48,4 +48,6 @@ def test_batch_contact_pressure_equals_the_one_debtor_read(place):
     }
     assert batch[cases[3].debtor_id] == []
     assert all(batch[c.debtor_id] for c in cases[:3])
+    twice = debtors_recent_contacts(debtor_ids=[*debtors, debtors[0]], now=NOW)  # a debtor named twice
+    assert {d: sorted(times) for d, times in twice.items()} == {d: sorted(times) for d, times in batch.items()}
     assert debtors_recent_contacts(debtor_ids=[], now=NOW) == {}

@@ -70,7 +70,7 @@ def debtors_recent_contacts(*, debtor_ids: Sequence[int], now: datetime) -> dict
         with psycopg.Cursor(connection.connection) as cursor:
             cursor.execute(
                 _RECENT_SQL,
-                {"ids": list(debtor_ids), "since": since, "now": now, "pending": [p.value for p in pending]},
+                {"ids": sorted(set(debtor_ids)), "since": since, "now": now, "pending": [p.value for p in pending]},
                 prepare=False,
             )
             rows = cursor.fetchall()
