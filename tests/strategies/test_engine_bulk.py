@@ -65,6 +65,8 @@ def test_batch_facts_equal_the_orm_reads(place, world):
     assert found[first.pk].contacts_sent == 1
     assert (found[999_999].claims, found[999_999].outstanding_minor, found[999_999].contacts_sent) == (0, 0, 0)
     assert found[999_999].due_date is None
+    # Plain Python ints (never the driver's Decimal for a SUM): the decision compares and adds them.
+    assert {type(v) for f in found.values() for v in (f.claims, f.outstanding_minor, f.contacts_sent)} == {int}
 
 
 def test_batch_events_equal_the_audit_rows(place):

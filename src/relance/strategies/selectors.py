@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 import psycopg
 from django.db import connection
@@ -130,9 +129,12 @@ def cases_events_since(*, cases: Sequence[tuple[int, int, int, int]]) -> dict[in
     return result
 
 
-@dataclass(frozen=True, slots=True)
-class CaseFacts:
-    """What the engine reads of a case's claims, balance and outbox for ``decide``."""
+class CaseFacts(NamedTuple):
+    """What the engine reads of a case's claims, balance and outbox for ``decide``.
+
+    A named tuple: a batch makes one per case straight from the query's row (``_make``), a third of
+    what a frozen dataclass's constructor cost.
+    """
 
     due_date: date | None  # the earliest due date of its claims
     claims: int
@@ -171,7 +173,7 @@ def cases_facts(*, case_ids: Sequence[int]) -> dict[int, CaseFacts]:
 # per case (``LATERAL``), so the cost per case stays flat as the tables grow, whatever plan stale
 # statistics would suggest for a join of the whole batch (a scan of every claim or action).
 _FACTS_SQL = """
-SELECT ids.case_id, f.due, f.n, f.outstanding,
+SELECT ids.case_id, f.due, f.n, f.outstanding::bigint,
        (SELECT COUNT(*) FROM comms_action a WHERE a.case_id = ids.case_id) AS sent
 FROM unnest(%(ids)s::bigint[]) AS ids(case_id)
 CROSS JOIN LATERAL (
@@ -191,4 +193,5 @@ def _cases_facts_pg(case_ids: list[int]) -> dict[int, CaseFacts]:
     # statement (psycopg's default after five runs), which a transaction-pooling proxy would break.
     with psycopg.Cursor(connection.connection) as cursor:
         cursor.execute(_FACTS_SQL, {"ids": case_ids}, prepare=False)
-        return {pk: CaseFacts(due, int(n), int(out), int(sent)) for pk, due, n, out, sent in cursor.fetchall()}
+        make = CaseFacts._make  # (due, claims, outstanding, sent): dates and Python ints as they come
+        return {row[0]: make(row[1:]) for row in cursor.fetchall()}
