@@ -91,12 +91,12 @@ ORDER BY e.seq
 
 def cases_events_since(*, cases: Sequence[tuple[int, int, int, int]]) -> dict[int, list[CaseEvent]]:
     """``case_events_since`` for many ``(case_id, debtor_id, after_seq, outstanding_minor)`` in one query."""
-    result: dict[int, list[CaseEvent]] = {case_id: [] for case_id, *_ in cases}
+    result: dict[int, list[CaseEvent]] = {c[0]: [] for c in cases}
     if not cases:
         return result
-    case_keys = sorted({str(case_id) for case_id, *_ in cases})
-    debtor_keys = sorted({str(debtor_id) for _, debtor_id, *_ in cases})
-    after = min(after for _, _, after, _ in cases)
+    case_keys = sorted(map(str, result))
+    debtor_keys = sorted({str(c[1]) for c in cases})
+    after = min(c[2] for c in cases)
     rows: list[tuple[Any, ...]]
     if connection.vendor == "postgresql":
         # The same filter with the keys as array parameters (server-side binding; see _cases_facts_pg).
@@ -115,11 +115,17 @@ def cases_events_since(*, cases: Sequence[tuple[int, int, int, int]]) -> dict[in
             .order_by("seq")
             .values_list("seq", "verb", "subject_type", "subject_id", "data", "occurred_at")
         )
+    if not rows:  # the usual batch: nothing new for any of its cases
+        return result
     by_subject: dict[tuple[str, str], list[tuple[Any, ...]]] = {}
     for row in rows:
         by_subject.setdefault((row[2], row[3]), []).append(row)
     for case_id, debtor_id, after_seq, outstanding_minor in cases:
-        mine = by_subject.get(("cases.case", str(case_id)), []) + by_subject.get(("claims.debtor", str(debtor_id)), [])
+        own = by_subject.get(("cases.case", str(case_id)))
+        theirs = by_subject.get(("claims.debtor", str(debtor_id)))
+        if own is None and theirs is None:
+            continue
+        mine = (own or []) + (theirs or [])
         for seq, verb, _type, _id, data, at in sorted(mine, key=lambda row: row[0]):
             if seq <= after_seq:
                 continue
