@@ -65,6 +65,8 @@ def test_batch_facts_equal_the_orm_reads(place, world):
     assert found[first.pk].contacts_sent == 1
     assert (found[999_999].claims, found[999_999].outstanding_minor, found[999_999].contacts_sent) == (0, 0, 0)
     assert found[999_999].due_date is None
+    # Plain Python ints (never the driver's Decimal for a SUM): the decision compares and adds them.
+    assert {type(v) for f in found.values() for v in (f.claims, f.outstanding_minor, f.contacts_sent)} == {int}
 
 
 def test_batch_events_equal_the_audit_rows(place):
@@ -136,18 +138,21 @@ def test_lean_audit_append_keeps_one_valid_chain_with_the_ordinary_appends(place
         # Not JSON-native: canonicalised as the ordinary path does (dates and decimals as strings).
         PendingEvent("engine.deferred", "cases.case", case.pk, {"on": date(2026, 1, 2), "amount": Decimal("1.50")}),
         PendingEvent("engine.deferred", "cases.case", case.pk, {"reason": "évité «ici»", "nested": {"b": [1, None]}}),
+        # Characters the COPY's forms must carry as they are (binary COPY: jsonb's version byte + text).
+        PendingEvent("engine.deferred", "cases.case", case.pk, {"raw": 'C:\\n "q" \t \u0001 🙂 \\.', "n": -(2**62)}),
     ]
     # Enough events for the COPY path (a small batch takes the ordinary INSERT).
     filler = [PendingEvent("test.filler", "cases.case", case.pk, {"n": n}) for n in range(250)]
     with transaction.atomic():
         audit_record(actor=ACTOR, verb="test.before", subject=case)
-        assert audit_record_many(actor=ACTOR, events=[*events, *filler]) == 254
+        assert audit_record_many(actor=ACTOR, events=[*events, *filler]) == 255
         audit_record(actor=ACTOR, verb="test.after", subject=case)
 
     assert audit_verify()[1] is None
-    rows = list(AuditEvent.objects.order_by("-seq")[:256])[::-1]
+    rows = list(AuditEvent.objects.order_by("-seq")[:257])[::-1]
     assert [r.verb for r in rows] == ["test.before", *(e.verb for e in events), *["test.filler"] * 250, "test.after"]
     assert rows[3].data == {"amount": "1.50", "on": "2026-01-02"}
+    assert rows[5].data == events[4].data
     for row in rows:
         assert row.hash == row_hash(
             seq=row.seq,
@@ -195,3 +200,29 @@ def test_the_hash_made_in_parts_is_the_chains_row_hash(*, seq, at, actor, verb, 
         data=data,
         prev_hash=prev,
     )
+
+
+@postgres_only
+@pytest.mark.django_db(transaction=True)  # the batches commit: their SET LOCAL must end with them
+def test_the_batches_run_without_jit_and_leave_the_session_setting_alone(place, monkeypatch):
+    from relance.strategies import engine
+
+    place("INV-1", "120.50")
+    place("INV-2", "99.00", email="autre@example.fr", last_name="Autre")
+    seen: list[str] = []
+    read = engine.cases_facts
+
+    def spying(**kwargs):  # the JIT setting each batch's reads run under
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW jit")
+            seen.append(cursor.fetchone()[0])
+        return read(**kwargs)
+
+    monkeypatch.setattr(engine, "cases_facts", spying)
+    with connection.cursor() as cursor:
+        cursor.execute("SET jit = on")
+        assert engine_tick(now=_weekday_noon(), batch_size=1).cases == 2
+        cursor.execute("SHOW jit")
+        assert cursor.fetchone()[0] == "on"
+        cursor.execute("RESET jit")
+    assert seen == ["off", "off"]

@@ -381,6 +381,19 @@ def engine_tick(
         gc.unfreeze()
 
 
+def _batch_settings() -> None:
+    """PostgreSQL's JIT compiler off for the batch's statements (``SET LOCAL``: this transaction only).
+
+    The batch reads take a thousand ids as one array, so their estimated cost passes ``jit_above_cost``
+    and PostgreSQL compiled them to machine code on every batch (≈ 8 ms a batch, 8 µs a case, for a
+    statement that runs in a few ms): JIT pays off for long analytical queries, never here. Set per
+    transaction, never per session, so nothing leaks through a transaction-pooling proxy.
+    """
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL jit = off")
+
+
 def _tick(*, now: datetime, batch_size: int, policy: ContactPolicy, actor: Actor) -> TickReport:
     report = TickReport()
     case_events_wake(now=now)  # cases with new events (payments, promises, bounces…) react now
@@ -391,6 +404,7 @@ def _tick(*, now: datetime, batch_size: int, policy: ContactPolicy, actor: Actor
     last_id = 0
     while True:
         with transaction.atomic():
+            _batch_settings()
             batch = _batch_claim(now=now, after=last_id, size=batch_size)
             if not batch:
                 break
