@@ -21,6 +21,35 @@ from relance.comms.models import Action
 from relance.comms.render import Rendered, render_message
 from relance.comms.unsubscribe import unsubscribe_url
 
+# What the dispatcher reads of each claimed e-mail, in one narrow query per batch: the action's own
+# columns, the case's and the debtor's that the last checks (case status, contact policy, e-mail
+# blocks), this sender and the documented template variables (docs/strategies.md) use. Any other
+# field still loads when something reads it (a query each: correct, only slower).
+EMAIL_BATCH_FIELDS = (
+    "id",
+    "case_id",
+    "debtor_id",
+    "channel",
+    "template",
+    "attempts",
+    "case__id",
+    "case__creditor_id",
+    "case__debtor_id",
+    "case__reference",
+    "case__currency",
+    "case__status",
+    "case__debtor__id",
+    "case__debtor__kind",
+    "case__debtor__first_name",
+    "case__debtor__last_name",
+    "case__debtor__company_name",
+    "case__debtor__email",
+    "case__debtor__language",
+    "case__debtor__timezone",
+    "case__debtor__email_opt_out",
+    "case__debtor__email_bounced",
+)
+
 
 def action_message_id(action_id: int) -> str:
     """The Message-ID of an action's e-mail: the action id, so a resend is recognisable everywhere."""
