@@ -122,7 +122,8 @@ EDITED = [
     "<b>{{ creditor.address }}</b>{% autoescape off %}{{ debtor.display_name }} {{ creditor.address }}"
     "{% autoescape on %}{{ debtor.display_name }}{% endautoescape %}{% endautoescape %}{{ debtor.display_name }}",
     # the shipped partials, included; the L111-8 loop; the first-letter recall (FR-COL-06)
-    '{% autoescape off %}Réf. {{ case.reference }}{% if first_letter_on %} — courrier du {{ first_letter_on|date:"d/m/Y" }}{% endif %}'
+    "{% autoescape off %}"
+    'Réf. {{ case.reference }}{% if first_letter_on %} — courrier du {{ first_letter_on|date:"d/m/Y" }}{% endif %}'
     '{% include "comms/email/_claims.fr.txt" %}{% include "comms/email/_mentions.fr.txt" %}'
     "{% for p in l111_8 %}[{{ p|length }}{{ p|wordcount }}]{% endfor %}{# a comment #}{% endautoescape %}",
     # a loop over a batch-wide list whose body reads a per-message value
