@@ -28,6 +28,7 @@ from relance.cases.links import portal_token, portal_url
 from relance.cases.models import Case, CaseClaim
 from relance.cases.selectors import ClaimBalance, case_claim_balances
 from relance.claims.models import Claim
+from relance.comms.batch_sql import among
 from relance.comms.models import Action, MessageTemplate
 from relance.comms.template_fold import fold
 from relance.compliance import fr
@@ -139,13 +140,20 @@ class RenderPrefetch:
             return str(folded.render(self.context))
 
 
+_CLAIM_FIELDS = ("id", "invoice_number", "invoice_date", "due_date", "currency", "original_amount_minor")
+
+
 def render_prefetch(*, cases: Iterable[Case], templates: Iterable[tuple[str, str]]) -> RenderPrefetch:
     """Read, in a handful of queries, what ``render_message`` needs for ``cases`` and (channel, template)."""
     cases = list(cases)
     case_ids = [c.pk for c in cases]
     prefetch = RenderPrefetch()
-    links = list(CaseClaim.objects.filter(case_id__in=case_ids).values_list("case_id", "claim_id"))
-    claims = Claim.objects.in_bulk([claim_id for _, claim_id in links])
+    links = list(CaseClaim.objects.filter(among(CaseClaim, "case", case_ids)).values_list("case_id", "claim_id"))
+    # The columns message_context reads (any other loads when read).
+    claims = {
+        claim.pk: claim
+        for claim in Claim.objects.only(*_CLAIM_FIELDS).filter(among(Claim, "id", [c for _, c in links]))
+    }
     amounts = account_balances(keys=[c.ledger_key for c in claims.values()])
     for case_id in case_ids:
         prefetch.balances[case_id] = []
@@ -156,7 +164,7 @@ def render_prefetch(*, cases: Iterable[Case], templates: Iterable[tuple[str, str
         rows.sort(key=lambda b: (b.claim.due_date, b.claim.pk))  # as case_claim_balances
     prefetch.first_letters = dict.fromkeys(case_ids)
     letters = (
-        Action.objects.filter(case_id__in=case_ids, channel=Action.Channel.LETTER, sent_at__isnull=False)
+        Action.objects.filter(among(Action, "case", case_ids), channel=Action.Channel.LETTER, sent_at__isnull=False)
         .order_by("case_id", "sent_at")
         .values_list("case_id", "sent_at")
     )

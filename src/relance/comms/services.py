@@ -28,6 +28,7 @@ from relance.audit.services import PendingEvent, audit_record, audit_record_many
 from relance.cases.models import Case
 from relance.cases.status import CHASEABLE, Status
 from relance.claims.models import Debtor
+from relance.comms.batch_sql import among
 from relance.comms.channels import SendContext, Sent, sender_for
 from relance.comms.channels.email import EMAIL_BATCH_FIELDS
 from relance.comms.mail import HandoverAborted
@@ -109,7 +110,8 @@ def _claim_batch(now: datetime, limit: int, lease: str) -> list[int]:
         if connection.vendor == "postgresql":
             qs = qs.select_for_update(skip_locked=True)
         ids = list(qs.values_list("pk", flat=True)[:limit])
-        Action.objects.filter(pk__in=ids).update(status=Action.Status.SENDING, lease=lease, updated_at=now)
+        claimed = Action.objects.filter(among(Action, "id", ids))
+        claimed.update(status=Action.Status.SENDING, lease=lease, updated_at=now)
     return ids
 
 
@@ -234,9 +236,8 @@ class _Handover:
 
     def _confirm(self) -> None:
         if self.confirmed:
-            Action.objects.filter(pk__in=self.confirmed, status=Action.Status.HANDOVER, lease=self.lease).update(
-                status=Action.Status.SENT
-            )
+            confirmed = Action.objects.filter(among(Action, "id", self.confirmed))
+            confirmed.filter(status=Action.Status.HANDOVER, lease=self.lease).update(status=Action.Status.SENT)
             self.confirmed = []
 
     def flush(self) -> None:
@@ -248,13 +249,14 @@ class _Handover:
             ids = [action.pk for action, _ in self.unaudited]
             # Still ours: a recovery that took over (lease expired) has written them itself.
             mine = set(
-                Action.objects.select_for_update().filter(pk__in=ids, lease=self.lease).values_list("pk", flat=True)
+                Action.objects.select_for_update()
+                .filter(among(Action, "id", ids), lease=self.lease)
+                .values_list("pk", flat=True)
             )
             if mine:
-                Action.objects.filter(pk__in=mine).update(lease="")
-                Case.objects.filter(pk__in={a.case_id for a, _ in self.unaudited if a.pk in mine}).update(
-                    last_contact_at=self.now
-                )
+                Action.objects.filter(among(Action, "id", mine)).update(lease="")
+                cases = {a.case_id for a, _ in self.unaudited if a.pk in mine}
+                Case.objects.filter(among(Case, "id", cases)).update(last_contact_at=self.now)
                 audit_record_many(
                     actor=self.actor,
                     events=[_sent_event(action, sent) for action, sent in self.unaudited if action.pk in mine],
@@ -271,7 +273,7 @@ class _ContactPressure:
         pending = (Action.Status.QUEUED, Action.Status.SENDING)
         self.now = now
         self.times: dict[int, dict[int, list[datetime]]] = {pk: {} for pk in debtor_ids}
-        rows = Action.objects.filter(debtor_id__in=debtor_ids).filter(
+        rows = Action.objects.filter(among(Action, "debtor", debtor_ids)).filter(
             Q(sent_at__gt=since, sent_at__lte=now) | Q(status__in=pending)
         )
         for pk, debtor_id, status, sent_at, scheduled_at in rows.values_list(
@@ -344,7 +346,7 @@ def _claimed_actions(ids: list[int]) -> list[Action]:
     (``EMAIL_BATCH_FIELDS``; any other field still loads when read) and share one instance per
     creditor; the other channels' senders get whole rows, as they always did.
     """
-    claimed = Action.objects.filter(pk__in=ids)
+    claimed = Action.objects.filter(among(Action, "id", ids))
     emails = list(claimed.filter(channel=Action.Channel.EMAIL).select_related("case__debtor").only(*EMAIL_BATCH_FIELDS))
     creditors = Creditor.objects.select_related("agency").in_bulk({a.case.creditor_id for a in emails})
     cache_creditor = Case.creditor.field.set_cached_value
