@@ -168,8 +168,10 @@ def _text_part(subtype: str, content: str) -> bytes | None:
     lines = content.splitlines()
     limit = RFC5322_EMAIL_LINE_LENGTH_LIMIT
     # A line's UTF-8 takes at most 4 bytes a character: only lines longer than a quarter are measured.
-    if any(len(line) * 4 > limit and len(line.encode(errors="surrogateescape")) > limit for line in lines):
-        return None
+    if lines and max(map(len, lines)) * 4 > limit:
+        quarter = limit // 4
+        if any(len(line.encode(errors="surrogateescape")) > limit for line in lines if len(line) > quarter):
+            return None
     # As the email package's NLCRE (\r\n|\r|\n) substitution: every line break becomes CRLF.
     if "\r" in content:
         content = content.replace("\r\n", "\n").replace("\r", "\n")
