@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from django.db import connection
-from django.db.models import BooleanField, Model, Q
+from django.db.models import BooleanField, Field, Model, Q
 from django.db.models.expressions import RawSQL
 
 
@@ -19,7 +19,10 @@ def among(model: type[Model], field: str, values: Iterable[int]) -> Q | RawSQL:
     values = list(values)
     if connection.vendor != "postgresql":
         return Q(**{f"{field}__in": values})
-    column = model._meta.get_field(field).column
+    concrete = model._meta.get_field(field)
+    if not isinstance(concrete, Field):
+        raise TypeError(f"{model.__name__}.{field} is not a column")
+    column = concrete.column
     table = model._meta.db_table
     # Only the model's own table and column names go into the SQL text; the values are a parameter.
     sql = f'"{table}"."{column}" = ANY(%s::bigint[])'

@@ -314,7 +314,11 @@ def render_message(
     def from_file(name: str) -> str:
         if batch is None:
             return render_to_string(name, context)
-        return batch.render(name, get_template(name).template, context, lang, case.creditor_id)
+        template = get_template(name)
+        base = getattr(template, "template", None)  # Django's engine: its compiled template
+        if not isinstance(base, Template):
+            return str(template.render(context))
+        return batch.render(name, base, context, lang, case.creditor_id)
 
     with translation.override(lang):
         if stored is not None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, TypeGuard, TypeVar, cast
 
 from django.template import Context
 from django.template.base import (
@@ -40,6 +40,14 @@ from django.template.loader_tags import ExtendsNode, IncludeNode, construct_rela
 # Built-in filters are functions of their input and arguments (and of the active language and time
 # zone, which are the batch's); ``random`` is not.
 _PURE_FILTERS = frozenset(f for name, f in _builtin_filters.filters.items() if name != "random")
+
+
+_N = TypeVar("_N", bound=Node)
+
+
+def _is(node: Node, kind: type[_N]) -> TypeGuard[_N]:
+    """``node`` is exactly a ``kind`` (a subclass may render differently: not looked into)."""
+    return type(node) is kind
 
 
 class _NotFoldable(Exception):  # noqa: N818 - a signal inside this module
@@ -78,7 +86,7 @@ class _Folder:
         self.static = static
         self.context = Context(static, autoescape=template.engine.autoescape)
         self.context.template = template
-        self.included: dict[tuple[str, ...], Template] = {}
+        self.included: dict[str, Template] = {}
 
     def _include(self, node: IncludeNode) -> Template:
         fe = node.template
@@ -90,35 +98,35 @@ class _Folder:
             and not node.isolated_context
         ):
             raise _NotFoldable
-        name = (construct_relative_path(node.origin.template_name, fe.var),)
+        origin = node.origin.template_name
+        name = construct_relative_path(origin if isinstance(origin, str) else None, fe.var)
         if name not in self.included:
-            self.included[name] = self.template.engine.select_template(name)
+            self.included[name] = self.template.engine.select_template([name])
         return self.included[name]
 
-    def names(self, nodes: Iterable[Node]) -> set[str]:
+    def names(self, nodes: Iterable[Any]) -> set[str]:
         """The top-level names ``nodes`` read (loop variables excluded); ``_NotFoldable`` for other nodes."""
         found: set[str] = set()
         for node in nodes:
-            kind = type(node)
-            if kind in (TextNode, CommentNode, LoadNode):
+            if _is(node, TextNode) or _is(node, CommentNode) or _is(node, LoadNode):
                 continue
-            if kind is VariableNode:
+            if _is(node, VariableNode):
                 found |= _fe_names(node.filter_expression)
-            elif kind is IfNode:
+            elif _is(node, IfNode):
                 for condition, nodelist in node.conditions_nodelists:
                     found |= _condition_names(condition) | self.names(nodelist)
-            elif kind is ForNode:
+            elif _is(node, ForNode):
                 inner = self.names(node.nodelist_loop) - {*node.loopvars, "forloop"}
                 found |= _fe_names(node.sequence) | inner | self.names(node.nodelist_empty)
-            elif kind is AutoEscapeControlNode:
+            elif _is(node, AutoEscapeControlNode):
                 found |= self.names(node.nodelist)
-            elif kind is IncludeNode:
+            elif _is(node, IncludeNode):
                 found |= self.names(self._include(node).nodelist)
             else:
                 raise _NotFoldable
         return found
 
-    def fold(self, nodes: Iterable[Node], *, shadowed: frozenset[str], autoescape: bool) -> NodeList:
+    def fold(self, nodes: Iterable[Any], *, shadowed: frozenset[str], autoescape: bool) -> NodeList:
         out = NodeList()
         for node in nodes:
             for folded in self._fold_node(node, shadowed=shadowed, autoescape=autoescape):
@@ -139,19 +147,20 @@ class _Folder:
             return None
 
     def _fold_node(self, node: Node, *, shadowed: frozenset[str], autoescape: bool) -> list[Node]:
-        kind = type(node)
-        if kind in (TextNode, CommentNode, LoadNode):
-            return [node] if kind is TextNode else [TextNode(str(node.render(self.context)))]
+        if _is(node, TextNode):
+            return [node]
+        if _is(node, CommentNode) or _is(node, LoadNode):
+            return [TextNode(str(node.render(self.context)))]
         if self._static(self.names([node]), shadowed):
             rendered = self._render_once(node, autoescape)
             if rendered is not None:
                 return rendered
-        if kind is IfNode:
-            branches = []
+        if _is(node, IfNode):
+            branches: list[tuple[Any, NodeList]] = []
             for condition, nodelist in node.conditions_nodelists:
                 if not branches and condition is not None and self._static(_condition_names(condition), shadowed):
                     try:
-                        matched = condition.eval(self.context)
+                        matched = condition.eval(cast(Any, self.context))
                     except VariableDoesNotExist:  # as IfNode.render: no match
                         matched = None
                     except Exception:
@@ -163,16 +172,16 @@ class _Folder:
                     return list(self.fold(nodelist, shadowed=shadowed, autoescape=autoescape))
                 branches.append((condition, self.fold(nodelist, shadowed=shadowed, autoescape=autoescape)))
             return [IfNode(branches)] if branches else []
-        if kind is ForNode:
+        if _is(node, ForNode):
             inner = shadowed | {*node.loopvars, "forloop"}
             folded = copy.copy(node)
             folded.nodelist_loop = self.fold(node.nodelist_loop, shadowed=frozenset(inner), autoescape=autoescape)
             folded.nodelist_empty = self.fold(node.nodelist_empty, shadowed=shadowed, autoescape=autoescape)
             return [folded]
-        if kind is AutoEscapeControlNode:
+        if _is(node, AutoEscapeControlNode):
             nodelist = self.fold(node.nodelist, shadowed=shadowed, autoescape=node.setting)
             return [AutoEscapeControlNode(node.setting, nodelist)]
-        if kind is IncludeNode:
+        if _is(node, IncludeNode):
             # Rendered in the includer's context, as {% include %} without "with"/"only" does.
             return list(self.fold(self._include(node).nodelist, shadowed=shadowed, autoescape=autoescape))
         return [node]
