@@ -4,7 +4,8 @@
   the FR-COL-05/07 mentions rendered once) give Django's own output, for every shipped e-mail template
   in both languages and both modes, and for edited templates that shadow, branch, include and escape;
   templates with tags the folder does not know are rendered as usual;
-- the portal link with its path reversed once per batch is ``portal_url``'s;
+- the portal link with its path reversed once per batch is ``portal_url``'s, and the batch's unsubscribe signer
+  (one derived HMAC key) makes ``unsubscribe_token``'s tokens;
 - the dispatcher's narrow read of claimed e-mails gives the same objects' values, and any other field
   still loads when read.
 """
@@ -33,6 +34,7 @@ from relance.comms.render import (
 )
 from relance.comms.services import _claimed_actions
 from relance.comms.template_fold import fold
+from relance.comms.unsubscribe import unsubscribe_debtor_id, unsubscribe_token, unsubscribe_tokens
 from relance.tenancy.models import Creditor
 
 pytestmark = pytest.mark.django_db
@@ -237,3 +239,13 @@ def test_the_batch_context_is_left_empty_after_each_message(place, world):
     for case in cases:
         render_message(case=case, channel="email", template="reminder", prefetch=prefetch)
     assert isinstance(prefetch.context, Context) and len(prefetch.context.dicts) == 1
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(min_value=1, max_value=2**62))
+def test_the_batch_unsubscribe_signer_makes_unsubscribe_token_s_tokens(debtor_id):
+    """One signer and one derived HMAC key per batch (FR-COL-16 links): the very tokens, still verified."""
+    token = unsubscribe_tokens()(debtor_id)
+    assert token == unsubscribe_token(debtor_id=debtor_id)
+    assert unsubscribe_debtor_id(token) == debtor_id
+    assert unsubscribe_debtor_id(token[:-1] + ("A" if token[-1] != "A" else "B")) is None

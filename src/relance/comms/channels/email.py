@@ -19,7 +19,7 @@ from relance.comms.channels.base import SendContext, Sent
 from relance.comms.mail import alternative_message
 from relance.comms.models import Action
 from relance.comms.render import Rendered, TokenPath, render_message
-from relance.comms.unsubscribe import unsubscribe_token
+from relance.comms.unsubscribe import unsubscribe_tokens
 
 # What the dispatcher reads of each claimed e-mail, in one narrow query per batch: the action's own
 # columns, the case's and the debtor's that the last checks (case status, contact policy, e-mail
@@ -81,9 +81,10 @@ class EmailSender:
         creditor, debtor = action.case.creditor, action.case.debtor
         message_id = action_message_id(action.pk)
         opt_out_path = context.resources.get("unsubscribe_path")
-        if opt_out_path is None:  # the URL's path reversed once per batch (same URL as unsubscribe_url, tested)
+        if opt_out_path is None:  # per batch: the URL's path reversed once, the signer's key derived once
             opt_out_path = context.resources["unsubscribe_path"] = TokenPath("hooks:email_unsubscribe")
-        opt_out = settings.PUBLIC_BASE_URL + opt_out_path(unsubscribe_token(debtor_id=debtor.pk))
+            context.resources["unsubscribe_token"] = unsubscribe_tokens()
+        opt_out = settings.PUBLIC_BASE_URL + opt_out_path(context.resources["unsubscribe_token"](debtor.pk))
         headers = {
             "Message-ID": message_id,
             "X-Relance-Action": str(action.pk),
