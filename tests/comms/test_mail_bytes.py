@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import email
 import re
+import smtplib
 import string
 from email.charset import Charset
 
@@ -20,7 +21,16 @@ from django.core.mail.message import sanitize_address
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from relance.comms.mail import _DOT, _EOL, _UTF8, RawMessage, _smtp_body, alternative_message, envelope_address
+from relance.comms.mail import (
+    _DOT,
+    _EOL,
+    _UTF8,
+    RawMessage,
+    _smtp_body,
+    alternative_message,
+    envelope_address,
+    smtp_path,
+)
 
 L111_8 = "Article L111-8 du code des procédures civiles d'exécution : les frais de recouvrement…"
 UNSUBSCRIBE = "<https://relance.example.fr/hooks/email/unsubscribe/" + "eyJkIjoxMjM0NX0" * 4 + ":1xWPtO:QQ-xeRH/>"
@@ -216,3 +226,33 @@ def test_any_unicode_subject_gives_django_s_bytes(subject: str):
 @given(data=st.binary(max_size=60) | st.lists(st.sampled_from([b"a", b".", b"\r", b"\n", b"\r\n", b" "])).map(b"".join))
 def test_the_smtp_body_is_what_the_regex_passes_give(data: bytes):
     assert _smtp_body(data) == _DOT.sub(b"..", _EOL.sub(b"\r\n", data))
+
+
+unbreakable = st.text(alphabet=string.ascii_letters + string.digits + "<>/:._-=?&%~+!$'()*@[]^`{|}\"#", max_size=300)
+
+
+@settings(max_examples=200, deadline=None)
+@given(unsubscribe=unbreakable, name=st.sampled_from(["List-Unsubscribe", "X", "X-Relance-A-Much-Longer-Name"]))
+def test_long_unbreakable_header_values_give_django_s_bytes(unsubscribe: str, name: str):
+    """A signed URL longer than the line: compat32 puts it alone on the next line; so does the shortcut."""
+    headers = {**_headers(7), name: unsubscribe}
+    expected, mine = _both("Relance", "t\n", "<p>t</p>", "a@b.fr", [], headers)
+    assert mine is None if not expected else mine is not None and mine.data == expected
+
+
+line_breaks = st.lists(st.sampled_from(["a", "é", "\r", "\n", "\r\n", " ", "x" * 300, "€" * 260])).map("".join)
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=line_breaks, html=line_breaks)
+def test_bodies_with_any_line_breaks_and_long_lines_give_django_s_bytes(text: str, html: str):
+    expected, mine = _both("Relance", text or "t", html, "a@b.fr", [], _headers(3))
+    if mine is not None:  # None: a line over 998 bytes, left to Django
+        assert mine.data == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(local=local, domain=domain)
+def test_the_smtp_path_of_an_address_is_smtplib_s(local: str, domain: str):
+    for address in (f"{local}@{domain}", f"Jeanne <{local}@{domain}>", f'"{local} x"@{domain}'):
+        assert smtp_path(address) == smtplib.quoteaddr(address)

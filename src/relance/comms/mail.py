@@ -52,9 +52,10 @@ from django.core.mail.message import (
 
 _EOL = re.compile(rb"\r\n|\n|\r(?!\n)")
 _DOT = re.compile(rb"(?m)^\.")
-_NL = re.compile(r"\r\n|\r|\n")  # the email package's NLCRE: every line break becomes CRLF
 _COMPAT32 = email.policy.compat32.clone(linesep="\r\n")  # the policy Django's messages are written with
 _PRINTABLE = re.compile(r"[ -~]*\Z")  # printable ASCII and spaces: nothing the email package would fold
+# Printable ASCII without spaces, "," or ";": a value compat32 cannot break anywhere (a URL, an id).
+_UNBREAKABLE = re.compile(r"[!-+\--:<-~]+\Z")
 _BOUNDARY_DIGITS = len(repr(sys.maxsize - 1))
 # An address Django's ``sanitize_address`` returns unchanged: dot-atom local part, ASCII domain labels.
 _ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
@@ -82,6 +83,19 @@ def _sanitized(address: str) -> str:
     return str(sanitize_address(address, "utf-8"))
 
 
+def smtp_path(address: str) -> str:
+    """``smtplib.quoteaddr(address)`` (the ``<…>`` of ``MAIL FROM``/``RCPT TO``), without parsing a plain
+    address (tested equal)."""
+    if _PLAIN_ADDRESS.match(address):
+        return f"<{address}>"
+    return _quoted(address)
+
+
+@lru_cache(maxsize=64)
+def _quoted(address: str) -> str:
+    return str(smtplib.quoteaddr(address))
+
+
 class _UTF8(Charset):
     """``Charset("utf-8")`` whose ``header_encode_lines`` gives the same encoded words in linear time.
 
@@ -103,6 +117,11 @@ class _UTF8(Charset):
         current: list[str] = []
         size = 0  # base64: bytes in the line; quoted-printable: its encoded length
         maxlen = next(maxlengths) - extra
+        # The measure only grows with each character: when the whole string fits, it is one encoded word.
+        whole = string.encode(codec, "surrogateescape")
+        total = len(whole) if base64 else quoprimime.header_length(whole)
+        if string and ((total + 2) // 3 * 4 if base64 else total) <= maxlen:
+            return [encoder_module.header_encode(whole, codec)]
         for character in string:
             octets = character.encode(codec, "surrogateescape")
             grown = size + (len(octets) if base64 else quoprimime.header_length(octets))
@@ -138,6 +157,8 @@ def _header(name: str, value: str) -> bytes:
     """One header line as the email package's compat32 policy folds it (Django's messages use it)."""
     if len(name) + len(value) <= 76 and _PRINTABLE.match(value):
         return f"{name}: {value}\r\n".encode("ascii")  # short ASCII: compat32 leaves it as it is
+    if len(name) + len(value) > 76 and _UNBREAKABLE.match(value):
+        return f"{name}: \r\n {value}\r\n".encode("ascii")  # too long and unbreakable: on its own line
     return bytes(_COMPAT32.fold_binary(name, value))
 
 
@@ -145,12 +166,17 @@ def _text_part(subtype: str, content: str) -> bytes | None:
     """A text/* part as Django's ``SafeMIMEText(content, subtype, "utf-8")`` writes it, or ``None`` when
     Django would switch to quoted-printable (a line longer than RFC 5322's 998 bytes)."""
     lines = content.splitlines()
-    if lines and max(map(len, lines)) * 4 > RFC5322_EMAIL_LINE_LENGTH_LIMIT:
-        limit = RFC5322_EMAIL_LINE_LENGTH_LIMIT
-        if any(len(line.encode(errors="surrogateescape")) > limit for line in lines):
+    limit = RFC5322_EMAIL_LINE_LENGTH_LIMIT
+    # A line's UTF-8 takes at most 4 bytes a character: only lines longer than a quarter are measured.
+    if lines and max(map(len, lines)) * 4 > limit:
+        quarter = limit // 4
+        if any(len(line.encode(errors="surrogateescape")) > limit for line in lines if len(line) > quarter):
             return None
+    # As the email package's NLCRE (\r\n|\r|\n) substitution: every line break becomes CRLF.
+    if "\r" in content:
+        content = content.replace("\r\n", "\n").replace("\r", "\n")
     try:
-        body = _NL.sub("\r\n", content).encode("utf-8")
+        body = content.replace("\n", "\r\n").encode("utf-8")
     except UnicodeEncodeError:  # lone surrogates: leave it to the email package
         return None
     cte = "7bit" if content.isascii() else "8bit"
@@ -256,13 +282,16 @@ class HandoverSMTPBackend(EmailBackend):
             data = message.message().as_bytes(linesep="\r\n")
         try:
             conn.ehlo_or_helo_if_needed()
-            code, reply = conn.mail(sender)
+            # smtplib's mail() and rcpt() without options, with the address quoted as quoteaddr does.
+            conn.putcmd("mail", f"FROM:{smtp_path(sender)}")
+            code, reply = conn.getreply()
             if code != 250:
                 conn.rset()
                 raise smtplib.SMTPSenderRefused(code, reply, sender)
             refused = {}
             for rcpt in recipients:
-                code, reply = conn.rcpt(rcpt)
+                conn.putcmd("rcpt", f"TO:{smtp_path(rcpt)}")
+                code, reply = conn.getreply()
                 if code not in (250, 251):
                     refused[rcpt] = (code, reply)
             if len(refused) == len(recipients):

@@ -16,16 +16,21 @@ from datetime import date
 from functools import lru_cache
 from typing import Any
 
+from django.conf import settings
 from django.db.models import Q
-from django.template import engines
-from django.template.loader import render_to_string
+from django.template import Context, engines
+from django.template.base import Template
+from django.template.loader import get_template, render_to_string
+from django.urls import reverse
 from django.utils import timezone, translation
 
-from relance.cases.links import portal_url
+from relance.cases.links import portal_token, portal_url
 from relance.cases.models import Case, CaseClaim
 from relance.cases.selectors import ClaimBalance, case_claim_balances
 from relance.claims.models import Claim
+from relance.comms.batch_sql import among
 from relance.comms.models import Action, MessageTemplate
+from relance.comms.template_fold import fold
 from relance.compliance import fr
 from relance.core.errors import ValidationError
 from relance.core.money import Money, minor_digits
@@ -56,6 +61,43 @@ def message_language(case: Case) -> str:
     return _language(case)
 
 
+# reverse() leaves these characters of a path argument as they are (RFC 3986 unreserved, sub-delims, ":").
+_PATH_SAFE = re.compile(r"[A-Za-z0-9._~!$&'()*+,;=:@-]+\Z")
+
+
+class TokenPath:
+    """``reverse(viewname, kwargs={"token": token})``, reversed once: the token is put between the two
+    fixed parts of the path (same result, tested); a token ``reverse`` would quote is reversed as usual."""
+
+    _MARK = "tOkEn-Mark_0"
+
+    def __init__(self, viewname: str) -> None:
+        self.viewname = viewname
+        path = reverse(viewname, kwargs={"token": self._MARK})
+        self.affixes = tuple(path.split(self._MARK)) if path.count(self._MARK) == 1 else None
+
+    def __call__(self, token: str) -> str:
+        if self.affixes is None or not _PATH_SAFE.match(token):
+            return reverse(self.viewname, kwargs={"token": token})
+        prefix, suffix = self.affixes
+        return f"{prefix}{token}{suffix}"
+
+
+# The template variables that are the same for every message of one creditor (FR-COL-05/07 mentions,
+# the creditor's and the agency's identity): a batch renders what only reads them once (template_fold).
+BATCH_WIDE_VARIABLES = ("creditor", "agency", "agency_mode", "l111_8", "amicable_statement")
+
+
+def _creditor_context(creditor: Creditor) -> dict[str, Any]:
+    return {
+        "creditor": creditor,
+        "agency": creditor.agency,
+        "agency_mode": creditor.mode == Creditor.Mode.AGENCY,
+        "l111_8": fr.L111_8_PARAGRAPHS,
+        "amicable_statement": fr.AMICABLE_COLLECTION_STATEMENT,
+    }
+
+
 @dataclass
 class RenderPrefetch:
     """What rendering reads from the database, read once for a batch of cases (the dispatcher's).
@@ -63,15 +105,42 @@ class RenderPrefetch:
     Per case: its claims with their ledger balances and the day of its first letter; per creditor and
     language: the back office's stored template. ``forget`` drops a case (e.g. when the batch itself
     sends its first letter): it is then read again, per message, as without a prefetch.
+
+    It also keeps what rendering works out once per batch: each template folded for a creditor and a
+    language (``template_fold``), the portal link's path around the token, and one template ``Context``.
     """
 
     balances: dict[int, list[ClaimBalance]] = field(default_factory=dict)
     first_letters: dict[int, date | None] = field(default_factory=dict)
     stored: dict[tuple[str, str, str, int | None], MessageTemplate | None] = field(default_factory=dict)
+    folded: dict[tuple[str, str, int], Template] = field(default_factory=dict)
+    portal_path: TokenPath | None = None
+    context: Context | None = None
 
     def forget(self, case_id: int) -> None:
         self.balances.pop(case_id, None)
         self.first_letters.pop(case_id, None)
+
+    def portal_url(self, case: Case) -> str:
+        """``cases.links.portal_url`` for ``case`` (the URL reversed once per batch)."""
+        if self.portal_path is None:
+            self.portal_path = TokenPath("portal:entry")
+        token = portal_token(case_id=case.pk, reference=case.reference)
+        return f"{settings.PUBLIC_BASE_URL}{self.portal_path(token)}"
+
+    def render(self, key: str, template: Template, context: dict[str, Any], lang: str, creditor_id: int) -> str:
+        """``template.render(context)`` with the template folded for this creditor and language."""
+        folded = self.folded.get((key, lang, creditor_id))
+        if folded is None:
+            static = {name: context[name] for name in BATCH_WIDE_VARIABLES}
+            folded = self.folded[key, lang, creditor_id] = fold(template, static) or template
+        if self.context is None:
+            self.context = Context(autoescape=template.engine.autoescape)
+        with self.context.push(context):
+            return str(folded.render(self.context))
+
+
+_CLAIM_FIELDS = ("id", "invoice_number", "invoice_date", "due_date", "currency", "original_amount_minor")
 
 
 def render_prefetch(*, cases: Iterable[Case], templates: Iterable[tuple[str, str]]) -> RenderPrefetch:
@@ -79,8 +148,12 @@ def render_prefetch(*, cases: Iterable[Case], templates: Iterable[tuple[str, str
     cases = list(cases)
     case_ids = [c.pk for c in cases]
     prefetch = RenderPrefetch()
-    links = list(CaseClaim.objects.filter(case_id__in=case_ids).values_list("case_id", "claim_id"))
-    claims = Claim.objects.in_bulk([claim_id for _, claim_id in links])
+    links = list(CaseClaim.objects.filter(among(CaseClaim, "case", case_ids)).values_list("case_id", "claim_id"))
+    # The columns message_context reads (any other loads when read).
+    claims = {
+        claim.pk: claim
+        for claim in Claim.objects.only(*_CLAIM_FIELDS).filter(among(Claim, "id", [c for _, c in links]))
+    }
     amounts = account_balances(keys=[c.ledger_key for c in claims.values()])
     for case_id in case_ids:
         prefetch.balances[case_id] = []
@@ -91,7 +164,7 @@ def render_prefetch(*, cases: Iterable[Case], templates: Iterable[tuple[str, str
         rows.sort(key=lambda b: (b.claim.due_date, b.claim.pk))  # as case_claim_balances
     prefetch.first_letters = dict.fromkeys(case_ids)
     letters = (
-        Action.objects.filter(case_id__in=case_ids, channel=Action.Channel.LETTER, sent_at__isnull=False)
+        Action.objects.filter(among(Action, "case", case_ids), channel=Action.Channel.LETTER, sent_at__isnull=False)
         .order_by("case_id", "sent_at")
         .values_list("case_id", "sent_at")
     )
@@ -155,13 +228,10 @@ def message_context(*, case: Case, lang: str, prefetch: RenderPrefetch | None = 
         balances = case_claim_balances(case=case)
         first_letter_on = _first_letter_on(case)
     outstanding = sum(b.outstanding_minor for b in balances)
-    creditor = case.creditor
     return {
+        **_creditor_context(case.creditor),
         "case": case,
         "debtor": case.debtor,
-        "creditor": creditor,
-        "agency": creditor.agency,
-        "agency_mode": creditor.mode == Creditor.Mode.AGENCY,
         "claims": [
             {
                 "invoice_number": b.claim.invoice_number,
@@ -174,9 +244,9 @@ def message_context(*, case: Case, lang: str, prefetch: RenderPrefetch | None = 
         ],
         "outstanding": money_text(outstanding, case.currency, locale),
         "zero": money_text(0, case.currency, locale),
-        "portal_url": portal_url(case_id=case.pk, reference=case.reference),
-        "l111_8": fr.L111_8_PARAGRAPHS,
-        "amicable_statement": fr.AMICABLE_COLLECTION_STATEMENT,
+        "portal_url": (
+            prefetch.portal_url(case) if prefetch is not None else portal_url(case_id=case.pk, reference=case.reference)
+        ),
         # FR-COL-06: every contact after the first letter recalls its reference and date.
         "first_letter_on": first_letter_on,
     }
@@ -234,15 +304,31 @@ def render_message(
         stored = prefetch.stored[key]
     else:
         stored = stored_template(channel=channel, template=template, lang=lang, creditor_id=case.creditor_id)
+    batch = prefetch if prefetch is not None and not extra else None
+
+    def from_source(source: str) -> str:
+        if batch is None:
+            return render_source(source, context)
+        return batch.render(source, _compiled(source).template, context, lang, case.creditor_id)
+
+    def from_file(name: str) -> str:
+        if batch is None:
+            return render_to_string(name, context)
+        template = get_template(name)
+        base = getattr(template, "template", None)  # Django's engine: its compiled template
+        if not isinstance(base, Template):
+            return str(template.render(context))
+        return batch.render(name, base, context, lang, case.creditor_id)
+
     with translation.override(lang):
         if stored is not None:
-            subject = "" if text_only else " ".join(render_source(stored.subject, context).split())
-            text = render_source(stored.body_text, context).strip() + "\n"
-            html = "" if text_only or not stored.body_html else render_source(stored.body_html, context)
+            subject = "" if text_only else " ".join(from_source(stored.subject).split())
+            text = from_source(stored.body_text).strip() + "\n"
+            html = "" if text_only or not stored.body_html else from_source(stored.body_html)
         else:
-            subject = "" if text_only else " ".join(render_to_string(f"{base}.subject", context).split())
-            text = render_to_string(f"{base}.txt", context).strip() + "\n"
-            html = "" if text_only else render_to_string(f"{base}.html", context)
+            subject = "" if text_only else " ".join(from_file(f"{base}.subject").split())
+            text = from_file(f"{base}.txt").strip() + "\n"
+            html = "" if text_only else from_file(f"{base}.html")
     # The L111-8 paragraphs are mandated verbatim (FR-COL-07) and may name what the rest may not.
     own_words = text
     for paragraph in fr.L111_8_PARAGRAPHS:

@@ -7,15 +7,40 @@ expires (an old e-mail's link still works).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.conf import settings
 from django.core import signing
 from django.urls import reverse
+from django.utils.crypto import salted_hmac
+from django.utils.encoding import force_bytes
 
 _SALT = "relance.comms.email-unsubscribe"
 
 
 def unsubscribe_token(*, debtor_id: int) -> str:
     return signing.Signer(salt=_SALT).sign_object(debtor_id)
+
+
+class _KeyedSigner(signing.Signer):
+    """``signing.Signer`` with its HMAC key derived once (``salted_hmac`` derives it on every call)."""
+
+    def __init__(self, *, salt: str) -> None:
+        super().__init__(salt=salt)
+        self._mac = salted_hmac(salt + "signer", b"", self.key, algorithm=self.algorithm)  # as Signer.signature
+
+    def signature(self, value: str | bytes, key: str | bytes | None = None) -> str:
+        if key is not None and key != self.key:
+            return str(super().signature(value, key))
+        mac = self._mac.copy()
+        mac.update(force_bytes(value))
+        return signing.b64_encode(mac.digest()).decode()
+
+
+def unsubscribe_tokens() -> Callable[[int], str]:
+    """``unsubscribe_token`` for many debtors (a dispatch batch): one signer, one derived key (same tokens)."""
+    signer = _KeyedSigner(salt=_SALT)
+    return signer.sign_object
 
 
 def unsubscribe_debtor_id(token: str) -> int | None:
