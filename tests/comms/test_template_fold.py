@@ -69,7 +69,8 @@ def _cases(place, world) -> list[Case]:
         scheduled_at=letter_day,
         sent_at=letter_day,
     )
-    return list(Case.objects.filter(pk__in=[c.pk for c in cases]).select_related("creditor__agency", "debtor"))
+    cases_again = Case.objects.filter(pk__in=[c.pk for c in cases]).select_related("creditor__agency", "debtor")
+    return list(cases_again.order_by("pk"))  # placing order: the tests read cases[0] as F-1
 
 
 @pytest.mark.parametrize("template", EMAIL_TEMPLATES)
