@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import os
 import socket
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import holidays
 
 from relance.intake.validate import ClaimData, DebtorData
 
@@ -233,3 +236,14 @@ steps:
     at: placement + 30d
     action: return_to_creditor
 """
+
+
+def next_working_day_at(hour: int) -> datetime:
+    """``hour`` o'clock (Paris) on the next day after today that is neither a weekend day nor a French
+    public holiday: after any case a test places now, and inside every channel's contact window (no SMS
+    or call on Sundays and public holidays)."""
+    day = datetime.now(ZoneInfo("Europe/Paris")).date() + timedelta(days=1)
+    closed = holidays.France(years=range(day.year, day.year + 2))
+    while day.weekday() >= 5 or day in closed:
+        day += timedelta(days=1)
+    return datetime(day.year, day.month, day.day, hour, tzinfo=ZoneInfo("Europe/Paris"))

@@ -41,7 +41,7 @@ from relance.strategies.engine import engine_tick
 from relance.strategies.services import strategy_save
 from relance.tenancy.actors import Actor
 from relance.tenancy.models import Agency, User
-from support import CALL_FIRST_STRATEGY, PASSWORD
+from support import CALL_FIRST_STRATEGY, PASSWORD, next_working_day_at
 
 pytestmark = pytest.mark.django_db
 PARIS = ZoneInfo("Europe/Paris")
@@ -121,10 +121,7 @@ def test_an_agent_of_another_agency_never_sees_the_item(world, place):
 
 
 def _weekday(hour: int) -> datetime:
-    day = datetime.now(PARIS).date() + timedelta(days=1)
-    while day.weekday() >= 5:
-        day += timedelta(days=1)
-    return datetime(day.year, day.month, day.day, hour, tzinfo=PARIS)
+    return next_working_day_at(hour)
 
 
 def test_a_call_step_opens_a_work_item_and_logging_the_call_closes_both(world, place, team):

@@ -26,17 +26,14 @@ from relance.comms.models import Action, MessageTemplate
 from relance.comms.render import render_message, render_prefetch
 from relance.comms.services import _Handover, outbox_dispatch, outbox_recover
 from relance.strategies.engine import engine_tick
-from support import free_port
+from support import free_port, next_working_day_at
 
 pytestmark = pytest.mark.django_db
 PARIS = ZoneInfo("Europe/Paris")
 
 
 def _weekday_noon() -> datetime:
-    day = datetime.now(PARIS).date() + timedelta(days=1)
-    while day.weekday() >= 5:
-        day += timedelta(days=1)
-    return datetime(day.year, day.month, day.day, 12, tzinfo=PARIS)
+    return next_working_day_at(12)
 
 
 def _queue(place, n: int) -> list[Action]:

@@ -26,7 +26,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
@@ -39,7 +39,7 @@ from django.db import connection
 from relance.audit.services import audit_verify
 from relance.cases.models import Case
 from relance.comms.models import Action
-from support import free_port
+from support import free_port, next_working_day_at
 
 pytestmark = [
     pytest.mark.postgres_only,
@@ -57,10 +57,7 @@ PARIS = ZoneInfo("Europe/Paris")
 
 
 def _weekday_noon() -> datetime:
-    day = datetime.now(PARIS).date() + timedelta(days=1)
-    while day.weekday() >= 5:
-        day += timedelta(days=1)
-    return datetime(day.year, day.month, day.day, 12, tzinfo=PARIS)
+    return next_working_day_at(12)
 
 
 class _Counting(Message):

@@ -33,6 +33,7 @@ from relance.core.errors import ValidationError
 from relance.strategies.engine import engine_tick
 from relance.strategies.services import strategy_save
 from relance.tenancy.actors import Actor
+from support import next_working_day_at
 
 pytestmark = pytest.mark.django_db
 
@@ -60,10 +61,7 @@ MM = 72 / 25.4  # PDF points per millimetre
 
 
 def _weekday_noon() -> datetime:
-    day = datetime.now(PARIS).date() + timedelta(days=1)
-    while day.weekday() >= 5:
-        day += timedelta(days=1)
-    return datetime(day.year, day.month, day.day, 12, tzinfo=PARIS)
+    return next_working_day_at(12)
 
 
 @pytest.fixture

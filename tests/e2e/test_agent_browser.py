@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
 
 import pytest
 from django.utils import timezone
@@ -21,7 +20,7 @@ from relance.payments.models import Promise
 from relance.strategies.engine import engine_tick
 from relance.strategies.services import strategy_save
 from relance.tenancy.actors import Actor
-from support import CALL_FIRST_STRATEGY, browser_log_in
+from support import CALL_FIRST_STRATEGY, browser_log_in, next_working_day_at
 
 os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
 
@@ -29,10 +28,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("transactional_db")]
 
 
 def _weekday_morning() -> datetime:
-    day = datetime.now(ZoneInfo("Europe/Paris")).date()
-    while day.weekday() >= 5:
-        day += timedelta(days=1)
-    return datetime(day.year, day.month, day.day, 10, tzinfo=ZoneInfo("Europe/Paris"))
+    return next_working_day_at(10)
 
 
 def test_an_agent_takes_the_next_call_logs_it_and_records_a_promise(live_server, world, place, new_page):

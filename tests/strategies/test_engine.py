@@ -28,6 +28,7 @@ from relance.compliance import fr
 from relance.strategies.engine import engine_tick
 from relance.tenancy.actors import Actor
 from relance.tenancy.models import Creditor
+from support import next_working_day_at
 
 pytestmark = pytest.mark.django_db
 
@@ -37,11 +38,7 @@ FIRST_NOTICE = "default:v1:first_notice"
 
 
 def _weekday_noon() -> datetime:
-    """Noon on the next weekday after today (Paris): inside every channel's window, after placement."""
-    day = datetime.now(PARIS).date() + timedelta(days=1)
-    while day.weekday() >= 5:
-        day += timedelta(days=1)
-    return datetime(day.year, day.month, day.day, 12, tzinfo=PARIS)
+    return next_working_day_at(12)
 
 
 def _debtor(n: int) -> dict[str, str]:

@@ -25,6 +25,7 @@ from relance.strategies import engine
 from relance.strategies.bulk import CASE_FIELDS
 from relance.strategies.engine import engine_tick
 from relance.tenancy.models import Creditor
+from support import next_working_day_at
 
 pytestmark = pytest.mark.django_db
 PARIS = ZoneInfo("Europe/Paris")
@@ -32,10 +33,7 @@ SAME = {"email": "paul.durand@example.fr", "last_name": "Durand", "first_name": 
 
 
 def _weekday_noon() -> datetime:
-    day = datetime.now(PARIS).date() + timedelta(days=1)
-    while day.weekday() >= 5:
-        day += timedelta(days=1)
-    return datetime(day.year, day.month, day.day, 12, tzinfo=PARIS)
+    return next_working_day_at(12)
 
 
 def test_batch_reads_equal_the_one_case_reads(place, world):

@@ -32,6 +32,7 @@ from relance.strategies.bulk import actions_copy, cases_update_copy
 from relance.strategies.engine import engine_tick
 from relance.strategies.selectors import cases_events_since, cases_facts
 from relance.tenancy.actors import Actor
+from support import next_working_day_at
 
 pytestmark = pytest.mark.django_db
 postgres_only = pytest.mark.skipif(connection.vendor != "postgresql", reason="COPY paths run on PostgreSQL only")
@@ -40,10 +41,7 @@ ACTOR = Actor.system("test")
 
 
 def _weekday_noon() -> datetime:
-    day = datetime.now(PARIS).date() + timedelta(days=1)
-    while day.weekday() >= 5:
-        day += timedelta(days=1)
-    return datetime(day.year, day.month, day.day, 12, tzinfo=PARIS)
+    return next_working_day_at(12)
 
 
 def test_batch_facts_equal_the_orm_reads(place, world):

@@ -22,6 +22,7 @@ from relance.comms.services import outbox_dispatch
 from relance.strategies.engine import engine_tick
 from relance.tenancy.actors import Actor
 from relance.tenancy.models import Creditor
+from support import next_working_day_at
 
 _ASSIGNED = {"key": "default", "version": 1, "variant": "", "routed": False}
 pytestmark = pytest.mark.django_db
@@ -45,10 +46,7 @@ def mandate(world) -> Creditor:
 
 
 def _weekday_noon() -> datetime:
-    day = datetime.now(PARIS).date() + timedelta(days=1)
-    while day.weekday() >= 5:
-        day += timedelta(days=1)
-    return datetime(day.year, day.month, day.day, 12, tzinfo=PARIS)
+    return next_working_day_at(12)
 
 
 def _attach(claim, content: bytes, filename: str, kind: str) -> None:

@@ -30,6 +30,7 @@ from relance.strategies.services import (
     strategy_save_new_version,
 )
 from relance.tenancy.actors import Actor
+from support import next_working_day_at
 
 pytestmark = pytest.mark.django_db
 
@@ -57,10 +58,7 @@ reactions:
 
 
 def _weekday_noon() -> datetime:
-    day = datetime.now(PARIS).date() + timedelta(days=1)
-    while day.weekday() >= 5:
-        day += timedelta(days=1)
-    return datetime(day.year, day.month, day.day, 12, tzinfo=PARIS)
+    return next_working_day_at(12)
 
 
 def test_shipped_strategies_are_installed_but_not_enabled(db):
