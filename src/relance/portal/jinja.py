@@ -24,6 +24,7 @@ page reads and escapes as before:
 
 from __future__ import annotations
 
+import weakref
 from datetime import date, datetime
 from decimal import Decimal
 from functools import lru_cache
@@ -41,10 +42,12 @@ from django.utils.formats import localize
 from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.timezone import template_localtime
+from django.utils import translation
 from django.utils.translation import get_language, gettext, ngettext
-from jinja2 import ChainableUndefined, Environment, nodes
+from jinja2 import BaseLoader, ChainableUndefined, Environment, Template, nodes
 from jinja2.ext import InternationalizationExtension
 from jinja2.parser import Parser
+from jinja2.visitor import NodeTransformer
 
 from relance.portal.links import urlconf_key
 
@@ -176,11 +179,82 @@ def language_links(current: str, path: str) -> SafeString:
     return mark_safe(" ".join(head + target + tail for head, tail in parts))  # noqa: S308
 
 
+_SEP = "|"  # "<language>|<template name>": a template compiled for one language (no "|" in a template name)
+
+
+class _FoldMessages(NodeTransformer):
+    """A constant message (``_("literal")``, or a ``{% blocktranslate %}`` without plural) becomes its
+    translation in the template's language, at compile time: Jinja then writes it into the template's
+    text, as it does any literal (escaped under autoescape as at run time; a blocktranslate's text stays
+    trusted and its values escaped, as at run time). Anything else is left to run time."""
+
+    def __init__(self, env: Environment, language: str | None) -> None:
+        self.env = env
+        self.language = language
+
+    def visit_Call(self, node: nodes.Call) -> nodes.Node:
+        name = node.node
+        if (
+            isinstance(name, nodes.Name)
+            and name.name in ("_", "gettext")
+            and len(node.args) == 1
+            and isinstance(node.args[0], nodes.Const)
+            and isinstance(node.args[0].value, str)
+            and not (node.kwargs or node.dyn_args or node.dyn_kwargs)
+        ):
+            with translation.override(self.language):
+                text = gettext(node.args[0].value)
+            return nodes.Const(text, lineno=node.lineno).set_environment(self.env)  # type: ignore[no-any-return]
+        return self.generic_visit(node)  # type: ignore[no-any-return]
+
+
+class _LanguageLoader(BaseLoader):
+    """The backend's loader, for names of the form ``<language>|<template name>``."""
+
+    def __init__(self, loader: BaseLoader) -> None:
+        self.loader = loader
+
+    def get_source(self, environment: Environment, template: str) -> Any:
+        return self.loader.get_source(environment, template.split(_SEP, 1)[-1])
+
+    def list_templates(self) -> list[str]:
+        return self.loader.list_templates()
+
+
+class PortalEnvironment(Environment):
+    """Each template compiled once per active language, its constant messages translated then (decision
+    0005): a page asks no catalogue for them at run time. A template the page extends, includes or
+    imports is the same language's. ``from_string`` templates translate at run time (same output).
+    Compiled templates are dropped when the language or locale settings change (tests)."""
+
+    def get_template(self, name: Any, parent: str | None = None, globals: Any = None) -> Template:  # noqa: A002
+        if isinstance(name, str) and parent is None:
+            name = f"{get_language()}{_SEP}{name}"
+        return super().get_template(name, parent, globals)
+
+    def join_path(self, template: str, parent: str) -> str:
+        language, found, _name = parent.partition(_SEP)
+        return f"{language}{_SEP}{template}" if found else template
+
+    def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
+        tree = super()._parse(source, name, filename)
+        if name is None or _SEP not in name:
+            return tree
+        language: str | None = name.split(_SEP, 1)[0]
+        return _FoldMessages(self, None if language == "None" else language).visit(tree)  # type: ignore[no-any-return]
+
+
+_ENVIRONMENTS: weakref.WeakSet[Environment] = weakref.WeakSet()
+
+
 def environment(**options: Any) -> Environment:
     """The portal's Jinja2 environment (``OPTIONS["environment"]``); autoescape on, as Django's backend sets it."""
     options["undefined"] = ChainableUndefined  # an unknown name renders as nothing, as in Django's templates
     options.setdefault("autoescape", True)
-    env = Environment(extensions=[BlockTranslateExtension], finalize=_localized, **options)
+    if "loader" in options:
+        options["loader"] = _LanguageLoader(options["loader"])
+    env = PortalEnvironment(extensions=[BlockTranslateExtension], finalize=_localized, **options)
+    _ENVIRONMENTS.add(env)
     env.install_gettext_callables(gettext, ngettext, newstyle=False)  # type: ignore[attr-defined]
     env.globals.update(
         _=gettext,  # Django's own, without the extension's alias (one call less per message)
@@ -205,5 +279,8 @@ def environment(**options: Any) -> Environment:
 def _forget(*, setting: str, **kwargs: Any) -> None:
     if setting in {"LANGUAGES", "LANGUAGE_CODE", "LOCALE_PATHS", "USE_I18N"}:
         _GENERATION[0] += 1
+        for env in list(_ENVIRONMENTS):  # their constant messages were translated with the old settings
+            if env.cache is not None:
+                env.cache.clear()
     if setting in {"STATIC_URL", "STORAGES", "STATIC_ROOT", "FORCE_SCRIPT_NAME"}:
         static.cache_clear()
