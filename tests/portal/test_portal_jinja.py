@@ -61,6 +61,10 @@ def _msgids_jinja_calls() -> set[str | tuple[str, str]]:
     return found
 
 
+def _strings(found: str | tuple[str, ...]) -> tuple[str, ...]:
+    return (found,) if isinstance(found, str) else tuple(found)
+
+
 # --- the messages ---------------------------------------------------------------------------------
 
 
@@ -88,9 +92,7 @@ def test_makemessages_extracts_every_portal_message_and_the_catalogue_has_them_a
     }
     missing = sorted(str(m) for m in extracted if m not in catalogue)
     assert missing == []
-    untranslated = sorted(
-        str(m) for m in extracted if not all(catalogue[m].string if isinstance(m, str) else catalogue[m].string)
-    )
+    untranslated = sorted(str(m) for m in extracted if not all(_strings(catalogue[m].string)))
     assert untranslated == []
 
 
@@ -107,8 +109,8 @@ def test_every_literal_message_is_written_so_that_templatize_finds_it():
 BLOCKS = [
     # (Jinja2, Django) sources of the same message
     (
-        '{% blocktranslate with name=creditor %}Amount owed to {{ name }}{% endblocktranslate %}',
-        '{% blocktranslate with name=creditor %}Amount owed to {{ name }}{% endblocktranslate %}',
+        "{% blocktranslate with name=creditor %}Amount owed to {{ name }}{% endblocktranslate %}",
+        "{% blocktranslate with name=creditor %}Amount owed to {{ name }}{% endblocktranslate %}",
     ),
     (
         "{% blocktranslate count n=months with amount=amount %}{{ n }} monthly payment of about {{ amount }}"
@@ -130,7 +132,7 @@ BLOCKS = [
     ("{% blocktranslate %}A text not in the catalogue, 100 % plain{% endblocktranslate %}",) * 2,
 ]
 
-NASTY = st.sampled_from(["Shop & Co", '<script>alert("x")</script>', "l'ami \"x\"", "{{ 7*7 }}", "%(name)s %s %%", "é"])
+NASTY = st.sampled_from(["Shop & Co", '<script>alert("x")</script>', 'l\'ami "x"', "{{ 7*7 }}", "%(name)s %s %%", "é"])
 
 
 @pytest.mark.parametrize("language", ["fr", "en-gb"])
@@ -142,7 +144,7 @@ NASTY = st.sampled_from(["Shop & Co", '<script>alert("x")</script>', "l'ami \"x\
     months=st.integers(min_value=0, max_value=40),
     min_percent=st.one_of(st.integers(0, 100), st.decimals(min_value=0, max_value=100, places=1)),
 )
-def test_blocktranslate_renders_as_djangos(language, jinja, django, creditor, amount, months, min_percent):
+def test_blocktranslate_renders_as_djangos(language, jinja, django, creditor, amount, months, min_percent):  # noqa: PLR0917
     context = {
         "creditor": creditor,
         "amount": amount,
@@ -240,7 +242,7 @@ def test_the_language_links_follow_the_script_prefix():
 
 # --- escaping on the real pages -------------------------------------------------------------------
 
-INJECTIONS = ['<script>alert("x")</script>', "O'Brien \"&\" co", "{{ 7*7 }}", "{% raw %}", "%(name)s %s"]
+INJECTIONS = ['<script>alert("x")</script>', 'O\'Brien "&" co', "{{ 7*7 }}", "{% raw %}", "%(name)s %s"]
 
 
 @pytest.mark.django_db
@@ -268,3 +270,59 @@ def test_values_from_creditors_and_debtors_are_escaped_on_the_landing_and_case_p
     assert "INV-&lt;b&gt;1&lt;/b&gt;&#39;&#34;{{x}}%(y)s" in case_html
     # The creditor's name inside a translated message (blocktranslate): escaped, the message intact.
     assert re.search(r"(Amount owed to|Somme due à) &lt;script&gt;", case_html)
+
+
+# --- templates compiled per language --------------------------------------------------------------
+
+SOURCES = {
+    "page.html": '{% extends "base.html" %}{% block body %}{{ _("Pay by card") }}|'
+    "{% blocktranslate with name=who %}Amount owed to {{ name }}{% endblocktranslate %}|"
+    "{% blocktranslate count n=n %}{{ n }} monthly payment{% plural %}{{ n }} monthly payments{% endblocktranslate %}"
+    "{% endblock %}",
+    "base.html": '<p lang="{{ get_language() }}">{{ _("Language") }}</p>{% block body %}{% endblock %}',
+}
+
+
+def _dict_environment():
+    from jinja2 import DictLoader
+
+    from relance.portal.jinja import environment
+
+    return environment(loader=DictLoader(SOURCES), auto_reload=False)
+
+
+@pytest.mark.parametrize("order", [("fr", "en-gb", "fr"), ("en-gb", "fr", "en-gb")])
+def test_each_language_has_its_own_compiled_template_with_its_messages(order):
+    env = _dict_environment()
+    runtime = _dict_environment()  # from_string: messages translated at run time
+    flat = SOURCES["page.html"].replace(
+        '{% extends "base.html" %}{% block body %}', SOURCES["base.html"].split("{%")[0]
+    )
+    flat = flat.replace("{% endblock %}", "")
+    context = {"who": "<b>Shop</b>", "n": 3}
+    for language in order:
+        with translation.override(language):
+            rendered = env.get_template("page.html").render(context)
+            assert rendered == runtime.from_string(flat).render(context)
+            assert f'lang="{language}"' in rendered
+    with translation.override("fr"):
+        assert env.get_template("page.html").render(context) == (
+            '<p lang="fr">Langue</p>Payer par carte|Somme due à &lt;b&gt;Shop&lt;/b&gt;|3 mensualités'
+        )
+    # The constant messages are in the compiled code; the plural (it depends on n) is asked at run time.
+    code = env.compile(SOURCES["page.html"], name="fr|page.html", raw=True)
+    assert "Payer par carte" in code and "Somme due à %(name)s" in code and "'Pay by card'" not in code
+    assert "ngettext" in code
+    assert {key[1] for key in env.cache} >= {"fr|page.html", "en-gb|page.html", "fr|base.html", "en-gb|base.html"}
+
+
+def test_the_compiled_templates_are_dropped_when_the_language_settings_change(tmp_path):
+    env = _dict_environment()
+    with translation.override("fr"):
+        env.get_template("page.html").render(who="x", n=1)  # the page, then its base
+    assert len(env.cache) == 2
+    with override_settings(LOCALE_PATHS=[tmp_path]):
+        assert len(env.cache) == 0
+        with translation.override("fr"):
+            env.get_template("page.html")
+    assert len(env.cache) == 0  # and again when the override ends

@@ -10,10 +10,9 @@ import re
 from datetime import date
 
 import pytest
-from django.template import TemplateDoesNotExist
 from django.contrib.messages import constants
 from django.contrib.messages.storage.fallback import FallbackStorage
-from django.template import engines
+from django.template import TemplateDoesNotExist, engines
 from django.template.backends.jinja2 import Jinja2
 from django.templatetags.static import static
 from django.test import Client, RequestFactory, override_settings
@@ -25,8 +24,8 @@ from hypothesis import strategies as st
 
 from relance.cases.links import portal_token
 from relance.cases.models import Case
-from relance.portal.rendering import ENGINE, render
 from relance.portal.jinja import static as fixed_static
+from relance.portal.rendering import ENGINE, render
 from relance.portal.views import _date_text, _status_label
 
 pytestmark = pytest.mark.django_db

@@ -38,11 +38,11 @@ from django.dispatch import receiver
 from django.template import defaultfilters
 from django.templatetags.static import static as django_static
 from django.urls import get_script_prefix, reverse
+from django.utils import translation
 from django.utils.formats import localize
 from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
-from django.utils.timezone import template_localtime
-from django.utils import translation
+from django.utils.timezone import template_localtime  # type: ignore[attr-defined]  # Django's, not in the stubs
 from django.utils.translation import get_language, gettext, ngettext
 from jinja2 import BaseLoader, ChainableUndefined, Environment, Template, nodes
 from jinja2.ext import InternationalizationExtension
@@ -52,6 +52,9 @@ from jinja2.visitor import NodeTransformer
 from relance.portal.links import urlconf_key
 
 _GENERATION = [0]  # bumped when a test changes the language settings: older language links are not used
+
+
+_BODY_ONLY = "blocktranslate: only text and {{ name }} inside, then {% endblocktranslate %}"
 
 
 class BlockTranslateExtension(InternationalizationExtension):
@@ -89,7 +92,9 @@ class BlockTranslateExtension(InternationalizationExtension):
         for name in referenced:
             if name not in variables:
                 variables[name] = nodes.Name(name, "load")
-        values = {name: nodes.Filter(expr, "_localized", [], [], None, None) for name, expr in variables.items()}
+        values: dict[str, nodes.Expr] = {
+            name: nodes.Filter(expr, "_localized", [], [], None, None) for name, expr in variables.items()
+        }
         node = self._make_node(singular, plural, None, values, plural_expr, bool(referenced), False)
         node.set_lineno(lineno)
         return node
@@ -117,9 +122,9 @@ class BlockTranslateExtension(InternationalizationExtension):
                     return referenced, "".join(parts), True
                 if stream.skip_if("name:endblocktranslate"):  # its block_end is the caller's (Jinja's subparse)
                     return referenced, "".join(parts), False
-                parser.fail("blocktranslate: only text and {{ name }} inside, then {% endblocktranslate %}", token.lineno)
+                parser.fail(_BODY_ONLY, token.lineno)
             else:
-                parser.fail("blocktranslate: only text and {{ name }} inside, then {% endblocktranslate %}", token.lineno)
+                parser.fail(_BODY_ONLY, token.lineno)
 
 
 _LOCALIZED = (int, float, Decimal, date, datetime)  # bool is an int: localize() gives str(bool), as Django
@@ -192,7 +197,7 @@ class _FoldMessages(NodeTransformer):
         self.env = env
         self.language = language
 
-    def visit_Call(self, node: nodes.Call) -> nodes.Node:
+    def visit_Call(self, node: nodes.Call) -> nodes.Node:  # noqa: N802 - Jinja's visitor names
         name = node.node
         if (
             isinstance(name, nodes.Name)
@@ -204,8 +209,8 @@ class _FoldMessages(NodeTransformer):
         ):
             with translation.override(self.language):
                 text = gettext(node.args[0].value)
-            return nodes.Const(text, lineno=node.lineno).set_environment(self.env)  # type: ignore[no-any-return]
-        return self.generic_visit(node)  # type: ignore[no-any-return]
+            return nodes.Const(text, lineno=node.lineno).set_environment(self.env)
+        return self.generic_visit(node)
 
 
 class _LanguageLoader(BaseLoader):
@@ -227,7 +232,7 @@ class PortalEnvironment(Environment):
     imports is the same language's. ``from_string`` templates translate at run time (same output).
     Compiled templates are dropped when the language or locale settings change (tests)."""
 
-    def get_template(self, name: Any, parent: str | None = None, globals: Any = None) -> Template:  # noqa: A002
+    def get_template(self, name: Any, parent: str | None = None, globals: Any = None) -> Template:
         if isinstance(name, str) and parent is None:
             name = f"{get_language()}{_SEP}{name}"
         return super().get_template(name, parent, globals)
@@ -241,7 +246,7 @@ class PortalEnvironment(Environment):
         if name is None or _SEP not in name:
             return tree
         language: str | None = name.split(_SEP, 1)[0]
-        return _FoldMessages(self, None if language == "None" else language).visit(tree)  # type: ignore[no-any-return]
+        return _FoldMessages(self, None if language == "None" else language).visit(tree)
 
 
 _ENVIRONMENTS: weakref.WeakSet[Environment] = weakref.WeakSet()
