@@ -12,7 +12,8 @@ from datetime import date
 import pytest
 from django.contrib.messages import constants
 from django.contrib.messages.storage.fallback import FallbackStorage
-from django.template import engines
+from django.template import TemplateDoesNotExist, engines
+from django.template.backends.jinja2 import Jinja2
 from django.templatetags.static import static
 from django.test import Client, RequestFactory, override_settings
 from django.urls import reverse
@@ -23,8 +24,8 @@ from hypothesis import strategies as st
 
 from relance.cases.links import portal_token
 from relance.cases.models import Case
+from relance.portal.jinja import static as fixed_static
 from relance.portal.rendering import ENGINE, render
-from relance.portal.templatetags.portal_static import fixed_static
 from relance.portal.views import _date_text, _status_label
 
 pytestmark = pytest.mark.django_db
@@ -58,16 +59,23 @@ def test_the_portal_head_is_base_html_head(place):
 
 
 @pytest.mark.parametrize("page", ["entry", "case"])
-def test_portal_pages_render_through_the_portal_engine(place, page):
+def test_portal_pages_render_through_the_portal_engine(place, page, monkeypatch):
+    """Jinja2 through Django's backend (decision 0005); no back-office context processor runs."""
+    engine = engines[ENGINE]
+    assert isinstance(engine, Jinja2)
+    assert engine.template_context_processors == []
+    seen: list[str] = []
+    real = engine.env.get_template
+    monkeypatch.setattr(engine.env, "get_template", lambda name, *a, **k: seen.append(name) or real(name, *a, **k))
     case = place("INV-1", "120.50").case
     client = _verified_client(case) if page == "case" else Client()
     response = client.get(_path(case, page))
     assert response.status_code == 200
-    keys = set(response.context.keys())
-    assert {"request", "LANGUAGES", "messages", "csrf_token"} <= keys
-    # The back office's processors are not run for a debtor.
-    assert not {"user", "perms", "can"} & keys
-    assert all(t.engine is engines[ENGINE].engine for t in response.templates)
+    assert seen == ["portal/case.html" if page == "case" else "portal/verify.html", "portal/_layout.html"]
+    # Django's template engine never sees the portal's templates (they are Jinja2's only).
+    for name in ("portal/case.html", "portal/_layout.html"):
+        with pytest.raises(TemplateDoesNotExist):
+            engines["django"].get_template(name)
 
 
 def test_messages_still_show_on_portal_pages():

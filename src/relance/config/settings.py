@@ -116,21 +116,14 @@ TEMPLATES = [
         },
     },
     {
-        # The debtor portal's own engine (relance.portal.rendering): same templates, only what the
-        # portal's templates read (no back-office user, permissions or `can` matrix to compute).
-        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        # The debtor portal's own engine (relance.portal.rendering): Jinja2 through Django's backend, its
+        # templates in relance/portal/jinja2/ only; Django's messages, formats and filters in
+        # relance.portal.jinja (decision 0005). The backend adds request, csrf_input and csrf_token.
+        "BACKEND": "django.template.backends.jinja2.Jinja2",
         "NAME": "portal",
-        "DIRS": [BASE_DIR / "templates"],
+        "DIRS": [],
         "APP_DIRS": True,
-        "OPTIONS": {
-            "context_processors": [
-                "django.template.context_processors.request",
-                "django.contrib.messages.context_processors.messages",
-                "django.template.context_processors.i18n",
-            ],
-            # {% extends "literal" %} finds its parent once (relance.portal.templatetags.portal_extends).
-            "builtins": ["relance.portal.templatetags.portal_extends"],
-        },
+        "OPTIONS": {"environment": "relance.portal.jinja.environment"},
     },
 ]
 

@@ -1,10 +1,10 @@
 """The debtor portal's pages render through their own template engine (settings TEMPLATES, NAME "portal").
 
-Same template folders and (cached) loaders as the back office, but only the context processors the
-portal's templates read: ``request``, ``i18n`` and ``messages`` (the layout shows Django's messages,
-e.g. "Your details are saved."). The back office's ``auth`` and ``permissions_context`` processors are
-left out: a debtor has no back-office user, and computing one (its session lookup, its permission
-matrix) cost every portal page a share of its CPU. The CSRF token stays (Django's built-in processor).
+Jinja2, through Django's own ``django.template.backends.jinja2.Jinja2`` backend, with the environment of
+``relance.portal.jinja`` (decision 0005); the templates are in ``relance/portal/jinja2/portal/``. The
+backend adds ``request``, ``csrf_input`` and ``csrf_token`` (lazy) to every page; the layout reads
+Django's messages itself. The back office's context processors (its user, permissions, ``can`` matrix)
+are not run for a debtor.
 """
 
 from __future__ import annotations
