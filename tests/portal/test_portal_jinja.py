@@ -1,4 +1,4 @@
-"""The portal's Jinja2 environment (decision 0005): same messages, same output as Django's tags, escaping.
+"""The portal's Jinja2 environment (decision 0006): same messages, same output as Django's tags, escaping.
 
 - ``makemessages`` still extracts every message of the portal's (Jinja2) templates, and each is in the
   French catalogue with a translation: no new msgid.

@@ -60,7 +60,7 @@ def test_the_portal_head_is_base_html_head(place):
 
 @pytest.mark.parametrize("page", ["entry", "case"])
 def test_portal_pages_render_through_the_portal_engine(place, page, monkeypatch):
-    """Jinja2 through Django's backend (decision 0005); no back-office context processor runs."""
+    """Jinja2 through Django's backend (decision 0006); no back-office context processor runs."""
     engine = engines[ENGINE]
     assert isinstance(engine, Jinja2)
     assert engine.template_context_processors == []

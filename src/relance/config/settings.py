@@ -118,7 +118,7 @@ TEMPLATES = [
     {
         # The debtor portal's own engine (relance.portal.rendering): Jinja2 through Django's backend, its
         # templates in relance/portal/jinja2/ only; Django's messages, formats and filters in
-        # relance.portal.jinja (decision 0005). The backend adds request, csrf_input and csrf_token.
+        # relance.portal.jinja (decision 0006). The backend adds request, csrf_input and csrf_token.
         "BACKEND": "django.template.backends.jinja2.Jinja2",
         "NAME": "portal",
         "DIRS": [],

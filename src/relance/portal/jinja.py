@@ -1,4 +1,4 @@
-"""The debtor portal's Jinja2 environment (settings ``TEMPLATES``, ``NAME`` "portal"; decision 0005).
+"""The debtor portal's Jinja2 environment (settings ``TEMPLATES``, ``NAME`` "portal"; decision 0006).
 
 The portal's pages (``portal/jinja2/portal/*.html``) render through Django's own
 ``django.template.backends.jinja2.Jinja2`` backend, which adds ``request``, ``csrf_input`` and
@@ -228,7 +228,7 @@ class _LanguageLoader(BaseLoader):
 
 class PortalEnvironment(Environment):
     """Each template compiled once per active language, its constant messages translated then (decision
-    0005): a page asks no catalogue for them at run time. A template the page extends, includes or
+    0006): a page asks no catalogue for them at run time. A template the page extends, includes or
     imports is the same language's. ``from_string`` templates translate at run time (same output).
     Compiled templates are dropped when the language or locale settings change (tests)."""
 

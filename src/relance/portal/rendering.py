@@ -1,7 +1,7 @@
 """The debtor portal's pages render through their own template engine (settings TEMPLATES, NAME "portal").
 
 Jinja2, through Django's own ``django.template.backends.jinja2.Jinja2`` backend, with the environment of
-``relance.portal.jinja`` (decision 0005); the templates are in ``relance/portal/jinja2/portal/``. The
+``relance.portal.jinja`` (decision 0006); the templates are in ``relance/portal/jinja2/portal/``. The
 backend adds ``request``, ``csrf_input`` and ``csrf_token`` (lazy) to every page; the layout reads
 Django's messages itself. The back office's context processors (its user, permissions, ``can`` matrix)
 are not run for a debtor.
