@@ -19,7 +19,9 @@ class AuditEvent(models.Model):
     # (docs/decisions/0005-engine5-lighter-indexes.md; Django's ``BrinIndex`` is PostgreSQL's only).
     occurred_at = models.DateTimeField()
     actor = models.CharField(max_length=120)
-    verb = models.CharField(max_length=80, db_index=True)
+    # Not indexed: nothing searches the trail by verb alone (by subject, by ``seq``, or by a verb suffix,
+    # which no b-tree serves): docs/decisions/0005-engine5-lighter-indexes.md.
+    verb = models.CharField(max_length=80)
     subject_type = models.CharField(max_length=60)
     subject_id = models.CharField(max_length=64)
     data = models.JSONField(default=dict)
