@@ -286,18 +286,17 @@ def _batch_claim(*, now: datetime, after: int, size: int) -> list[BatchCase]:
     return [BatchCase(row) for row in qs.values_list(*_BATCH_COLUMNS)[:size]]
 
 
-# The ORM's query above, on PostgreSQL through ``utc_cursor`` (its ``timestamptz`` loader). The cases are
-# locked first, alone (``FOR UPDATE SKIP LOCKED``: workers skip each other's batches, never wait on a
-# debtor row), then joined to their debtors: joined in the locking scan, each row of a batch another
-# worker holds was joined to its debtor before being skipped.
+# The ORM's query above, on PostgreSQL through ``utc_cursor`` (its ``timestamptz`` loader); only the
+# cases are locked (``OF c``): workers skip each other's batches, never wait on a debtor row. (Locking
+# the cases in a sub-select first and joining their debtors after, so that a row another worker holds
+# is skipped before its debtor is read, measured slower: the sub-select's sort and planning cost more
+# than the debtor lookups it spares — docs/benchmarks.md, "Fifth session (engine5)".)
 _CLAIM_SQL = (
-    "WITH c AS MATERIALIZED (SELECT "  # noqa: S608 - our own names
-    + ", ".join(_CASE_COLUMNS)
-    + f" FROM {Case._meta.db_table}"
-    " WHERE status = ANY(%(due)s::text[]) AND next_action_at <= %(now)s AND id > %(after)s"
-    " ORDER BY id LIMIT %(size)s FOR UPDATE SKIP LOCKED) SELECT "
+    "SELECT "  # noqa: S608 - our own names
     + ", ".join(f"d.{c.removeprefix('debtor__')}" if c.startswith("debtor__") else f"c.{c}" for c in _BATCH_COLUMNS)
-    + f" FROM c JOIN {Debtor._meta.db_table} d ON d.id = c.debtor_id ORDER BY c.id"
+    + f" FROM {Case._meta.db_table} c JOIN {Debtor._meta.db_table} d ON d.id = c.debtor_id"
+    " WHERE c.status = ANY(%(due)s::text[]) AND c.next_action_at <= %(now)s AND c.id > %(after)s"
+    " ORDER BY c.id LIMIT %(size)s FOR UPDATE OF c SKIP LOCKED"
 )
 
 
