@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from django.core.management import execute_from_command_line
 from django.db import connection, connections, transaction
 
 from relance.audit.models import AuditEvent
@@ -335,3 +336,17 @@ def test_the_claim_skips_cases_another_worker_holds_and_never_waits_on_a_debtor(
     assert [c.id for c in batch] == [cases[1].pk, cases[2].pk]
     assert [c.debtor_id for c in batch] == [cases[1].debtor_id, cases[2].debtor_id]
     assert batch[0].debtor.email == "sl1@example.fr"
+
+
+def test_the_engine_command_does_not_rerun_the_system_checks(place, monkeypatch, capsys):
+    """A worker process (``relance engine tick``, run as from the command line) decides cases without
+    re-running Django's system checks (≈ 0.8 s of CPU per start): they run at deployment (``relance
+    check --deploy``, ``migrate``)."""
+    place("SC-1", "20.00")
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("system checks run by the engine command")
+
+    monkeypatch.setattr("django.core.management.base.checks.run_checks", refuse)
+    execute_from_command_line(["relance", "engine", "tick", "--no-dispatch", "--now", _weekday_noon().isoformat()])
+    assert "1 cases decided" in capsys.readouterr().out
