@@ -286,17 +286,22 @@ def _batch_claim(*, now: datetime, after: int, size: int) -> list[BatchCase]:
     return [BatchCase(row) for row in qs.values_list(*_BATCH_COLUMNS)[:size]]
 
 
-# The ORM's query above, on PostgreSQL through ``utc_cursor`` (its ``timestamptz`` loader); only the
-# cases are locked (``OF c``): workers skip each other's batches, never wait on a debtor row. (Locking
-# the cases in a sub-select first and joining their debtors after, so that a row another worker holds
-# is skipped before its debtor is read, measured slower: the sub-select's sort and planning cost more
-# than the debtor lookups it spares — docs/benchmarks.md, "Fifth session (engine5)".)
+# The ORM's query above, on PostgreSQL through ``utc_cursor`` (its ``timestamptz`` loader). Only the cases
+# are locked, in a sub-select, before their debtors are joined: workers skip each other's batches and
+# never wait on a debtor row, and a case another worker holds is skipped before its debtor is read.
+# With two workers nearly every claim passes over the other's batch in flight: joined in the locking
+# scan, each of those 1,000 rows was joined to its debtor and then dropped (≈ 2 ms a batch, measured
+# with a batch held by another connection; the same time as before when nothing is held). A
+# ``MATERIALIZED`` CTE in place of the sub-select measured slower (docs/benchmarks.md, "Fifth session").
 _CLAIM_SQL = (
     "SELECT "  # noqa: S608 - our own names
     + ", ".join(f"d.{c.removeprefix('debtor__')}" if c.startswith("debtor__") else f"c.{c}" for c in _BATCH_COLUMNS)
-    + f" FROM {Case._meta.db_table} c JOIN {Debtor._meta.db_table} d ON d.id = c.debtor_id"
-    " WHERE c.status = ANY(%(due)s::text[]) AND c.next_action_at <= %(now)s AND c.id > %(after)s"
-    " ORDER BY c.id LIMIT %(size)s FOR UPDATE OF c SKIP LOCKED"
+    + " FROM (SELECT "
+    + ", ".join(_CASE_COLUMNS)
+    + f" FROM {Case._meta.db_table}"
+    " WHERE status = ANY(%(due)s::text[]) AND next_action_at <= %(now)s AND id > %(after)s"
+    " ORDER BY id LIMIT %(size)s FOR UPDATE SKIP LOCKED) AS c"
+    f" JOIN {Debtor._meta.db_table} d ON d.id = c.debtor_id ORDER BY c.id"
 )
 
 
