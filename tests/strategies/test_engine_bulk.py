@@ -28,7 +28,7 @@ from relance.comms.models import Action
 from relance.core.money import Money
 from relance.payments.models import Payment
 from relance.payments.services import payment_record
-from relance.strategies.bulk import actions_copy, cases_update_copy
+from relance.strategies.bulk import CASE_FIELDS, actions_copy, cases_update_copy, int_array
 from relance.strategies.engine import engine_tick
 from relance.strategies.selectors import cases_events_since, cases_facts
 from relance.tenancy.actors import Actor
@@ -224,3 +224,60 @@ def test_the_batches_run_without_jit_and_leave_the_session_setting_alone(place, 
         assert cursor.fetchone()[0] == "on"
         cursor.execute("RESET jit")
     assert seen == ["off", "off"]
+
+
+def _engine_fields(case_id: int) -> tuple[object, ...]:
+    return Case.objects.filter(pk=case_id).values_list(*CASE_FIELDS).get()
+
+
+@postgres_only
+def test_the_case_update_writes_changed_fields_and_batch_wide_values_as_the_orm_does(place):
+    """``cases_update_copy`` with the values as read (``before``): a field no case changed is left out,
+    one value shared by the whole batch travels once, the others as arrays — the rows end as the ORM's
+    ``bulk_update`` of the same changes leaves them."""
+    at = _weekday_noon()
+    cases = [place(f"UP-{n}", "20.00", email=f"up{n}@example.fr", last_name=f"Up{n}").case for n in range(4)]
+    twins = [place(f"UQ-{n}", "20.00", email=f"uq{n}@example.fr", last_name=f"Uq{n}").case for n in range(4)]
+    for group in (cases, twins):  # the same changes to both groups
+        for n, case in enumerate(group):
+            case.status = "active"  # the same for all: one value
+            case.step = n  # differs: an array
+            case.step_at = at  # the same for all
+            case.next_action_at = None if n == 2 else at + timedelta(days=n)  # differs, with a NULL
+            case.variant = "b" if n == 1 else case.variant  # one case only
+            case.updated_at = at
+            # closed_at, event_seq, strategy_key, strategy_version: unchanged
+    with transaction.atomic():
+        read = zip(CASE_FIELDS, zip(*(_engine_fields(c.pk) for c in cases), strict=True), strict=True)
+        cases_update_copy(cases, before=[None if f == "updated_at" else v for f, v in read])
+        Case.objects.bulk_update(twins, list(CASE_FIELDS))
+    for case, twin in zip(cases, twins, strict=True):
+        assert _engine_fields(case.pk) == _engine_fields(twin.pk)
+        assert Case.objects.get(pk=case.pk).step == case.step
+
+
+@postgres_only
+def test_the_case_update_leaves_out_fields_unchanged_since_read(place):
+    """A field equal to its value as read for every case of the batch is not in the ``SET``: a value
+    written meanwhile in the same transaction stays (the engine holds the rows' locks, so nothing else
+    can write it; this shows the field is left out, not rewritten)."""
+    case = place("UL-1", "20.00").case
+    with transaction.atomic():
+        before = [(v,) for v in _engine_fields(case.pk)]
+        Case.objects.filter(pk=case.pk).update(variant="z")  # behind the update's back
+        case.step = 5
+        cases_update_copy([case], before=before)
+        assert Case.objects.filter(pk=case.pk).values_list("step", "variant").get() == (5, "z")
+        cases_update_copy([case], before=None)  # not known: every field written
+        assert Case.objects.filter(pk=case.pk).values_list("step", "variant").get() == (5, case.variant)
+
+
+@postgres_only
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.integers(min_value=-(2**63), max_value=2**63 - 1), max_size=30))
+def test_an_int_array_literal_reads_back_as_the_same_integers(values):
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT %s::bigint[], %s::text[]", [int_array(values), int_array(map(str, values))])
+        ints, texts = cursor.fetchone()
+    assert ints == values
+    assert texts == [str(v) for v in values]

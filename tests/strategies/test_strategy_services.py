@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from relance.audit.models import AuditEvent
+from relance.audit.services import audit_record
 from relance.cases.models import Case
 from relance.cases.services import case_promise, case_transition
 from relance.cases.status import Status
@@ -20,10 +21,11 @@ from relance.payments.services import payment_record
 from relance.strategies.decide import variant_for
 from relance.strategies.dryrun import strategy_dry_run
 from relance.strategies.engine import engine_tick
-from relance.strategies.models import Strategy
+from relance.strategies.models import EventCursor, Strategy
 from relance.strategies.selectors import strategy_doc
 from relance.strategies.services import (
     StrategyInvalidError,
+    case_events_wake,
     strategy_enable,
     strategy_migrate_cases,
     strategy_save,
@@ -212,3 +214,24 @@ def test_an_escalated_case_goes_on_hold_and_resumes_after_the_escalation_step(pl
     Case.objects.filter(pk=case.pk).update(next_action_at=now)
     engine_tick(now=now + timedelta(days=3))
     assert Action.objects.get(case=case).step_key == "esc:v1:mail"
+
+
+def test_the_wake_up_cursor_moves_past_rows_that_are_not_events_and_still_finds_later_events(place):
+    """``case_events_wake`` reads the trail from its cursor: with no event among the new rows, the cursor
+    moves to the head (the next wake-up does not read them again); an event appended after is found."""
+    case = place("WK-1", "80.00").case
+    now = _weekday_noon()
+    case_events_wake(now=now)  # creates the cursor at the head
+    cursor = EventCursor.objects.get(name="engine")
+    for n in range(3):  # rows that are not events
+        audit_record(actor=ACTOR, verb="case.viewed", subject=case, data={"n": n})
+    head = AuditEvent.objects.order_by("-seq").values_list("seq", flat=True).first()
+    assert case_events_wake(now=now) == 0
+    cursor.refresh_from_db()
+    assert cursor.seq == head
+    Case.objects.filter(pk=case.pk).update(next_action_at=now + timedelta(days=30))
+    audit_record(actor=ACTOR, verb="letter.returned", subject=case, data={})  # an event: wakes the case
+    assert case_events_wake(now=now) == 1
+    assert Case.objects.get(pk=case.pk).next_action_at == now
+    cursor.refresh_from_db()
+    assert cursor.seq == AuditEvent.objects.order_by("-seq").values_list("seq", flat=True).first()

@@ -14,9 +14,14 @@ class AuditEvent(models.Model):
     """One state change or one staff read of personal data, in order."""
 
     seq = models.BigIntegerField(unique=True)
-    occurred_at = models.DateTimeField(db_index=True)
+    # Indexed by migration, not here: a BRIN index on PostgreSQL (append-only and monotonic, one summary
+    # per block range instead of a b-tree entry per row), a b-tree on SQLite
+    # (docs/decisions/0005-engine5-lighter-indexes.md; Django's ``BrinIndex`` is PostgreSQL's only).
+    occurred_at = models.DateTimeField()
     actor = models.CharField(max_length=120)
-    verb = models.CharField(max_length=80, db_index=True)
+    # Not indexed: nothing searches the trail by verb alone (by subject, by ``seq``, or by a verb suffix,
+    # which no b-tree serves): docs/decisions/0005-engine5-lighter-indexes.md.
+    verb = models.CharField(max_length=80)
     subject_type = models.CharField(max_length=60)
     subject_id = models.CharField(max_length=64)
     data = models.JSONField(default=dict)

@@ -77,7 +77,12 @@ class Case(TimeStampedModel):
     promise_amount_minor = models.BigIntegerField(null=True, blank=True)
     hold_until = models.DateField(null=True, blank=True)
     closed_at = models.DateTimeField(null=True, blank=True)
-    assignee = models.ForeignKey("tenancy.User", on_delete=models.SET_NULL, null=True, blank=True, related_name="cases")
+    # Mostly empty: indexed only where set (``Meta.indexes``), so the engine's updates (never HOT) add no
+    # entry for the NULLs; every read of it (``assignee = X``, ``IN``, deleting a user's SET NULL) implies
+    # NOT NULL (docs/decisions/0005-engine5-lighter-indexes.md).
+    assignee = models.ForeignKey(
+        "tenancy.User", on_delete=models.SET_NULL, null=True, blank=True, related_name="cases", db_index=False
+    )
     segment = models.CharField(max_length=20, blank=True)
     score = models.IntegerField(null=True, blank=True)
     portal_failed_attempts = models.PositiveSmallIntegerField(default=0)
@@ -88,7 +93,10 @@ class Case(TimeStampedModel):
     objects = CaseQuerySet.as_manager()
 
     class Meta:
-        indexes = [models.Index(fields=["status", "next_action_at"])]
+        indexes = [
+            models.Index(fields=["status", "next_action_at"]),
+            models.Index(fields=["assignee"], name="case_assignee_set", condition=models.Q(assignee__isnull=False)),
+        ]
 
     def __str__(self) -> str:
         return self.reference

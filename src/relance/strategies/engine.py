@@ -201,28 +201,16 @@ class BatchCase:
 
     Not a ``Case`` model instance (building a thousand of those, with their debtors and creditors, cost
     as much as deciding them): the plain columns the snapshot, the transition and the writes need, read
-    by one query (``_BATCH_COLUMNS``). The engine changes these attributes in memory, then writes its
-    fields back in bulk (``_cases_update``), exactly as it did with model instances.
+    by one query. The engine changes these attributes in memory, then writes its fields back in bulk
+    (``_cases_update``), exactly as it did with model instances.
+
+    The annotations below are the one list of those columns, in the order a batch row holds them: the
+    slots, the row's unpacking (``_row_init``) and the claim's columns (``_BATCH_COLUMNS``) are made
+    from it. ``updated_at`` is not read (``_apply_batch`` sets it to the batch's time before any write),
+    ``debtor`` holds the row's debtor columns (``DebtorFacts``) and ``loaded`` the row as read (the
+    update leaves out the fields no case of the batch changed).
     """
 
-    __slots__ = (
-        "closed_at",
-        "creditor_id",
-        "debtor",
-        "debtor_id",
-        "event_seq",
-        "id",
-        "next_action_at",
-        "placed_at",
-        "promise_date",
-        "status",
-        "step",
-        "step_at",
-        "strategy_key",
-        "strategy_version",
-        "updated_at",
-        "variant",
-    )
     id: int
     status: str
     step: int
@@ -239,53 +227,44 @@ class BatchCase:
     promise_date: date | None
     updated_at: datetime
     debtor: DebtorFacts
+    loaded: Sequence[Any]
+    __slots__ = tuple(__annotations__)
 
-    def __init__(self, row: Sequence[Any]) -> None:
+    def __init__(self, row: Sequence[Any]) -> None:  # pragma: no cover - replaced by ``_row_init`` below
         """``row``: the values of ``_BATCH_COLUMNS``, in order."""
-        (
-            self.id,
-            self.status,
-            self.step,
-            self.step_at,
-            self.event_seq,
-            self.next_action_at,
-            self.closed_at,
-            self.strategy_key,
-            self.strategy_version,
-            self.variant,
-            self.creditor_id,
-            self.debtor_id,
-            self.placed_at,
-            self.promise_date,
-        ) = row[:_DEBTOR_AT]
-        self.debtor = DebtorFacts._make(row[_DEBTOR_AT:])
-        # ``updated_at`` is not read: ``_apply_batch`` sets it to the batch's time before any write.
+        raise NotImplementedError
 
     @property
     def pk(self) -> int:
         return self.id
 
 
+_CASE_COLUMNS = tuple(name for name in BatchCase.__slots__ if name not in {"updated_at", "debtor", "loaded"})
+
+
+def _row_init(columns: Sequence[str]) -> Any:
+    """``BatchCase.__init__``: one unpacking of the row's case columns into the slots, then its debtor's.
+
+    Generated from the column list (as ``dataclass`` generates its ``__init__``), so the list is written
+    once; the same code as the unpacking written by hand.
+    """
+    targets = "".join(f"self.{name}, " for name in columns)
+    source = (
+        "def __init__(self, row):\n"
+        f"    ({targets}) = row[:{len(columns)}]\n"
+        f"    self.debtor = make_debtor(row[{len(columns)}:])\n"
+        "    self.loaded = row\n"
+    )
+    namespace: dict[str, Any] = {"make_debtor": DebtorFacts._make}
+    exec(source, namespace)  # noqa: S102 - our own attribute names
+    return namespace["__init__"]
+
+
+BatchCase.__init__ = _row_init(_CASE_COLUMNS)  # type: ignore[method-assign]
+
 # What a batch reads of its cases, in ``BatchCase``'s order: the case's columns the snapshot and the
 # writes need, then its debtor's (``DebtorFacts``); its creditor is read once per batch.
-_BATCH_COLUMNS = (
-    "id",
-    "status",
-    "step",
-    "step_at",
-    "event_seq",
-    "next_action_at",
-    "closed_at",
-    "strategy_key",
-    "strategy_version",
-    "variant",
-    "creditor_id",
-    "debtor_id",
-    "placed_at",
-    "promise_date",
-    *(f"debtor__{name}" for name in DebtorFacts._fields),
-)
-_DEBTOR_AT = len(_BATCH_COLUMNS) - len(DebtorFacts._fields)
+_BATCH_COLUMNS = (*_CASE_COLUMNS, *(f"debtor__{name}" for name in DebtorFacts._fields))
 
 
 class CreditorFacts(NamedTuple):
@@ -307,14 +286,22 @@ def _batch_claim(*, now: datetime, after: int, size: int) -> list[BatchCase]:
     return [BatchCase(row) for row in qs.values_list(*_BATCH_COLUMNS)[:size]]
 
 
-# The ORM's query above, on PostgreSQL through ``utc_cursor`` (its ``timestamptz`` loader); only the
-# cases are locked (``OF c``): workers skip each other's batches, never wait on a debtor row.
+# The ORM's query above, on PostgreSQL through ``utc_cursor`` (its ``timestamptz`` loader). Only the cases
+# are locked, in a sub-select, before their debtors are joined: workers skip each other's batches and
+# never wait on a debtor row, and a case another worker holds is skipped before its debtor is read.
+# With two workers nearly every claim passes over the other's batch in flight: joined in the locking
+# scan, each of those 1,000 rows was joined to its debtor and then dropped (≈ 2 ms a batch, measured
+# with a batch held by another connection; the same time as before when nothing is held). A
+# ``MATERIALIZED`` CTE in place of the sub-select measured slower (docs/benchmarks.md, "Fifth session").
 _CLAIM_SQL = (
     "SELECT "  # noqa: S608 - our own names
     + ", ".join(f"d.{c.removeprefix('debtor__')}" if c.startswith("debtor__") else f"c.{c}" for c in _BATCH_COLUMNS)
-    + f" FROM {Case._meta.db_table} c JOIN {Debtor._meta.db_table} d ON d.id = c.debtor_id"
-    " WHERE c.status = ANY(%(due)s::text[]) AND c.next_action_at <= %(now)s AND c.id > %(after)s"
-    " ORDER BY c.id LIMIT %(size)s FOR UPDATE OF c SKIP LOCKED"
+    + " FROM (SELECT "
+    + ", ".join(_CASE_COLUMNS)
+    + f" FROM {Case._meta.db_table}"
+    " WHERE status = ANY(%(due)s::text[]) AND next_action_at <= %(now)s AND id > %(after)s"
+    " ORDER BY id LIMIT %(size)s FOR UPDATE SKIP LOCKED) AS c"
+    f" JOIN {Debtor._meta.db_table} d ON d.id = c.debtor_id ORDER BY c.id"
 )
 
 
@@ -506,7 +493,11 @@ def _decide_batch(
 def _cases_update(cases: list[Case | BatchCase]) -> None:
     """Write the engine's fields of many cases (one ``UPDATE … FROM unnest`` on PostgreSQL)."""
     if connection.vendor == "postgresql":
-        cases_update_copy(cases)
+        before: list[tuple[Any, ...] | None] | None = None
+        if all(isinstance(c, BatchCase) for c in cases):  # the fields as read under the batch's row locks
+            loaded = dict(zip(_BATCH_COLUMNS, zip(*(c.loaded for c in cases), strict=True), strict=True))  # type: ignore[union-attr]
+            before = [loaded.get(name) for name in CASE_FIELDS]
+        cases_update_copy(cases, before=before)
     else:  # the ORM writes model instances: the batch's rows become ones holding the fields it writes
         rows = [c if isinstance(c, Case) else Case(id=c.id, **{f: getattr(c, f) for f in CASE_FIELDS}) for c in cases]
         Case.objects.bulk_update(rows, list(CASE_FIELDS), batch_size=500)

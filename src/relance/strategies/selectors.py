@@ -16,6 +16,7 @@ from relance.audit.models import AuditEvent
 from relance.cases.models import CaseClaim
 from relance.cases.selectors import cases_outstanding_minor
 from relance.comms.models import Action
+from relance.strategies.bulk import int_array
 from relance.strategies.decide import CaseEvent
 from relance.strategies.document import StrategyDoc, parse_strategy
 from relance.strategies.events import EVENT_VERBS, event_kind
@@ -89,6 +90,9 @@ ORDER BY e.seq
 """
 
 
+_EVENT_VERBS = "{" + ",".join(sorted(EVENT_VERBS)) + "}"  # verbs are plain dotted names: nothing to quote
+
+
 def cases_events_since(*, cases: Sequence[tuple[int, int, int, int]]) -> dict[int, list[CaseEvent]]:
     """``case_events_since`` for many ``(case_id, debtor_id, after_seq, outstanding_minor)`` in one query."""
     result: dict[int, list[CaseEvent]] = {c[0]: [] for c in cases}
@@ -101,7 +105,7 @@ def cases_events_since(*, cases: Sequence[tuple[int, int, int, int]]) -> dict[in
     if connection.vendor == "postgresql":
         # The same filter with the keys as array parameters (server-side binding; see _cases_facts_pg).
         with psycopg.Cursor(connection.connection) as cursor:
-            params = {"after": after, "verbs": sorted(EVENT_VERBS), "c": case_keys, "d": debtor_keys}
+            params = {"after": after, "verbs": _EVENT_VERBS, "c": int_array(case_keys), "d": int_array(debtor_keys)}
             cursor.execute(_EVENTS_SQL, params, prepare=False)
             # Django loads jsonb as text on its connections (the ORM parses it): parse it here likewise.
             rows = [(*r[:4], json.loads(r[4]) if isinstance(r[4], str) else r[4], r[5]) for r in cursor.fetchall()]
@@ -198,6 +202,6 @@ def _cases_facts_pg(case_ids: list[int]) -> dict[int, CaseFacts]:
     # parameter, not a thousand placeholders interpolated into the SQL text. Never a named prepared
     # statement (psycopg's default after five runs), which a transaction-pooling proxy would break.
     with psycopg.Cursor(connection.connection) as cursor:
-        cursor.execute(_FACTS_SQL, {"ids": case_ids}, prepare=False)
+        cursor.execute(_FACTS_SQL, {"ids": int_array(case_ids)}, prepare=False)
         make = CaseFacts._make  # (due, claims, outstanding, sent): dates and Python ints as they come
         return {row[0]: make(row[1:]) for row in cursor.fetchall()}

@@ -162,14 +162,23 @@ def case_events_wake(*, now: datetime) -> int:
             cursor.seq = AuditEvent.objects.aggregate(m=Max("seq"))["m"] or 0
             cursor.save(update_fields=["seq"])
             return 0
+        # The head first, then the events up to it: when fewer than a batch come back, every row up to
+        # the head has been read and the cursor moves there, so the next wake-up reads only rows
+        # appended since, even when none of those was an event (before, the cursor stayed at the last
+        # event and each wake-up scanned again every row after it). Appends are serialised by the
+        # chain's head lock until they commit, so no row at or below a committed head can appear later.
+        head = AuditEvent.objects.aggregate(m=Max("seq"))["m"] or 0
         rows = list(
-            AuditEvent.objects.filter(seq__gt=cursor.seq, verb__in=EVENT_VERBS)
+            AuditEvent.objects.filter(seq__gt=cursor.seq, seq__lte=head, verb__in=EVENT_VERBS)
             .order_by("seq")
             .values_list("seq", "subject_type", "subject_id", "verb", "data")[:WAKE_BATCH]
         )
+        last_seq = rows[-1][0] if len(rows) == WAKE_BATCH else head
         if not rows:
+            if last_seq > cursor.seq:
+                cursor.seq = last_seq
+                cursor.save(update_fields=["seq"])
             return 0
-        last_seq = rows[-1][0]
         rows = [r for r in rows if event_kind(r[3], r[4] or {}, outstanding_minor=0) is not None]
         case_ids = {int(r[2]) for r in rows if r[1] == "cases.case" and r[2].isdigit()}
         debtor_ids = {int(r[2]) for r in rows if r[1] == "claims.debtor" and r[2].isdigit()}

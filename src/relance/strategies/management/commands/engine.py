@@ -27,6 +27,11 @@ from relance.strategies.engine import engine_tick
 
 class Command(BaseCommand):
     help = "Run the strategy engine (tick), the outbox dispatcher (dispatch) or both in a loop (work)."
+    # Django's system checks validate the project's configuration, not the work: ≈ 0.8 s of CPU at each
+    # start of a worker process (a tick run by cron or by several workers pays it every time). They run
+    # where configuration changes — ``relance check --deploy`` and ``relance migrate`` at each deployment
+    # (docs/operations.md) — as for Django's ``shell``.
+    requires_system_checks: list[str] = []
 
     def add_arguments(self, parser: ArgumentParser) -> None:
         parser.add_argument("what", choices=["tick", "dispatch", "work"])
