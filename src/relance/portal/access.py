@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from functools import wraps
+from functools import lru_cache, wraps
 from typing import Any
 
 from django.conf import settings
 from django.core import signing
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 from django.http import HttpRequest
 from django.http.response import HttpResponseBase
 from django.utils.cache import patch_cache_control, patch_vary_headers
@@ -30,6 +32,7 @@ SALT = "relance.portal.verified-cases"
 VERIFIED_SECONDS = 30 * 60  # a verification lasts 30 minutes without a request (docs/portal.md)
 REFRESH_AFTER_SECONDS = 60  # a page re-issues the cookie when the last issue is older than this
 MAX_CASES = 20  # the most recent verified cases a browser keeps
+_MEMO_SIZE = 4096  # cookies remembered per process once their signature checked (decision 0004)
 
 _STATE = "_relance_portal_access"  # on the request: (case ids, issued at, what the response must do)
 
@@ -58,14 +61,31 @@ def _read(value: str | None) -> _State:
     if not value:
         return _State((), None, drop=False)
     try:
-        signer = _signer()
-        payload = signer.unsign(value, max_age=VERIFIED_SECONDS)
-        # The signature covers "payload:timestamp": the timestamp is read only once it is checked.
-        issued = float(signing.b62_decode(value.rsplit(signer.sep, 2)[-2]))
-        cases = tuple(int(part) for part in payload.split(".")) if payload else ()
-    except (signing.BadSignature, ValueError):  # tampered, expired (SignatureExpired), malformed
+        cases, issued = _signed(value)
+    except (signing.BadSignature, ValueError):  # tampered, other key, malformed
         return _State((), None, drop=True)
-    return _State(cases, issued, drop=False)
+    if time.time() - issued > VERIFIED_SECONDS:  # expired: Django's SignatureExpired, checked every time
+        return _State((), None, drop=True)
+    return _State(cases, float(issued), drop=False)
+
+
+@lru_cache(maxsize=_MEMO_SIZE)
+def _signed(value: str) -> tuple[tuple[int, ...], int]:
+    """The case ids of a cookie whose signature is good, and when it was issued; raises ``BadSignature``
+    or ``ValueError`` otherwise. Remembered per process for the ``_MEMO_SIZE`` most recent good cookies
+    (ids and a timestamp: nothing personal); ``lru_cache`` keeps no exception, so a failure is redone."""
+    signer = _signer()
+    payload = signer.unsign(value)  # no max_age: the expiry is checked by ``_read`` on every request
+    # The signature covers "payload:timestamp": the timestamp is read only once it is checked.
+    issued = signing.b62_decode(value.rsplit(signer.sep, 2)[-2])
+    cases = tuple(int(part) for part in payload.split(".")) if payload else ()
+    return cases, issued
+
+
+@receiver(setting_changed)
+def _forget_signed(*, setting: str, **kwargs: Any) -> None:
+    if setting in {"SECRET_KEY", "SECRET_KEY_FALLBACKS"}:
+        _signed.cache_clear()
 
 
 def _state(request: HttpRequest) -> _State:
