@@ -25,7 +25,7 @@ from pathlib import Path
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from email_send import _free_port, _wait_for
+from email_send import _free_port, smtp_sink
 from engine import RELANCE, SEED_ONE, clone_cases, next_weekday_noon
 
 _RESET_COLUMNS = (
@@ -49,13 +49,7 @@ def main() -> None:
         EMAIL_PORT=str(port),
         DJANGO_SETTINGS_MODULE="relance.config.settings",
     )
-    sink = subprocess.Popen(
-        [sys.executable, "-m", "aiosmtpd", "-n", "-c", "aiosmtpd.handlers.Sink", "-l", f"127.0.0.1:{port}"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        _wait_for(port)
+    with smtp_sink(port):
         subprocess.run([RELANCE, "migrate", "-v0"], check=True)
         subprocess.run([RELANCE, "shell", "-c", SEED_ONE], check=True, stdout=subprocess.DEVNULL)
         now = next_weekday_noon()
@@ -94,9 +88,6 @@ def main() -> None:
                 done += count
             cpu = time.process_time() - started
             print(f"dispatcher CPU in one warm process: {done:,} messages, {cpu / max(done, 1) * 1e3:.3f} ms/message")
-    finally:
-        sink.terminate()
-        sink.wait(timeout=10)
 
 
 if __name__ == "__main__":

@@ -32,6 +32,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -57,6 +59,22 @@ def _wait_for(port: int) -> None:
     raise SystemExit("the SMTP sink did not start")
 
 
+@contextmanager
+def smtp_sink(port: int) -> Iterator[None]:
+    """An aiosmtpd sink (accepts and drops) on loopback ``port`` in its own process, while the block runs."""
+    sink = subprocess.Popen(
+        [sys.executable, "-m", "aiosmtpd", "-n", "-c", "aiosmtpd.handlers.Sink", "-l", f"127.0.0.1:{port}"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait_for(port)
+        yield
+    finally:
+        sink.terminate()
+        sink.wait(timeout=10)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=100_000)
@@ -75,13 +93,7 @@ def main() -> None:
         "EMAIL_HOST": "127.0.0.1",
         "EMAIL_PORT": str(port),
     }
-    sink = subprocess.Popen(
-        [sys.executable, "-m", "aiosmtpd", "-n", "-c", "aiosmtpd.handlers.Sink", "-l", f"127.0.0.1:{port}"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        _wait_for(port)
+    with smtp_sink(port):
         subprocess.run([RELANCE, "migrate", "-v0"], check=True, env=env)
         subprocess.run([RELANCE, "shell", "-c", SEED_ONE], check=True, env=env, stdout=subprocess.DEVNULL)
         now = next_weekday_noon()
@@ -143,9 +155,6 @@ def main() -> None:
         n = len(messages)
         print(f"baseline raw smtplib loop (pre-rendered): {n:,} in {base_seconds:.1f}s = {base_rate:,.0f}/s")
         print(f"email: {rate:,.0f} messages/s; ratio {rate / base_rate:.3f} vs raw smtplib; peak RSS {peak_mb:.0f} MB")
-    finally:
-        sink.terminate()
-        sink.wait(timeout=10)
 
 
 if __name__ == "__main__":
