@@ -11,7 +11,8 @@ settings: ``RELANCE_ENV=production``, DEBUG off). Then, for ``/healthz``, the la
 page (each request for another case, the case page with the debtor's signed verification cookie): one
 warm-up batch, then ``--reps`` batches of ``--requests`` requests through Django's ``WSGIHandler`` in
 this process (middleware, view, the page's one prepared read, rendering, response); prints the lowest
-CPU time (``time.process_time``) per request of the batches. ``--profile case`` (or ``landing``) adds
+CPU time (``time.process_time``) per request of the batches, and the mean CPU time per request of the
+PostgreSQL server process serving this connection (from ``/proc``). ``--profile case`` (or ``landing``) adds
 a cProfile of that page.
 """
 
@@ -95,16 +96,32 @@ def main() -> None:
             b"".join(response)
             response.close()
 
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        backend = f"/proc/{cursor.fetchone()[0]}/stat"  # the server process of this process's connection
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def server_cpu() -> float:
+        fields = Path(backend).read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / tick  # utime + stime, seconds
+
     best: dict[str, float] = {}
     for kind in ("healthz", "landing", "case"):
         run(kind, args.requests)  # warm-up: templates compiled, statements prepared, caches filled
         lowest = float("inf")
+        server = 0.0
         for _ in range(args.reps):
-            started = time.process_time()
+            started, server_started = time.process_time(), server_cpu()
             run(kind, args.requests)
             lowest = min(lowest, (time.process_time() - started) / args.requests)
+            server += server_cpu() - server_started
         best[kind] = lowest * 1000
-        print(f"{kind}: {best[kind]:.3f} ms CPU per request (lowest of {args.reps} x {args.requests})")
+        print(
+            f"{kind}: {best[kind]:.3f} ms CPU per request (lowest of {args.reps} x {args.requests}); "
+            f"PostgreSQL {server * 1000 / (args.reps * args.requests):.3f} ms (mean)"
+        )
     if args.profile:
         profile = cProfile.Profile()
         profile.enable()

@@ -310,35 +310,65 @@ def test_the_page_for_a_link_names_its_case_only(place):
 
 
 @pytest.mark.postgres_only
-def test_on_postgresql_the_fixed_statements_are_prepared_once_per_session(place, world):
+def test_on_postgresql_the_fixed_statements_are_prepared_once_per_session(place, world, django_assert_num_queries):
     from django.db import connection, transaction
 
     if connection.vendor != "postgresql":
         pytest.skip("PostgreSQL only")
     case = place("INV-1", "120.50").case
+    other = place("INV-2", "80.00", email="paul@example.fr", last_name="Durand").case
 
-    def prepared() -> set[str]:
+    def prepared() -> dict[str, str]:  # protocol-level prepared statements of this session: name -> text
         with connection.cursor() as cursor:
-            cursor.execute("SELECT name FROM pg_prepared_statements WHERE name LIKE 'relance_portal_%%'")
-            return {name for (name,) in cursor.fetchall()}
+            cursor.execute("SELECT name, statement FROM pg_prepared_statements WHERE NOT from_sql")
+            return dict(cursor.fetchall())
 
-    first = portal_case_page_for_link(case_id=case.pk, reference=case.reference)
+    before = prepared()
+    with django_assert_num_queries(1):  # prepared, bound and run in one round trip, logged as one query
+        first = portal_case_page_for_link(case_id=case.pk, reference=case.reference)
     assert portal_case_for_link(case_id=case.pk, reference=case.reference) is not None
     names = prepared()
-    assert len(names) == 2  # the page's statement and the link's
-    try:  # a rollback does not undo a PREPARE: the next read still finds it
+    added = {name: text for name, text in names.items() if name not in before}
+    assert len(added) == 2  # the page's statement and the link's
+    assert all("$1" in text and case.reference not in text for text in added.values())  # parameters, not values
+    for _ in range(3):  # later reads bind and run the same statements, whatever the case and the id's size
+        assert portal_case_page_for_link(case_id=other.pk, reference=other.reference).case.pk == other.pk
+        assert portal_case_page_for_link(case_id=10**12, reference=case.reference) is None
+        assert portal_case_for_link(case_id=case.pk, reference=case.reference) is not None
+    assert prepared() == names
+    try:  # psycopg forgets its statements at a rollback, even of a savepoint, and prepares them again
         with transaction.atomic():
             assert portal_case_page_for_link(case_id=case.pk, reference=case.reference) is not None
             raise RuntimeError
     except RuntimeError:
         pass
     again = portal_case_page_for_link(case_id=case.pk, reference=case.reference)
-    assert prepared() == names
+    assert portal_case_for_link(case_id=case.pk, reference=case.reference) is not None
+    assert sorted(prepared().values()) == sorted(names.values())
     assert _page_tuple(again) == _page_tuple(first)
     _pay(case, "20.50", "s-1")  # the prepared statement reads today's rows, not a cached result
     paid = portal_case_page_for_link(case_id=case.pk, reference=case.reference)
     assert paid.outstanding_minor == 10000
     assert [p.pk for p in paid.payments] == [Payment.objects.get(case=case).pk]
+
+
+@pytest.mark.postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_on_postgresql_a_rollback_or_a_new_connection_prepares_the_statements_again(place, world):
+    from django.db import connection, transaction
+
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL only")
+    case = place("INV-1", "120.50").case
+    first = portal_case_page_for_link(case_id=case.pk, reference=case.reference)
+    with pytest.raises(RuntimeError), transaction.atomic():  # the outermost block: the connection rolls back
+        assert portal_case_page_for_link(case_id=case.pk, reference=case.reference) is not None
+        raise RuntimeError
+    again = portal_case_page_for_link(case_id=case.pk, reference=case.reference)
+    assert _page_tuple(again) == _page_tuple(first)
+    assert portal_case_for_link(case_id=case.pk, reference=case.reference).pk == case.pk
+    connection.close()  # a new connection, a new session: prepared again there
+    assert _page_tuple(portal_case_page_for_link(case_id=case.pk, reference=case.reference)) == _page_tuple(first)
 
 
 def _row(instance, names):

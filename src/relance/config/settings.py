@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import sys
 from pathlib import Path
 
 import dj_database_url
@@ -140,6 +141,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "timeout": 20,
     }
     DATABASES["default"]["CONN_MAX_AGE"] = 0
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # psycopg keeps a statement prepared (protocol level: parsed and planned once per connection) where
+    # the code asks for it, `prepare=True`: the portal's fixed reads and the dispatcher's hand-over.
+    # Django's default (None) turns that off altogether; a threshold no statement reaches keeps psycopg
+    # from preparing anything else on its own (Django's own cursors bind on the client and never do).
+    DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = sys.maxsize
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "tenancy.User"

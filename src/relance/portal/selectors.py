@@ -11,18 +11,20 @@ the open plan and the pending promise as ``case_arrangements`` chooses them, the
 
 from __future__ import annotations
 
-import hashlib
-import re
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 from weakref import WeakKeyDictionary
 
-from django.db import connection
+import psycopg
+from django.db import DEFAULT_DB_ALIAS, connection, connections
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.backends.utils import CursorDebugWrapper, CursorWrapper
 from django.db.models import Field, Model
 from django.db.models.base import ModelState
 from django.db.models.signals import post_init, pre_init
 from django.utils import timezone
+from psycopg.types.numeric import Int8
 
 from relance.cases.models import Case, CaseClaim
 from relance.cases.status import Status
@@ -77,46 +79,60 @@ def _link_query() -> tuple[str, list[tuple[type[Model], list[str]]]]:
 
 
 # PostgreSQL plans a statement each time it gets one as text: for the case page's statement (five
-# tables, eight EXISTS) planning costs several times what running it does. The portal's fixed
-# statements are therefore prepared once per database session (PREPARE … AS, named after the text)
-# and run with EXECUTE; the session is Django's own connection, so nothing else changes (transactions,
-# query logging). A PREPARE outlives a rollback, and a new connection is a new session (prepared
-# again). Other databases run the statement itself.
-_PREPARED: WeakKeyDictionary[Any, set[str]] = WeakKeyDictionary()
-_POSITIONAL: dict[str, tuple[str, str, list[str]]] = {}
-_NAMED = re.compile(r"%\((\w+)\)s")
+# tables, eight EXISTS) planning costs several times what running it does. On PostgreSQL the portal's
+# fixed statements therefore go through a server-side-binding cursor that asks psycopg to prepare them
+# (protocol level: parsed and planned once per database session, then only bound and run; the settings'
+# `prepare_threshold` lets psycopg do it), on Django's connection (same transaction, Django's database
+# errors). psycopg forgets its prepared statements at a rollback and prepares them again; a new
+# connection is a new session. Before, an SQL-level PREPARE … EXECUTE: the server parsed the EXECUTE
+# text and evaluated its parameters at every request, and Django's cursor quoted each parameter in
+# Python; about 60 µs of CPU a case page more, client and server (docs/benchmarks.md, sixth session).
+# Other databases run the statement as it is.
+class _PreparedCursor(psycopg.Cursor[Any]):
+    """A psycopg cursor (server-side binding) whose every statement is prepared on its connection."""
+
+    def execute(
+        self, query: Any, params: Any = None, *, prepare: bool | None = None, binary: bool | None = None
+    ) -> Any:
+        return super().execute(query, params, prepare=True, binary=binary)
 
 
-def _positional(sql: str) -> tuple[str, str, list[str]]:
-    """(statement name, ``PREPARE`` text with ``$n``, the parameter names in ``$n`` order), once per text."""
-    found = _POSITIONAL.get(sql)
-    if found is None:
-        order: list[str] = []
+class _PreparedDebugWrapper(CursorDebugWrapper):
+    """Django's query log (``DEBUG``, tests) for a prepared statement: its text as written and its
+    parameters (Django's own wrapper asks psycopg for the text it rendered, which a prepared one lacks)."""
 
-        def number(match: re.Match[str]) -> str:
-            if match.group(1) not in order:
-                order.append(match.group(1))
-            return f"${order.index(match.group(1)) + 1}"
-
-        body = _NAMED.sub(number, sql)
-        if "%" in body:
-            raise ValueError("a fixed statement takes named parameters only")
-        name = "relance_portal_" + hashlib.sha256(sql.encode()).hexdigest()[:16]
-        found = _POSITIONAL[sql] = (name, f"PREPARE {name} AS {body}", order)
-    return found
+    def execute(self, sql: str, params: Any = None) -> Any:
+        with self.debug_sql(sql, params):
+            return CursorWrapper.execute(self, sql, params)
 
 
-def _execute_fixed(cursor: Any, sql: str, params: dict[str, Any]) -> None:
-    """Run one of the portal's fixed statements (named parameters): prepared once per PostgreSQL session."""
+# One cursor per Django connection (a thread's), made again when the connection is: keyed on Django's
+# wrapper, not on psycopg's connection, which the cursor holds and so would keep alive.
+_CURSORS: WeakKeyDictionary[BaseDatabaseWrapper, _PreparedCursor] = WeakKeyDictionary()
+
+
+def _fixed_rows(sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """The rows of one of the portal's fixed statements (named parameters), prepared on PostgreSQL."""
     if connection.vendor != "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchall()
+    params = {**params, "case": Int8(params["case"])}  # a bigint whatever the id: one statement, not one a width
+    db = connections[DEFAULT_DB_ALIAS]
+    db.ensure_connection()
+    raw = db.connection
+    if db.queries_logged or db.execute_wrappers:  # DEBUG, tests: Django's query log, wrappers
+        wrapper = _PreparedDebugWrapper if db.queries_logged else CursorWrapper
+        with wrapper(_PreparedCursor(raw), db) as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchall()
+    cursor = _CURSORS.get(db)  # kept: made once per connection
+    if cursor is None or cursor.connection is not raw or cursor.closed:
+        cursor = _CURSORS[db] = _PreparedCursor(raw)
+    with db.wrap_database_errors:
+        db.validate_no_broken_transaction()
         cursor.execute(sql, params)
-        return
-    name, prepare, order = _positional(sql)
-    done = _PREPARED.setdefault(connection.connection, set())
-    if name not in done:
-        cursor.execute(prepare)
-        done.add(name)
-    cursor.execute(f"EXECUTE {name}({', '.join(['%s'] * len(order))})", [params[key] for key in order])
+        return cursor.fetchall()
 
 
 def from_row(model: type[Model], names: list[str], values: tuple[Any, ...] | list[Any]) -> Any:
@@ -156,12 +172,10 @@ def portal_case_for_link(*, case_id: int, reference: str) -> Case | None:
     instances, so any other field still loads when something reads it (one more query).
     """
     sql, parts = _link_query()
-    with connection.cursor() as cursor:
-        _execute_fixed(cursor, sql, {"case": case_id, "reference": reference})
-        row = cursor.fetchone()
-    if row is None:
+    rows = _fixed_rows(sql, {"case": case_id, "reference": reference})
+    if not rows:
         return None
-    return _link_instances(parts, row)
+    return _link_instances(parts, rows[0])
 
 
 SENT = (Action.Status.SENT, Action.Status.DELIVERED, Action.Status.BOUNCED)
@@ -372,9 +386,7 @@ def _page_rows(case_id: int, reference: str) -> tuple[Case | None, list[ClaimLin
         "prefix": "claim:",
         "note": "claim.credit_note",
     }
-    with connection.cursor() as cursor:
-        _execute_fixed(cursor, sql, params)
-        rows = cursor.fetchall()
+    rows = _fixed_rows(sql, params)
     if not rows:
         return None, [], dict.fromkeys(_SECTION_NAMES, False)
     start = sum(len(fields) for _, fields in parts)
