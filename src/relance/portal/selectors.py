@@ -101,7 +101,7 @@ class _PreparedDebugWrapper(CursorDebugWrapper):
     """Django's query log (``DEBUG``, tests) for a prepared statement: its text as written and its
     parameters (Django's own wrapper asks psycopg for the text it rendered, which a prepared one lacks)."""
 
-    def execute(self, sql: str, params: Any = None) -> Any:
+    def execute(self, sql: Any, params: Any = None) -> Any:
         with self.debug_sql(sql, params):
             return CursorWrapper.execute(self, sql, params)
 
@@ -123,16 +123,16 @@ def _fixed_rows(sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
     raw = db.connection
     if db.queries_logged or db.execute_wrappers:  # DEBUG, tests: Django's query log, wrappers
         wrapper = _PreparedDebugWrapper if db.queries_logged else CursorWrapper
-        with wrapper(_PreparedCursor(raw), db) as cursor:
-            cursor.execute(sql, params)
-            return cursor.fetchall()
-    cursor = _CURSORS.get(db)  # kept: made once per connection
-    if cursor is None or cursor.connection is not raw or cursor.closed:
-        cursor = _CURSORS[db] = _PreparedCursor(raw)
+        with wrapper(_PreparedCursor(raw), db) as wrapped:
+            wrapped.execute(sql, params)
+            return wrapped.fetchall()
+    prepared = _CURSORS.get(db)  # kept: made once per connection
+    if prepared is None or prepared.connection is not raw or prepared.closed:
+        prepared = _CURSORS[db] = _PreparedCursor(raw)
     with db.wrap_database_errors:
         db.validate_no_broken_transaction()
-        cursor.execute(sql, params)
-        return cursor.fetchall()
+        prepared.execute(sql, params)
+        return prepared.fetchall()
 
 
 def from_row(model: type[Model], names: list[str], values: tuple[Any, ...] | list[Any]) -> Any:
