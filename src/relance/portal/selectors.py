@@ -11,8 +11,11 @@ the open plan and the pending promise as ``case_arrangements`` chooses them, the
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
+from itertools import groupby
+from operator import itemgetter
 from typing import Any
 from weakref import WeakKeyDictionary
 
@@ -135,7 +138,7 @@ def _fixed_rows(sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
         return prepared.fetchall()
 
 
-def from_row(model: type[Model], names: list[str], values: tuple[Any, ...] | list[Any]) -> Any:
+def from_row(model: type[Model], names: list[str], values: Sequence[Any]) -> Any:
     """``model.from_db(alias, names, values)`` for the fields ``names`` of a row: the same instance (those
     attributes set as ``Model.__init__`` sets them, the others deferred, loaded on access; not adding,
     this database), without ``Model.__init__``'s walk over every field of the model, which is most of
@@ -302,20 +305,22 @@ _CLAIMS: tuple[list[str], str, str, list[str]] | None = None
 
 
 def _claims_parts() -> tuple[list[str], str, str, list[str]]:
-    """The case's claims with their ledger sums (portable SQL, names from the models): debits, credits,
-    and the part of them booked by credit notes. The claim's account is ``claim:<id>``
-    (``Claim.ledger_key``). Returns the columns, ``FROM … GROUP BY``, ``ORDER BY`` and the claim's fields."""
+    """The case's claims, each with its ledger postings (portable SQL, names from the models): one row a
+    posting (or one with null postings for a claim without any), its debit, its credit and whether a
+    credit note booked it. The claim's account is ``claim:<id>`` (``Claim.ledger_key``). Returns the
+    columns, ``FROM …``, ``ORDER BY`` (a claim's rows next to each other) and the claim's fields.
+
+    The sums are added up in Python (``_lines``): a claim has a handful of postings, and PostgreSQL sets up
+    an aggregate and its sort for every execution of the statement, which cost it more than the rows do."""
     global _CLAIMS  # noqa: PLW0603
     if _CLAIMS is None:
         q = connection.ops.quote_name
 
         fields = [f for f in Claim._meta.concrete_fields if f.attname in _CLAIM_FIELDS]
-        note = f"t.{col(LedgerTransaction, 'code')} = %(note)s"
         columns = [f"cl.{q(f.column)}" for f in fields] + [
-            f"SUM(p.{col(Posting, 'debit')})",
-            f"SUM(p.{col(Posting, 'credit')})",
-            f"SUM(CASE WHEN {note} THEN p.{col(Posting, 'credit')} ELSE 0 END)",
-            f"SUM(CASE WHEN {note} THEN p.{col(Posting, 'debit')} ELSE 0 END)",
+            f"p.{col(Posting, 'debit')}",
+            f"p.{col(Posting, 'credit')}",
+            f"t.{col(LedgerTransaction, 'code')} = %(note)s",
         ]
         key = f"CAST(%(prefix)s AS VARCHAR(20)) || CAST(cl.{q('id')} AS VARCHAR(20))"
         source = (
@@ -324,7 +329,7 @@ def _claims_parts() -> tuple[list[str], str, str, list[str]]:
             f"LEFT JOIN {table(Account)} a ON a.{col(Account, 'key')} = {key} "
             f"LEFT JOIN {table(Posting)} p ON p.{col(Posting, 'account')} = a.{q('id')} "
             f"LEFT JOIN {table(LedgerTransaction)} t ON t.{q('id')} = p.{col(Posting, 'transaction')} "
-            f"WHERE l.{col(CaseClaim, 'case')} = %(case)s GROUP BY cl.{q('id')}"
+            f"WHERE l.{col(CaseClaim, 'case')} = %(case)s"
         )
         order = f"cl.{col(Claim, 'due_date')}, cl.{q('id')}"
         _CLAIMS = (columns, source, order, [f.attname for f in fields])
@@ -342,7 +347,7 @@ def _claim_lines(case: Case) -> list[ClaimLine]:
     with connection.cursor() as cursor:
         cursor.execute(sql, {"case": case.pk, "prefix": "claim:", "note": "claim.credit_note"})
         rows = cursor.fetchall()
-    return [_line(names, row) for row in rows]
+    return _lines(names, rows)
 
 
 _PAGE: tuple[str, list[str], list[tuple[type[Model], list[str]]]] | None = None
@@ -392,7 +397,7 @@ def _page_rows(case_id: int, reference: str) -> tuple[Case | None, list[ClaimLin
     start = sum(len(fields) for _, fields in parts)
     end = start + len(_SECTION_NAMES)
     present = {name: bool(found) for name, found in zip(_SECTION_NAMES, rows[0][start:end], strict=True)}
-    lines = [_line(names, row[end:]) for row in rows if row[end] is not None]
+    lines = _lines(names, [row[end:] for row in rows if row[end] is not None])
     return _link_instances(parts, rows[0]), lines, present
 
 
@@ -401,11 +406,22 @@ def _lines_and_sections(case: Case) -> tuple[list[ClaimLine], dict[str, bool]]:
     return lines, present
 
 
-def _line(names: list[str], row: tuple[Any, ...]) -> ClaimLine:
+def _lines(names: list[str], rows: Iterable[Sequence[Any]]) -> list[ClaimLine]:
+    """Claim lines from ``_claims_parts`` rows (a claim's posting rows next to each other, in order)."""
     n = len(names)
-    claim = from_row(Claim, names, row[:n])
-    debit, credit, note_credit, note_debit = (int(value or 0) for value in row[n:])  # PostgreSQL: numeric
-    return ClaimLine(claim=claim, outstanding_minor=debit - credit, credited_minor=note_credit - note_debit)
+    lines = []
+    for _claim_id, claim_rows in groupby(rows, key=itemgetter(names.index("id"))):
+        first, *others = claim_rows
+        debit = credit = credited = 0
+        for row in (first, *others):
+            posting_debit, posting_credit = int(row[n] or 0), int(row[n + 1] or 0)  # PostgreSQL: numeric
+            debit += posting_debit
+            credit += posting_credit
+            if row[n + 2]:  # booked by a credit note (dispute upheld, return, lowered amount): not a payment
+                credited += posting_credit - posting_debit
+        claim = from_row(Claim, names, first[:n])
+        lines.append(ClaimLine(claim=claim, outstanding_minor=debit - credit, credited_minor=credited))
+    return lines
 
 
 def portal_case_lines_for_link(*, case_id: int, reference: str) -> tuple[Case, list[ClaimLine]] | None:
