@@ -57,8 +57,10 @@ def case_rf_reference(case_reference: str) -> str:
     return rf_from_body(rf_body(case_reference))
 
 
+@lru_cache(maxsize=8192)
 def rf_format(reference: str) -> str:
-    """Groups of 4 for people to read and type: ``RF18 5390 0754 7034`` (PAY-01)."""
+    """Groups of 4 for people to read and type: ``RF18 5390 0754 7034`` (PAY-01). Remembered per
+    process, as ``case_rf_reference``: the case page prints it at every view."""
     return str(iso11649.format(reference))
 
 

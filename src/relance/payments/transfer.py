@@ -91,12 +91,19 @@ class TransferDetails:
     def qr_etag(self) -> str:
         """A strong validator of the QR code's image: a digest of everything it encodes (holder, IBAN,
         amount, reference) and of how it is drawn; the same details give the same image, always."""
-        digest = hashlib.sha256(QR_DRAWING + b"\0" + self.epc_payload).hexdigest()
-        return digest[:32]
+        return _qr_etag(self.holder, self.iban.compact, self.amount.minor, self.amount.currency, self.reference)
 
 
 # How the QR code is drawn (``_qr_svg`` and ``_qr_svg_data_uri``): part of the image's ETag.
 QR_DRAWING = b"segno svg scale=4 border=4 dark=#000 light=#fff"
+
+
+@functools.lru_cache(maxsize=4096)
+def _qr_etag(holder: str, iban: str, amount_minor: int, currency: str, reference: str) -> str:
+    """``TransferDetails.qr_etag``: a pure function of the details, which the case page shows at every
+    view; each worker keeps the ones it computed, as it keeps the images."""
+    payload = epc_payload(holder=holder, iban=iban, amount=Money(amount_minor, currency), reference=reference)
+    return hashlib.sha256(QR_DRAWING + b"\0" + payload).hexdigest()[:32]
 
 
 @functools.lru_cache(maxsize=4096)
