@@ -19,6 +19,7 @@ from typing import Any, NamedTuple
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
+from psycopg.types.numeric import Int8
 
 from relance.audit.services import PendingEvent, audit_record, audit_record_many
 from relance.cases.models import Case
@@ -30,7 +31,7 @@ from relance.claims.selectors import evidence_missing, evidence_missing_for_case
 from relance.comms.models import Action
 from relance.comms.policy import ContactPolicy
 from relance.comms.services import debtor_recent_contacts, debtors_recent_contacts
-from relance.strategies.bulk import CASE_FIELDS, ActionRow, actions_copy, cases_update_copy, utc_cursor
+from relance.strategies.bulk import CASE_FIELDS, ActionRow, actions_copy, cases_update_copy, int_array, utc_cursor
 from relance.strategies.decide import CaseEvent, CaseSnapshot, Outcome, decide
 from relance.strategies.document import StrategyDoc
 from relance.strategies.selectors import (
@@ -52,6 +53,7 @@ log = logging.getLogger("relance.engine")
 
 ERROR_RETRY = timedelta(hours=1)
 DUE_STATUSES = (Status.NEW.value, Status.ACTIVE.value, Status.PROMISED.value)
+_DUE_ARRAY = "{" + ",".join(DUE_STATUSES) + "}"  # the statuses' array literal (plain names: nothing to quote)
 
 
 @dataclass
@@ -279,8 +281,8 @@ def _batch_claim(*, now: datetime, after: int, size: int) -> list[BatchCase]:
     """Claim the next due cases after id ``after`` (``FOR UPDATE SKIP LOCKED`` on PostgreSQL), as plain rows."""
     if connection.vendor == "postgresql":
         with utc_cursor() as cursor:
-            params = {"due": list(DUE_STATUSES), "now": now, "after": after, "size": size}
-            cursor.execute(_CLAIM_SQL, params, prepare=False)
+            params = {"due": _DUE_ARRAY, "now": now, "after": Int8(after), "size": Int8(size)}
+            cursor.execute(_CLAIM_SQL, params, prepare=True)
             return [BatchCase(row) for row in cursor.fetchall()]
     qs = Case.objects.filter(status__in=DUE_STATUSES, next_action_at__lte=now, pk__gt=after).order_by("pk")
     return [BatchCase(row) for row in qs.values_list(*_BATCH_COLUMNS)[:size]]
@@ -310,7 +312,7 @@ def _batch_creditors(batch: Sequence[BatchCase]) -> dict[int, CreditorFacts]:
     ids = list({c.creditor_id for c in batch})
     if connection.vendor == "postgresql":  # the same columns without building an ORM query per batch
         with utc_cursor() as cursor:
-            cursor.execute(_CREDITORS_SQL, [ids], prepare=False)
+            cursor.execute(_CREDITORS_SQL, [int_array(ids)], prepare=True)
             # Django loads jsonb as text on its connections (the ORM parses it): parse it likewise.
             return {
                 pk: CreditorFacts(segment, slug, json.loads(required) if isinstance(required, str) else required)
@@ -320,7 +322,9 @@ def _batch_creditors(batch: Sequence[BatchCase]) -> dict[int, CreditorFacts]:
     return {pk: CreditorFacts(*rest) for pk, *rest in rows}
 
 
-_CREDITORS_SQL = f"SELECT id, segment, slug, required_evidence FROM {Creditor._meta.db_table} WHERE id = ANY(%s)"  # noqa: S608
+_CREDITORS_SQL = (
+    f"SELECT id, segment, slug, required_evidence FROM {Creditor._meta.db_table} WHERE id = ANY(%s::bigint[])"  # noqa: S608
+)
 
 
 def engine_tick(
