@@ -286,9 +286,11 @@ def test_an_int_array_literal_reads_back_as_the_same_integers(values):
 @postgres_only
 @pytest.mark.django_db(transaction=True)  # the batches commit, as in production
 def test_the_batches_fixed_statements_are_prepared_once_per_connection_and_reused(place):
-    """The claim, the batch reads, the case update and the audit head's lock and read are prepared on
-    the connection (protocol level) and reused by every batch: one server-side statement each, run by
-    every batch, and the results those of the tests above (the same SQL, only parsed and planned once)."""
+    """The batch reads and the case update are prepared on the connection (protocol level) and reused by
+    every batch: one server-side statement each, run by every batch, and the results those of the tests
+    above (the same SQL, only parsed and planned once). The claim is not: its best index depends on the
+    values (how many cases are due), and the audit head's read is not: a plan made when the trail was
+    small (a sort of a scan) would have stayed as it grew."""
     for n in range(4):
         place(f"INV-{n}", "120.50", email=f"p{n}@example.fr", last_name=f"Payeur{n}")
     with connection.cursor() as cursor:
@@ -301,39 +303,17 @@ def test_the_batches_fixed_statements_are_prepared_once_per_connection_and_reuse
         cursor.execute("SELECT statement, generic_plans + custom_plans FROM pg_prepared_statements")
         runs = dict(cursor.fetchall())
     ran = {
-        "claim": [n for s, n in runs.items() if "FOR UPDATE SKIP LOCKED" in s],
+        "claim or head": [n for s, n in runs.items() if "FOR UPDATE SKIP LOCKED" in s or "ORDER BY seq DESC" in s],
         "facts": [n for s, n in runs.items() if "FROM unnest($1::bigint[]) AS ids(case_id)" in s],
         "events": [n for s, n in runs.items() if "FROM audit_auditevent" in s and "LATERAL" in s],
         "case update": [n for s, n in runs.items() if s.startswith("UPDATE cases_case")],
     }
-    # One statement each, run by each of the four batches (the claim a fifth time: it finds none left).
+    # One statement each, run by each of the four batches.
     assert ran == {
-        "claim": [5],
+        "claim or head": [],
         "facts": [4],
         "events": [4],
         "case update": [4],
     }
     ok, broken = audit_verify()
     assert broken is None and ok >= 4
-
-
-@postgres_only
-def test_the_audit_copy_append_prepares_its_head_lock_and_read_and_chains_after_the_committed_head():
-    """``audit_record_many``'s ``COPY`` path (engine batches): the head's lock and read are prepared once
-    on the connection; each append chains after the previous one's last row."""
-    with connection.cursor() as cursor:
-        cursor.execute("DEALLOCATE ALL")
-    connection.connection._prepared.clear()
-    events = [PendingEvent("engine.deferred", "cases.case", n, {"reason": "test"}) for n in range(250)]
-    with transaction.atomic():
-        audit_record_many(actor=ACTOR, events=events)
-    with transaction.atomic():
-        audit_record_many(actor=ACTOR, events=events)
-
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT statement, generic_plans + custom_plans FROM pg_prepared_statements")
-        runs = dict(cursor.fetchall())
-    assert sorted(n for s, n in runs.items() if "pg_advisory_xact_lock" in s or "ORDER BY seq DESC" in s) == [2, 2]
-    ok, broken = audit_verify()
-    assert broken is None and ok >= 500
-    assert AuditEvent.objects.filter(verb="engine.deferred").count() == 500

@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
-import psycopg
 from django.db import connection, transaction
 from django.db.models import Model
 from django.utils import timezone
@@ -99,13 +98,8 @@ def _append_copy(*, actor: Actor, events: Sequence[PendingEvent]) -> int:
         middle = hash_middle(pending.verb, pending.subject_type, subject_id, stored)
         prepared.append((pending.verb, pending.subject_type, subject_id, stored, middle))
     label = actor.label
-    with psycopg.Cursor(connection.connection) as raw:
-        # ``_lock_head`` and the head's read as ``_append`` does them, prepared (parsed and planned once
-        # per connection, this path runs once per engine batch). Two statements, as there: the read's
-        # snapshot is taken once the lock is held, so it sees the head the previous holder committed.
-        raw.execute(_LOCK_SQL, [_PG_AUDIT_LOCK], prepare=True)
-        raw.execute(_HEAD_SQL, prepare=True)
-        last = raw.fetchone()
+    _lock_head()
+    last = AuditEvent.objects.order_by("-seq").values_list("seq", "hash").first()
     seq, prev_hash = (last[0], last[1]) if last else (0, GENESIS)
     occurred_at = timezone.now()
     head = hash_head(occurred_at, label)
@@ -131,8 +125,6 @@ def _append_copy(*, actor: Actor, events: Sequence[PendingEvent]) -> int:
     return len(events)
 
 
-_LOCK_SQL = "SELECT pg_advisory_xact_lock(%s::bigint)"
-_HEAD_SQL = f"SELECT seq, hash FROM {AuditEvent._meta.db_table} ORDER BY seq DESC LIMIT 1"  # noqa: S608
 _JSONB_V1 = b"\x01"  # the version byte of jsonb's binary form (jsonb_recv)
 _COPY_TYPES = ("int8", "timestamptz", "text", "text", "text", "text", "bytea", "text", "text")
 

@@ -19,7 +19,6 @@ from typing import Any, NamedTuple
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
-from psycopg.types.numeric import Int8
 
 from relance.audit.services import PendingEvent, audit_record, audit_record_many
 from relance.cases.models import Case
@@ -281,8 +280,11 @@ def _batch_claim(*, now: datetime, after: int, size: int) -> list[BatchCase]:
     """Claim the next due cases after id ``after`` (``FOR UPDATE SKIP LOCKED`` on PostgreSQL), as plain rows."""
     if connection.vendor == "postgresql":
         with utc_cursor() as cursor:
-            params = {"due": _DUE_ARRAY, "now": now, "after": Int8(after), "size": Int8(size)}
-            cursor.execute(_CLAIM_SQL, params, prepare=True)
+            params = {"due": _DUE_ARRAY, "now": now, "after": after, "size": size}
+            # Planned at each batch, never prepared: which index serves it (the primary key's order, or
+            # the (status, next_action_at) index when few cases are due) depends on the values, and a
+            # generic plan made once per connection would keep one choice for every tick.
+            cursor.execute(_CLAIM_SQL, params, prepare=False)
             return [BatchCase(row) for row in cursor.fetchall()]
     qs = Case.objects.filter(status__in=DUE_STATUSES, next_action_at__lte=now, pk__gt=after).order_by("pk")
     return [BatchCase(row) for row in qs.values_list(*_BATCH_COLUMNS)[:size]]
