@@ -565,7 +565,7 @@ def _apply_batch(
             if moved is not None:
                 data.update(moved[1].data)
                 verb = VERB_STATUS
-            transitions[outcome.transition.value] += 1
+            transitions[_STATUS_VALUE[outcome.transition]] += 1
         case.updated_at = touched  # its step, event cursor or next look change, whatever the outcome
         if outcome.contacts:
             if len(outcome.contacts) > 1:  # pragma: no cover - decide queues at most one contact per case and tick
@@ -602,6 +602,7 @@ def _apply_batch(
 
 
 _OPEN = frozenset({Status.NEW.value, Status.ACTIVE.value, Status.PROMISED.value})  # the engine looks at them again
+_STATUS_VALUE = {s: s.value for s in Status}  # ``.value`` without the enum's Python-level descriptor, per case
 
 
 def _decide_one(*, case_id: int, now: datetime, policy: ContactPolicy, actor: Actor, report: TickReport) -> None:
