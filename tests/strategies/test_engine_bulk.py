@@ -281,3 +281,39 @@ def test_an_int_array_literal_reads_back_as_the_same_integers(values):
         ints, texts = cursor.fetchone()
     assert ints == values
     assert texts == [str(v) for v in values]
+
+
+@postgres_only
+@pytest.mark.django_db(transaction=True)  # the batches commit, as in production
+def test_the_batches_fixed_statements_are_prepared_once_per_connection_and_reused(place):
+    """The batch reads and the case update are prepared on the connection (protocol level) and reused by
+    every batch: one server-side statement each, run by every batch, and the results those of the tests
+    above (the same SQL, only parsed and planned once). The claim is not: its best index depends on the
+    values (how many cases are due), and the audit head's read is not: a plan made when the trail was
+    small (a sort of a scan) would have stayed as it grew."""
+    for n in range(4):
+        place(f"INV-{n}", "120.50", email=f"p{n}@example.fr", last_name=f"Payeur{n}")
+    with connection.cursor() as cursor:
+        cursor.execute("DEALLOCATE ALL")
+    connection.connection._prepared.clear()  # psycopg's own record of what it prepared, likewise emptied
+
+    assert engine_tick(now=_weekday_noon(), batch_size=1).cases == 4
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement, generic_plans + custom_plans FROM pg_prepared_statements")
+        runs = dict(cursor.fetchall())
+    ran = {
+        "claim or head": [n for s, n in runs.items() if "FOR UPDATE SKIP LOCKED" in s or "ORDER BY seq DESC" in s],
+        "facts": [n for s, n in runs.items() if "FROM unnest($1::bigint[]) AS ids(case_id)" in s],
+        "events": [n for s, n in runs.items() if "FROM audit_auditevent" in s and "LATERAL" in s],
+        "case update": [n for s, n in runs.items() if s.startswith("UPDATE cases_case")],
+    }
+    # One statement each, run by each of the four batches.
+    assert ran == {
+        "claim or head": [],
+        "facts": [4],
+        "events": [4],
+        "case update": [4],
+    }
+    ok, broken = audit_verify()
+    assert broken is None and ok >= 4

@@ -67,15 +67,15 @@ def debtors_recent_contacts(*, debtor_ids: Sequence[int], now: datetime) -> dict
     rows: Any
     if connection.vendor == "postgresql":
         # One index lookup per debtor on (debtor_id, sent_at), the debtor ids as one array parameter
-        # (server-side binding, never a named prepared statement). The ORM's one filter over the whole
-        # batch let the planner OR in the (status, scheduled_at) index: every queued action of every
-        # debtor read and thrown away per batch, a cost growing with the outbox (a tick's own actions).
+        # (server-side binding; prepared: parsed and planned once per connection, like the engine's other
+        # batch reads). The ids go as one text literal (``{1,2,3}``, one ``join`` in C) rather than a list
+        # psycopg dumps element by element in Python. The ORM's one filter over the whole batch let the
+        # planner OR in the (status, scheduled_at) index: every queued action of every debtor read and
+        # thrown away per batch, a cost growing with the outbox (a tick's own actions).
+        ids = "{" + ",".join(map(str, sorted(set(debtor_ids)))) + "}"
         with psycopg.Cursor(connection.connection) as cursor:
-            cursor.execute(
-                _RECENT_SQL,
-                {"ids": sorted(set(debtor_ids)), "since": since, "now": now, "pending": [p.value for p in pending]},
-                prepare=False,
-            )
+            params = {"ids": ids, "since": since, "now": now, "pending": [p.value for p in pending]}
+            cursor.execute(_RECENT_SQL, params, prepare=True)
             rows = cursor.fetchall()
     else:
         rows = (

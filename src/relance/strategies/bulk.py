@@ -34,8 +34,9 @@ def utc_cursor() -> psycopg.Cursor[Any]:
     value, 7 µs per case for the two a batch row holds. The session's time zone is UTC (Django sets it
     when ``USE_TZ``), so psycopg's own compiled loader returns the very same values (aware, in
     ``datetime.timezone.utc``); it is used only when the session is UTC, otherwise Django's stays.
-    Never a named prepared statement (``prepare=False`` at each ``execute``), which a transaction-pooling
-    proxy would break.
+    The engine's fixed statements are prepared on it (``prepare=True``: parsed and planned once per
+    connection, then only bound and run; the settings' ``prepare_threshold`` lets psycopg do it, and a
+    transaction-pooling proxy needs PgBouncer 1.21+ ``max_prepared_statements``: docs/operations.md).
     """
     raw = connection.connection
     cursor = psycopg.Cursor(raw)
@@ -90,25 +91,29 @@ def actions_copy(rows: Sequence[ActionRow], *, now: datetime) -> list[int]:
         return []
     table = Action._meta.db_table
     columns, defaults = _action_columns()
-    with connection.cursor() as cursor:
+    # Django's connection (same transaction), a server-side-binding cursor: the two fixed reads are
+    # prepared (parsed and planned once per connection; see ``utc_cursor``).
+    with psycopg.Cursor(connection.connection) as cursor:
         # The sequence is looked up once per batch (``MATERIALIZED``): ``nextval(pg_get_serial_sequence(…))``
         # looked it up in the catalogue for every row (≈ 2.5 µs each, ten times the draw itself).
         cursor.execute(
-            "WITH s AS MATERIALIZED (SELECT pg_get_serial_sequence(%s, 'id')::regclass AS seq)"
-            " SELECT nextval(s.seq) FROM s, generate_series(1, %s)",
+            "WITH s AS MATERIALIZED (SELECT pg_get_serial_sequence(%s::text, 'id')::regclass AS seq)"
+            " SELECT nextval(s.seq) FROM s, generate_series(1, %s::integer)",
             [table, len(rows)],
+            prepare=True,
         )
         ids = [r[0] for r in cursor.fetchall()]
         quoted = ", ".join(f'"{c}"' for c in columns)
         cursor.execute(
             "SELECT a.atttypid FROM unnest(%s::text[]) WITH ORDINALITY AS c(name, n)"
-            " JOIN pg_attribute a ON a.attrelid = %s::regclass AND a.attname = c.name ORDER BY c.n",
-            [columns, table],
+            " JOIN pg_attribute a ON a.attrelid = %s::text::regclass AND a.attname = c.name ORDER BY c.n",
+            ["{" + ",".join(columns) + "}", table],
+            prepare=True,
         )
         types = [r[0] for r in cursor.fetchall()]
         # Binary COPY: values go out in PostgreSQL's binary forms (no text formatting of each date and
         # string in Python, no text parsing on the server); the column types are the table's own.
-        with cursor.cursor.copy(f'COPY "{table}" ({quoted}) FROM STDIN (FORMAT BINARY)') as copy:
+        with cursor.copy(f'COPY "{table}" ({quoted}) FROM STDIN (FORMAT BINARY)') as copy:
             copy.set_types(types)
             write = copy.write_row
             for pk, row in zip(ids, rows, strict=True):
@@ -135,10 +140,11 @@ _CASE_TYPES += ("text", "integer", "text")
 def cases_update_copy(cases: Sequence[CaseFields], *, before: Sequence[Sequence[Any] | None] | None = None) -> None:
     """Write the engine's fields of many cases in one ``UPDATE … FROM unnest(…)``.
 
-    Each field travels as one array parameter in PostgreSQL's binary form (server-side binding, never a
-    named prepared statement): no temporary table to fill, scan and empty, no SQL text that grows with
-    the batch, and no text formatting of each value in Python (the binary arrays cost about half of what
-    ``COPY``'s text rows did).
+    Each field travels as one array parameter in PostgreSQL's binary form (server-side binding, the ids
+    as one text literal, ``int_array``), and the statement is prepared (one per set of fields written; a
+    batch's statement is usually the previous batch's): no temporary table to fill, scan and empty, no
+    SQL text that grows with the batch, and no text formatting of each value in Python (the binary
+    arrays cost about half of what ``COPY``'s text rows did).
 
     Two savings keep the statement's result the same: ``before`` gives, per field of ``CASE_FIELDS``,
     the values of the cases as read under their row locks (``None``: not known), and a field no case of
@@ -149,7 +155,7 @@ def cases_update_copy(cases: Sequence[CaseFields], *, before: Sequence[Sequence[
     """
     if not cases:
         return
-    ids = [c.id for c in cases]
+    ids = int_array([c.id for c in cases])  # one text literal, not a binary array dumped id by id in Python
     columns = list(zip(*map(_case_values, cases), strict=True))
     sets: list[str] = []
     arrays: list[str] = []
@@ -175,7 +181,7 @@ def cases_update_copy(cases: Sequence[CaseFields], *, before: Sequence[Sequence[
         f"UPDATE {_CASES_TABLE} AS c SET "  # noqa: S608 - our own names
         + ", ".join(sets)
         + " FROM unnest("
-        + ", ".join(["%b::bigint[]", *arrays])
+        + ", ".join(["%t::bigint[]", *arrays])
         + ") AS v("
         + ", ".join(["id", *names])
         + ") WHERE c.id = v.id"
@@ -183,7 +189,7 @@ def cases_update_copy(cases: Sequence[CaseFields], *, before: Sequence[Sequence[
     # The SET's single values come first in the text, then the arrays: parameters in the same order.
     ordered = [*values, *params] if values else params
     with psycopg.Cursor(connection.connection) as cursor:
-        cursor.execute(sql, ordered, prepare=False)  # binary (``%b``)
+        cursor.execute(sql, ordered, prepare=True)  # binary (``%b``)
 
 
 _case_values = attrgetter(*CASE_FIELDS)

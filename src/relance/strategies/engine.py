@@ -30,7 +30,7 @@ from relance.claims.selectors import evidence_missing, evidence_missing_for_case
 from relance.comms.models import Action
 from relance.comms.policy import ContactPolicy
 from relance.comms.services import debtor_recent_contacts, debtors_recent_contacts
-from relance.strategies.bulk import CASE_FIELDS, ActionRow, actions_copy, cases_update_copy, utc_cursor
+from relance.strategies.bulk import CASE_FIELDS, ActionRow, actions_copy, cases_update_copy, int_array, utc_cursor
 from relance.strategies.decide import CaseEvent, CaseSnapshot, Outcome, decide
 from relance.strategies.document import StrategyDoc
 from relance.strategies.selectors import (
@@ -52,6 +52,7 @@ log = logging.getLogger("relance.engine")
 
 ERROR_RETRY = timedelta(hours=1)
 DUE_STATUSES = (Status.NEW.value, Status.ACTIVE.value, Status.PROMISED.value)
+_DUE_ARRAY = "{" + ",".join(DUE_STATUSES) + "}"  # the statuses' array literal (plain names: nothing to quote)
 
 
 @dataclass
@@ -279,7 +280,10 @@ def _batch_claim(*, now: datetime, after: int, size: int) -> list[BatchCase]:
     """Claim the next due cases after id ``after`` (``FOR UPDATE SKIP LOCKED`` on PostgreSQL), as plain rows."""
     if connection.vendor == "postgresql":
         with utc_cursor() as cursor:
-            params = {"due": list(DUE_STATUSES), "now": now, "after": after, "size": size}
+            params = {"due": _DUE_ARRAY, "now": now, "after": after, "size": size}
+            # Planned at each batch, never prepared: which index serves it (the primary key's order, or
+            # the (status, next_action_at) index when few cases are due) depends on the values, and a
+            # generic plan made once per connection would keep one choice for every tick.
             cursor.execute(_CLAIM_SQL, params, prepare=False)
             return [BatchCase(row) for row in cursor.fetchall()]
     qs = Case.objects.filter(status__in=DUE_STATUSES, next_action_at__lte=now, pk__gt=after).order_by("pk")
@@ -310,7 +314,7 @@ def _batch_creditors(batch: Sequence[BatchCase]) -> dict[int, CreditorFacts]:
     ids = list({c.creditor_id for c in batch})
     if connection.vendor == "postgresql":  # the same columns without building an ORM query per batch
         with utc_cursor() as cursor:
-            cursor.execute(_CREDITORS_SQL, [ids], prepare=False)
+            cursor.execute(_CREDITORS_SQL, [int_array(ids)], prepare=True)
             # Django loads jsonb as text on its connections (the ORM parses it): parse it likewise.
             return {
                 pk: CreditorFacts(segment, slug, json.loads(required) if isinstance(required, str) else required)
@@ -320,7 +324,9 @@ def _batch_creditors(batch: Sequence[BatchCase]) -> dict[int, CreditorFacts]:
     return {pk: CreditorFacts(*rest) for pk, *rest in rows}
 
 
-_CREDITORS_SQL = f"SELECT id, segment, slug, required_evidence FROM {Creditor._meta.db_table} WHERE id = ANY(%s)"  # noqa: S608
+_CREDITORS_SQL = (
+    f"SELECT id, segment, slug, required_evidence FROM {Creditor._meta.db_table} WHERE id = ANY(%s::bigint[])"  # noqa: S608
+)
 
 
 def engine_tick(
@@ -559,7 +565,7 @@ def _apply_batch(
             if moved is not None:
                 data.update(moved[1].data)
                 verb = VERB_STATUS
-            transitions[outcome.transition.value] += 1
+            transitions[_STATUS_VALUE[outcome.transition]] += 1
         case.updated_at = touched  # its step, event cursor or next look change, whatever the outcome
         if outcome.contacts:
             if len(outcome.contacts) > 1:  # pragma: no cover - decide queues at most one contact per case and tick
@@ -596,6 +602,7 @@ def _apply_batch(
 
 
 _OPEN = frozenset({Status.NEW.value, Status.ACTIVE.value, Status.PROMISED.value})  # the engine looks at them again
+_STATUS_VALUE = {s: s.value for s in Status}  # ``.value`` without the enum's Python-level descriptor, per case
 
 
 def _decide_one(*, case_id: int, now: datetime, policy: ContactPolicy, actor: Actor, report: TickReport) -> None:

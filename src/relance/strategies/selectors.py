@@ -11,6 +11,7 @@ from typing import Any, NamedTuple
 import psycopg
 from django.db import connection
 from django.db.models import Count, Max, Min, Q, QuerySet
+from psycopg.types.numeric import Int8
 
 from relance.audit.models import AuditEvent
 from relance.cases.models import CaseClaim
@@ -105,8 +106,9 @@ def cases_events_since(*, cases: Sequence[tuple[int, int, int, int]]) -> dict[in
     if connection.vendor == "postgresql":
         # The same filter with the keys as array parameters (server-side binding; see _cases_facts_pg).
         with psycopg.Cursor(connection.connection) as cursor:
-            params = {"after": after, "verbs": _EVENT_VERBS, "c": int_array(case_keys), "d": int_array(debtor_keys)}
-            cursor.execute(_EVENTS_SQL, params, prepare=False)
+            keys = {"c": int_array(case_keys), "d": int_array(debtor_keys)}
+            params = {"after": Int8(after), "verbs": _EVENT_VERBS, **keys}
+            cursor.execute(_EVENTS_SQL, params, prepare=True)
             # Django loads jsonb as text on its connections (the ORM parses it): parse it here likewise.
             rows = [(*r[:4], json.loads(r[4]) if isinstance(r[4], str) else r[4], r[5]) for r in cursor.fetchall()]
     else:
@@ -199,9 +201,10 @@ CROSS JOIN LATERAL (
 
 def _cases_facts_pg(case_ids: list[int]) -> dict[int, CaseFacts]:
     # A server-side-binding cursor on Django's connection (same transaction): the ids are one array
-    # parameter, not a thousand placeholders interpolated into the SQL text. Never a named prepared
-    # statement (psycopg's default after five runs), which a transaction-pooling proxy would break.
+    # parameter, not a thousand placeholders interpolated into the SQL text. Prepared (parsed and
+    # planned once per connection; PostgreSQL keeps its generic plan, the same per-case lookups: the
+    # ``LATERAL`` fixes the plan's shape), as are the engine's other fixed statements (``bulk.utc_cursor``).
     with psycopg.Cursor(connection.connection) as cursor:
-        cursor.execute(_FACTS_SQL, {"ids": int_array(case_ids)}, prepare=False)
+        cursor.execute(_FACTS_SQL, {"ids": int_array(case_ids)}, prepare=True)
         make = CaseFacts._make  # (due, claims, outstanding, sent): dates and Python ints as they come
         return {row[0]: make(row[1:]) for row in cursor.fetchall()}
