@@ -3,7 +3,9 @@
 Run with `make bench-portal`, which starts a throwaway PostgreSQL and installs Debian's `wrk` (the load
 generator, in C, so that the two cores go to the server) when it is missing. The server runs with the
 production settings (`RELANCE_ENV=production`, DEBUG off). Four loads, each for the
-same duration with the same connections, one after another:
+same duration (20 s) with the same connections, taking turns (``--rounds`` 4: each load runs 5 s, then
+the next, four times round), so that a shared machine's changes of speed during the run weigh on every
+load alike (before the sixth session each load ran its 20 s in one go, one after another):
 
 - **baseline**: `/healthz`, a trivial Django view on the same stack (same middleware, same workers);
 - **landing**: the personal link's page (`/p/<token>/`: the verification form, no personal data);
@@ -13,7 +15,8 @@ same duration with the same connections, one after another:
 - **QR code** (informative): the case page's EPC QR code image (`/p/<token>/dossier/transfer-qr.svg`,
   same cookie), as a browser fetches it on a first view (later views use the browser's copy).
 
-Prints requests/s, p50 and p99 latency for each, the ratio of each page against the baseline and the
+Prints requests/s (over all of a load's turns), p50 (the median of its turns') and p99 (the highest
+of its turns') latency for each, the ratio of each page against the baseline and the
 peak RSS of the largest gunicorn worker. The last line is the headline (the case page, the heavier one).
 """
 
@@ -242,17 +245,37 @@ class CpuSampler:
         self._sample()
         self.machine = _machine_ticks() - self.machine
 
-    def per_request(self, requests: int) -> str:
-        """CPU milliseconds per request of each class, the machine's, and what no class accounts for."""
-        spent: dict[str, int] = {}
+    def spent(self) -> dict[str, int]:
+        """CPU ticks of the last load per class (``gunicorn``, ``postgres``, ``wrk``) and of the ``machine``."""
+        spent: dict[str, int] = {"machine": self.machine}
         for pid, (name, first) in self.first.items():
             spent[name] = spent.get(name, 0) + self.last[pid] - first
-        parts = [f"{name} {spent.get(name, 0) * TICK_MS / requests:.2f}" for name in ("gunicorn", "postgres", "wrk")]
-        rest = self.machine - sum(spent.values())
-        return (
-            f"CPU ms per request: {'; '.join(parts)}; machine {self.machine * TICK_MS / requests:.2f} "
-            f"(of which other {rest * TICK_MS / requests:.2f}: kernel network, other processes)"
-        )
+        return spent
+
+
+def per_request(spent: dict[str, int], requests: int) -> str:
+    """CPU milliseconds per request of each class, the machine's, and what no class accounts for."""
+    parts = [f"{name} {spent.get(name, 0) * TICK_MS / requests:.2f}" for name in ("gunicorn", "postgres", "wrk")]
+    rest = spent["machine"] - sum(spent.get(name, 0) for name in ("gunicorn", "postgres", "wrk"))
+    return (
+        f"CPU ms per request: {'; '.join(parts)}; machine {spent['machine'] * TICK_MS / requests:.2f} "
+        f"(of which other {rest * TICK_MS / requests:.2f}: kernel network, other processes)"
+    )
+
+
+def _combined(parts: list[tuple[float, float, float, int, int]]) -> tuple[float, float, float, int, int]:
+    """One load's turns as one: requests/s over all its time, the median of the turns' p50 and the
+    highest of their p99 (wrk reports percentiles per run, which do not add up), failures and requests."""
+    requests = sum(part[4] for part in parts)
+    seconds = sum(part[4] / part[0] for part in parts if part[0])
+    p50s = sorted(part[1] for part in parts)
+    return (
+        requests / seconds if seconds else 0.0,
+        p50s[len(p50s) // 2],
+        max(part[2] for part in parts),
+        sum(part[3] for part in parts),
+        requests,
+    )
 
 
 def _ms(text: str) -> float:
@@ -317,16 +340,25 @@ def _statements_reset() -> bool:
     return True
 
 
-def _statements_report(requests: int) -> str:
-    """PostgreSQL's own time per request for the statements of the load (planning and execution)."""
+def _statements_add(found: dict[str, list[float]]) -> None:
+    """Add PostgreSQL's own figures of the slice just run (calls, planning + execution ms) to ``found``."""
     with _superuser() as db:
         rows = db.execute(
             "SELECT calls, total_plan_time + total_exec_time, left(regexp_replace(query, '\\s+', ' ', 'g'), 90) "
-            "FROM pg_stat_statements WHERE query NOT ILIKE '%pg_stat_statements%' "
-            "ORDER BY total_plan_time + total_exec_time DESC LIMIT 6"
+            "FROM pg_stat_statements WHERE query NOT ILIKE '%pg_stat_statements%'"
         ).fetchall()
+    for calls, ms, query in rows:
+        totals = found.setdefault(query, [0.0, 0.0])
+        totals[0] += calls
+        totals[1] += ms
+
+
+def _statements_report(found: dict[str, list[float]], requests: int) -> str:
+    """PostgreSQL's own time per request for the statements of a load (planning and execution)."""
+    rows = sorted(found.items(), key=lambda item: -item[1][1])[:6]
     return "\n".join(
-        f"pg {ms / requests:.3f} ms/request, {calls / requests:.2f} calls/request: {query}" for calls, ms, query in rows
+        f"pg {ms / requests:.3f} ms/request, {calls / requests:.2f} calls/request: {query}"
+        for query, (calls, ms) in rows
     )
 
 
@@ -343,6 +375,12 @@ def main() -> None:
         "and PostgreSQL's own time per statement when pg_stat_statements is loaded",
     )
     parser.add_argument("--loads", default="healthz,landing,case,qr", help="which loads to run (comma-separated)")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=4,
+        help="the loads take turns this many times, each for --seconds / --rounds (1: each load once, in a row)",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("bench-portal needs wrk (Debian package 'wrk'); `make bench-portal` installs it")
@@ -373,35 +411,51 @@ def main() -> None:
         url = f"http://127.0.0.1:{port}"
         _wait_ready(url + "/healthz")
         subprocess.run(["wrk", "-t1", "-c4", "-d2s", url + "/healthz"], check=True, capture_output=True)  # warm-up
-        results = {}
-        cpu: dict[str, str] = {}
+        names = args.loads.split(",")
+        slices: dict[str, list[tuple[float, float, float, int, int]]] = {name: [] for name in names}
+        spent: dict[str, dict[str, int]] = {name: {} for name in names}
+        statements: dict[str, dict[str, list[float]]] = {name: {} for name in names}
         sampler = CpuSampler(server.pid, _database_port()) if args.cpu else None
-        for name in args.loads.split(","):
-            if name == "case":
-                (folder / "case.txt").write_text(verified(pages))
-            elif name == "qr":
-                (folder / "qr.txt").write_text(verified(pages, "transfer-qr.svg"))
-            statements = _statements_reset() if args.cpu else False
-            results[name] = wrk(
-                url,
-                folder / f"{name}.txt",
-                seconds=args.seconds,
-                connections=args.connections,
-                threads=2,
-                sampler=sampler,
-            )
-            if sampler is not None:
-                cpu[name] = sampler.per_request(results[name][4])
-                if statements:
-                    cpu[name] += "\n" + _statements_report(results[name][4])
+        # The loads take turns (baseline, landing, case page, …, then again): a machine that slows down
+        # or speeds up during the run (a shared host) weighs on every load alike, not on one of them.
+        for _round in range(args.rounds):
+            for name in names:
+                if name == "case":
+                    (folder / "case.txt").write_text(verified(pages))
+                elif name == "qr":
+                    (folder / "qr.txt").write_text(verified(pages, "transfer-qr.svg"))
+                counted = _statements_reset() if args.cpu else False
+                slices[name].append(
+                    wrk(
+                        url,
+                        folder / f"{name}.txt",
+                        seconds=max(1, round(args.seconds / args.rounds)),
+                        connections=args.connections,
+                        threads=2,
+                        sampler=sampler,
+                    )
+                )
+                if sampler is not None:
+                    for key, ticks in sampler.spent().items():
+                        spent[name][key] = spent[name].get(key, 0) + ticks
+                    if counted:
+                        _statements_add(statements[name])
+        results = {name: _combined(parts) for name, parts in slices.items()}
+        cpu: dict[str, str] = {}
+        if sampler is not None:
+            for name in names:
+                requests = results[name][4]
+                cpu[name] = per_request(spent[name], requests)
+                if statements[name]:
+                    cpu[name] += "\n" + _statements_report(statements[name], requests)
         rss = peak_rss_mb(children(server.pid))
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)
     base = results.get("healthz", (1.0,))[0]
     print(
-        f"workers: {args.workers} gunicorn sync workers; {args.connections} connections; {args.seconds} s each; "
-        f"{args.cases} cases"
+        f"workers: {args.workers} gunicorn sync workers; {args.connections} connections; {args.seconds} s each "
+        f"in {args.rounds} turns; {args.cases} cases"
     )
     loads = (
         ("healthz", "trivial view /healthz"),
