@@ -26,9 +26,10 @@ from relance.cases.selectors import case_outstanding_minor
 from relance.cases.services import case_promise
 from relance.comms.models import Action
 from relance.core.money import Money
+from relance.core.sql import int_array
 from relance.payments.models import Payment
 from relance.payments.services import payment_record
-from relance.strategies.bulk import CASE_FIELDS, actions_copy, cases_update_copy, int_array
+from relance.strategies.bulk import CASE_FIELDS, actions_copy, cases_update_copy
 from relance.strategies.engine import engine_tick
 from relance.strategies.selectors import cases_events_since, cases_facts
 from relance.tenancy.actors import Actor

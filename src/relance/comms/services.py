@@ -35,6 +35,7 @@ from relance.comms.mail import HandoverAborted
 from relance.comms.models import Action
 from relance.comms.policy import ContactPolicy, check_contact
 from relance.comms.render import render_prefetch
+from relance.core.sql import int_array
 from relance.tenancy.actors import Actor
 from relance.tenancy.models import Creditor
 
@@ -72,7 +73,7 @@ def debtors_recent_contacts(*, debtor_ids: Sequence[int], now: datetime) -> dict
         # psycopg dumps element by element in Python. The ORM's one filter over the whole batch let the
         # planner OR in the (status, scheduled_at) index: every queued action of every debtor read and
         # thrown away per batch, a cost growing with the outbox (a tick's own actions).
-        ids = "{" + ",".join(map(str, sorted(set(debtor_ids)))) + "}"
+        ids = int_array(sorted(set(debtor_ids)))
         with psycopg.Cursor(connection.connection) as cursor:
             params = {"ids": ids, "since": since, "now": now, "pending": [p.value for p in pending]}
             cursor.execute(_RECENT_SQL, params, prepare=True)

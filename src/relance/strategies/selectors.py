@@ -17,7 +17,7 @@ from relance.audit.models import AuditEvent
 from relance.cases.models import CaseClaim
 from relance.cases.selectors import cases_outstanding_minor
 from relance.comms.models import Action
-from relance.strategies.bulk import int_array
+from relance.core.sql import int_array
 from relance.strategies.decide import CaseEvent
 from relance.strategies.document import StrategyDoc, parse_strategy
 from relance.strategies.events import EVENT_VERBS, event_kind
