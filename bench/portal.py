@@ -7,6 +7,10 @@ same duration (20 s) with the same connections, taking turns (``--rounds`` 4: ea
 the next, four times round), so that a shared machine's changes of speed during the run weigh on every
 load alike (before the sixth session each load ran its 20 s in one go, one after another):
 
+gunicorn runs with Relance's own settings module (`-c python:relance.config.gunicorn`, as
+docs/operations.md has operators run it): sync workers, `cores + 1` of them here since PostgreSQL runs on
+this machine (decision 0008; before the seventh session, `2 × cores + 1`; `--workers N` sets another count).
+
 - **baseline**: `/healthz`, a trivial Django view on the same stack (same middleware, same workers);
 - **landing**: the personal link's page (`/p/<token>/`: the verification form, no personal data);
 - **case page**: the verified debtor's page (`/p/<token>/dossier/`: claims and balances from the
@@ -367,7 +371,12 @@ def main() -> None:
     parser.add_argument("--cases", type=int, default=500)
     parser.add_argument("--seconds", type=int, default=20)
     parser.add_argument("--connections", type=int, default=50)
-    parser.add_argument("--workers", type=int, default=2 * (os.cpu_count() or 1) + 1)
+    parser.add_argument(
+        "--workers",
+        type=int,
+        help="gunicorn sync workers (default: Relance's gunicorn settings, relance.config.gunicorn: cores + 1 here,"
+        " as PostgreSQL runs on this machine)",
+    )
     parser.add_argument(
         "--cpu",
         action="store_true",
@@ -397,11 +406,20 @@ def main() -> None:
     (folder / "landing.txt").write_text("".join(f"{p}\n" for p in landing))
 
     port = free_port()
+    if args.workers:
+        workers, how = args.workers, "--workers"
+    else:  # the count gunicorn takes from Relance's settings module, in this environment (decision 0008)
+        from relance.config import gunicorn as gunicorn_settings  # after the environment is set
+
+        workers, how = gunicorn_settings.workers, "relance.config.gunicorn: PostgreSQL on this machine, cores + 1"
+        if not gunicorn_settings.database_is_local(os.environ["DATABASE_URL"]) or os.environ.get("WEB_CONCURRENCY"):
+            how = "relance.config.gunicorn"
     server = subprocess.Popen(
         [
             str(VENV_BIN / "gunicorn"),
             "relance.config.wsgi:application",
-            f"--workers={args.workers}",
+            "--config=python:relance.config.gunicorn",  # what docs/operations.md has operators run
+            *([f"--workers={args.workers}"] if args.workers else []),
             f"--bind=127.0.0.1:{port}",
             "--log-level=warning",
         ],
@@ -454,7 +472,7 @@ def main() -> None:
         server.wait(timeout=30)
     base = results.get("healthz", (1.0,))[0]
     print(
-        f"workers: {args.workers} gunicorn sync workers; {args.connections} connections; {args.seconds} s each "
+        f"workers: {workers} gunicorn sync workers ({how}); {args.connections} connections; {args.seconds} s each "
         f"in {args.rounds} turns; {args.cases} cases"
     )
     loads = (
