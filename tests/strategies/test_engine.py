@@ -178,6 +178,35 @@ def test_a_re_decided_step_never_creates_a_second_action(place):
         )
 
 
+def test_step_less_actions_never_collide_and_the_unique_index_serves_lookups_by_case(place):
+    """A contact outside a strategy's steps has no step key (NULL): any number per case (decision 0009)."""
+    now = _weekday_noon()
+    case = place("INV-1", "120.50").case
+    engine_tick(now=now)  # the strategy's first step
+    with transaction.atomic():
+        for template in ("manual_a", "manual_b"):
+            action_queue(
+                case=case, channel="email", template=template, step_key="", scheduled_at=now, actor=Actor.system("t")
+            )
+    assert list(Action.objects.filter(case=case).values_list("step_key", "template").order_by("pk")) == [
+        (FIRST_NOTICE, Action.objects.get(case=case, step_key=FIRST_NOTICE).template),
+        (None, "manual_a"),
+        (None, "manual_b"),
+    ]
+    if connection.vendor == "postgresql":  # no separate case index: the unique one serves ``case_id =``
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT indexdef FROM pg_indexes WHERE tablename = 'comms_action' AND indexdef LIKE '%%(case_id%%'"
+            )
+            assert [r[0] for r in cursor.fetchall()] == [
+                "CREATE UNIQUE INDEX action_unique_step ON public.comms_action USING btree (case_id, step_key)"
+            ]
+            with transaction.atomic():
+                cursor.execute("SET LOCAL enable_seqscan = off")
+                cursor.execute("EXPLAIN SELECT COUNT(*) FROM comms_action WHERE case_id = %s", [case.pk])
+                assert "action_unique_step" in "\n".join(r[0] for r in cursor.fetchall())
+
+
 def test_dispatch_sends_html_and_text_through_smtp_with_the_action_id(place, smtp_server, settings):
     now = _weekday_noon()
     case = place("INV-1", "120.50").case

@@ -40,13 +40,17 @@ class Action(TimeStampedModel):
         FAILED = "failed", _("Failed")
         BLOCKED = "blocked", _("Blocked by policy")
 
-    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="actions")
+    # No index of its own: the unique (case, step_key) index below leads with the case and holds every
+    # action (a step-less one with a NULL key), so it serves every query by case as well.
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="actions", db_index=False)
     # Denormalised so contact pressure is counted per debtor across creditors in one index scan.
     # No index of its own: the (debtor, sent_at) index below serves every query by debtor.
     debtor = models.ForeignKey(Debtor, on_delete=models.PROTECT, related_name="actions", db_index=False)
     channel = models.CharField(max_length=10, choices=Channel.choices)
     template = models.CharField(max_length=60)
-    step_key = models.CharField(max_length=120, blank=True)
+    # The strategy step this contact carries out; NULL for a contact decided outside a strategy's
+    # steps (NULLs never collide in the unique index, so such a case may have any number of them).
+    step_key = models.CharField(max_length=120, null=True, blank=True, default=None)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
     scheduled_at = models.DateTimeField()
     sent_at = models.DateTimeField(null=True, blank=True)
@@ -64,7 +68,7 @@ class Action(TimeStampedModel):
     class Meta:
         constraints = [
             # Never decide the same strategy step twice for a case, whatever runs concurrently.
-            models.UniqueConstraint(fields=["case", "step_key"], condition=~Q(step_key=""), name="action_unique_step")
+            models.UniqueConstraint(fields=["case", "step_key"], name="action_unique_step")
         ]
         indexes = [
             models.Index(fields=["status", "scheduled_at"]),

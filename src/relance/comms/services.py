@@ -109,9 +109,13 @@ CROSS JOIN LATERAL (
 
 
 def action_queue(
-    *, case: Case, channel: str, template: str, step_key: str, scheduled_at: datetime, actor: Actor
+    *, case: Case, channel: str, template: str, step_key: str | None, scheduled_at: datetime, actor: Actor
 ) -> Action:
-    """Write one outbox row; must run inside the transaction of the decision (invariant 3)."""
+    """Write one outbox row; must run inside the transaction of the decision (invariant 3).
+
+    ``step_key`` names the strategy step the contact carries out (unique per case); ``None`` or ``""``
+    for none (stored as NULL).
+    """
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("action_queue must run inside the deciding transaction")
     action = Action.objects.create(
@@ -119,14 +123,14 @@ def action_queue(
         debtor_id=case.debtor_id,
         channel=channel,
         template=template,
-        step_key=step_key,
+        step_key=step_key or None,
         scheduled_at=scheduled_at,
     )
     audit_record(
         actor=actor,
         verb="action.queued",
         subject=case,
-        data={"action": action.pk, "channel": channel, "template": template, "step": step_key},
+        data={"action": action.pk, "channel": channel, "template": template, "step": step_key or ""},
     )
     return action
 
