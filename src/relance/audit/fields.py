@@ -19,7 +19,6 @@ type ``json`` would get NUMERIC affinity there).
 
 from __future__ import annotations
 
-from functools import cache
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connections
@@ -44,21 +43,26 @@ class AsJsonb(Func):
         return self.as_sql(compiler, connection, template="(%(expressions)s)::jsonb", **extra)
 
 
-@cache
-def _on_jsonb(lookup_class: type[Lookup]) -> type[Lookup]:
-    """``lookup_class`` applied to ``data::jsonb`` instead of the ``json`` column."""
+_ON_JSONB: dict[type[Lookup[Any]], type[Lookup[Any]]] = {}
 
-    def __init__(self: Lookup, lhs: Any, rhs: Any) -> None:
-        lookup_class.__init__(self, AsJsonb(lhs), rhs)
 
-    return type(lookup_class.__name__, (lookup_class,), {"__init__": __init__})
+def _on_jsonb(lookup_class: type[Lookup[Any]]) -> type[Lookup[Any]]:
+    """``lookup_class`` applied to ``data::jsonb`` instead of the ``json`` column (one subclass each)."""
+    found = _ON_JSONB.get(lookup_class)
+    if found is None:
+
+        def init(self: Lookup[Any], lhs: Any, rhs: Any) -> None:
+            lookup_class.__init__(self, AsJsonb(lhs), rhs)
+
+        found = _ON_JSONB[lookup_class] = type(lookup_class.__name__, (lookup_class,), {"__init__": init})
+    return found
 
 
 def _on_postgresql() -> bool:
     return connections[DEFAULT_DB_ALIAS].vendor == "postgresql"
 
 
-class AuditJSONField(JSONField):  # type: ignore[type-arg]
+class AuditJSONField(JSONField):
     """A ``JSONField`` stored as PostgreSQL ``json`` (text kept verbatim); Django's column elsewhere."""
 
     def db_type(self, connection: BaseDatabaseWrapper) -> str | None:
@@ -67,8 +71,8 @@ class AuditJSONField(JSONField):  # type: ignore[type-arg]
         return super().db_type(connection)
 
     def from_db_value(self, value: Any, expression: Any, connection: BaseDatabaseWrapper) -> Any:
-        if value is None or not isinstance(value, str | bytes | bytearray):
-            return value  # psycopg already parsed the ``json`` value
+        if not isinstance(value, str):
+            return value  # None, or psycopg already parsed the ``json`` value
         return super().from_db_value(value, expression, connection)
 
     def get_db_prep_value(self, value: Any, connection: BaseDatabaseWrapper, prepared: bool = False) -> Any:
