@@ -73,6 +73,8 @@ class AuditJSONField(JSONField):
     def from_db_value(self, value: Any, expression: Any, connection: BaseDatabaseWrapper) -> Any:
         if not isinstance(value, str):
             return value  # None, or psycopg already parsed the ``json`` value
+        # Text to parse (SQLite, or a connection loading ``json`` as text). An audit row's data is always
+        # an object, so a str is never a top-level JSON string that psycopg parsed.
         return super().from_db_value(value, expression, connection)
 
     def get_db_prep_value(self, value: Any, connection: BaseDatabaseWrapper, prepared: bool = False) -> Any:
