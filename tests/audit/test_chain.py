@@ -15,11 +15,11 @@ from relance.audit.chain import GENESIS, ChainBreak, ChainRow, canonical, row_ha
 
 START = datetime(2025, 6, 2, 9, 30, 15, 123456, tzinfo=UTC)
 VERBS = ["case.create", "case.hold", "payment.record", "action.sent", "engine.deferred"]
-# Fields covered by the hash; ``id`` is the database key and is not part of the content.
+# Fields covered by the hash (``seq``, the table's key, among them).
 HASHED_FIELDS = ["seq", "occurred_at", "actor", "verb", "subject_type", "subject_id", "data", "prev_hash", "hash"]
 
 
-def make_chain(length: int, *, first_id: int = 100) -> list[ChainRow]:
+def make_chain(length: int) -> list[ChainRow]:
     """A good chain built the way ``audit_record`` builds it."""
     rows: list[ChainRow] = []
     prev = GENESIS
@@ -35,7 +35,7 @@ def make_chain(length: int, *, first_id: int = 100) -> list[ChainRow]:
             "prev_hash": prev,
         }
         digest = row_hash(**fields)
-        rows.append(ChainRow(id=first_id + 7 * n, hash=digest, **fields))
+        rows.append(ChainRow(hash=digest, **fields))
         prev = digest
     return rows
 
@@ -76,7 +76,7 @@ def test_first_row_must_start_from_genesis() -> None:
     count, broken = verify_rows(rows[1:])
     assert count == 0
     assert broken is not None
-    assert broken.row_id == rows[1].id
+    assert broken.seq == rows[1].seq
 
 
 def test_hash_depends_on_every_content_field() -> None:
@@ -111,7 +111,7 @@ def test_changing_a_field_is_detected_at_that_row(field: str, index: int) -> Non
     rows[index] = tamper(rows[index], field)
     count, broken = verify_rows(rows)
     assert broken is not None
-    assert broken.row_id == rows[index].id
+    assert broken.seq == rows[index].seq
     assert count == index
 
 
@@ -119,7 +119,7 @@ def test_content_change_reason() -> None:
     rows = make_chain(4)
     rows[2] = tamper(rows[2], "actor")
     _, broken = verify_rows(rows)
-    assert broken == ChainBreak(row_id=rows[2].id, seq=3, reason="content does not match its hash")
+    assert broken == ChainBreak(seq=3, reason="content does not match its hash")
 
 
 def test_rehashing_a_tampered_row_is_still_detected_at_the_next_row() -> None:
@@ -133,7 +133,7 @@ def test_rehashing_a_tampered_row_is_still_detected_at_the_next_row() -> None:
     rows[1] = forged
     count, broken = verify_rows(rows)
     assert count == 2
-    assert broken == ChainBreak(row_id=rows[2].id, seq=3, reason="prev_hash does not match previous row")
+    assert broken == ChainBreak(seq=3, reason="prev_hash does not match previous row")
 
 
 def test_deleting_a_row_is_detected_at_the_next_row() -> None:
@@ -142,7 +142,7 @@ def test_deleting_a_row_is_detected_at_the_next_row() -> None:
     count, broken = verify_rows(rows)
     assert count == 3
     assert broken is not None
-    assert broken.row_id == rows[3].id  # the row that followed the deleted one
+    assert broken.seq == rows[3].seq  # the row that followed the deleted one
     assert "sequence gap" in broken.reason
 
 
@@ -152,7 +152,7 @@ def test_swapping_two_rows_is_detected() -> None:
     count, broken = verify_rows(rows)
     assert count == 1
     assert broken is not None
-    assert broken.row_id == rows[1].id
+    assert broken.seq == rows[1].seq
 
 
 def test_only_the_first_break_is_reported() -> None:
@@ -161,7 +161,7 @@ def test_only_the_first_break_is_reported() -> None:
     rows[4] = tamper(rows[4], "verb")
     _, broken = verify_rows(rows)
     assert broken is not None
-    assert broken.row_id == rows[1].id
+    assert broken.seq == rows[1].seq
 
 
 # --- properties ------------------------------------------------------------------------------------
@@ -176,7 +176,7 @@ def test_property_any_single_field_change_is_detected_at_its_row(data: st.DataOb
     count, broken = verify_rows(rows)
     assert count == index
     assert broken is not None
-    assert (broken.row_id, broken.seq) == (rows[index].id, rows[index].seq)
+    assert broken.seq == rows[index].seq
 
 
 @settings(max_examples=200)
@@ -189,7 +189,7 @@ def test_property_deleting_any_row_but_the_last_is_detected(data: st.DataObject,
     count, broken = verify_rows(rows)
     assert count == index
     assert broken is not None
-    assert broken.row_id == successor.id
+    assert broken.seq == successor.seq
 
 
 @settings(max_examples=200)
@@ -202,7 +202,7 @@ def test_property_swapping_any_two_rows_is_detected(data: st.DataObject, length:
     count, broken = verify_rows(rows)
     assert count == first
     assert broken is not None
-    assert broken.row_id == rows[first].id
+    assert broken.seq == rows[first].seq
 
 
 @settings(max_examples=100)

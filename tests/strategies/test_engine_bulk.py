@@ -137,7 +137,7 @@ def test_lean_audit_append_keeps_one_valid_chain_with_the_ordinary_appends(place
         # Not JSON-native: canonicalised as the ordinary path does (dates and decimals as strings).
         PendingEvent("engine.deferred", "cases.case", case.pk, {"on": date(2026, 1, 2), "amount": Decimal("1.50")}),
         PendingEvent("engine.deferred", "cases.case", case.pk, {"reason": "évité «ici»", "nested": {"b": [1, None]}}),
-        # Characters the COPY's forms must carry as they are (binary COPY: jsonb's version byte + text).
+        # Characters the COPY's forms must carry as they are (binary COPY: json's form is its text, verbatim).
         PendingEvent("engine.deferred", "cases.case", case.pk, {"raw": 'C:\\n "q" \t \u0001 🙂 \\.', "n": -(2**62)}),
     ]
     # Enough events for the COPY path (a small batch takes the ordinary INSERT).

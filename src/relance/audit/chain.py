@@ -98,7 +98,6 @@ def hash_join(seq: int, head: str, middle: str, prev_hash: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class ChainRow:
-    id: int
     seq: int
     occurred_at: datetime
     actor: str
@@ -112,7 +111,8 @@ class ChainRow:
 
 @dataclass(frozen=True, slots=True)
 class ChainBreak:
-    row_id: int
+    """The first row that does not verify, by its ``seq`` (the table's key, decision 0007)."""
+
     seq: int
     reason: str
 
@@ -124,9 +124,9 @@ def verify_rows(rows: Iterable[ChainRow]) -> tuple[int, ChainBreak | None]:
     count = 0
     for row in rows:
         if row.seq != expected_seq:
-            return count, ChainBreak(row.id, row.seq, f"sequence gap: expected {expected_seq}")
+            return count, ChainBreak(row.seq, f"sequence gap: expected {expected_seq}")
         if row.prev_hash != expected_prev:
-            return count, ChainBreak(row.id, row.seq, "prev_hash does not match previous row")
+            return count, ChainBreak(row.seq, "prev_hash does not match previous row")
         recomputed = row_hash(
             seq=row.seq,
             occurred_at=row.occurred_at,
@@ -138,7 +138,7 @@ def verify_rows(rows: Iterable[ChainRow]) -> tuple[int, ChainBreak | None]:
             prev_hash=row.prev_hash,
         )
         if recomputed != row.hash:
-            return count, ChainBreak(row.id, row.seq, "content does not match its hash")
+            return count, ChainBreak(row.seq, "content does not match its hash")
         expected_prev = row.hash
         expected_seq += 1
         count += 1

@@ -9,11 +9,15 @@ from __future__ import annotations
 
 from django.db import models
 
+from relance.audit.fields import AuditJSONField
+
 
 class AuditEvent(models.Model):
     """One state change or one staff read of personal data, in order."""
 
-    seq = models.BigIntegerField(unique=True)
+    # The chain's position is the key: no separate ``id`` drawn from a sequence and indexed per row
+    # (docs/decisions/0007-audit7-seq-key-json-data.md); ``pk`` is ``seq``.
+    seq = models.BigIntegerField(primary_key=True)
     # Indexed by migration, not here: a BRIN index on PostgreSQL (append-only and monotonic, one summary
     # per block range instead of a b-tree entry per row), a b-tree on SQLite
     # (docs/decisions/0005-engine5-lighter-indexes.md; Django's ``BrinIndex`` is PostgreSQL's only).
@@ -24,7 +28,8 @@ class AuditEvent(models.Model):
     verb = models.CharField(max_length=80)
     subject_type = models.CharField(max_length=60)
     subject_id = models.CharField(max_length=64)
-    data = models.JSONField(default=dict)
+    # PostgreSQL ``json``: the hashed text as written (``audit/fields.py``, decision 0007).
+    data = AuditJSONField(default=dict)
     prev_hash = models.CharField(max_length=64)
     # Not a unique index: the digest covers ``seq`` (unique), so two rows never share one, and nothing
     # looks rows up by hash; a random-valued index only cost one random b-tree insert per event

@@ -91,7 +91,7 @@ def _append_copy(*, actor: Actor, events: Sequence[PendingEvent]) -> int:
         return 0
     prepared = []
     for pending in events:
-        # The data's JSON text, also what is stored (jsonb keeps the value, not the text).
+        # The data's JSON text: hashed, and stored as it is (a ``json`` column, decision 0007).
         native = _json_native(pending.data)
         stored = native_json(pending.data) if native else compact_json(canonical(pending.data))
         subject_id = str(pending.subject_id)
@@ -112,20 +112,19 @@ def _append_copy(*, actor: Actor, events: Sequence[PendingEvent]) -> int:
         ) as copy,
     ):
         # PostgreSQL's binary forms: no text formatting of the time and numbers per row in Python and
-        # no text parsing of them on the server. ``jsonb``'s binary form is a version byte (1) and the
-        # JSON text, so the data goes as those bytes (the ``bytea`` dumper writes them as they are).
+        # no text parsing of them on the server. ``json``'s binary form is the JSON text itself, so the
+        # data goes as its UTF-8 bytes (the ``bytea`` dumper writes them as they are; the server checks
+        # the text is JSON and stores it verbatim).
         copy.set_types(_COPY_TYPES)
         write = copy.write_row
         for verb, subject_type, subject_id, stored, middle in prepared:
             seq += 1
             digest = hash_join(seq, head, middle, prev_hash)
-            data_bytes = _JSONB_V1 + stored.encode()
-            write((seq, occurred_at, label, verb, subject_type, subject_id, data_bytes, prev_hash, digest))
+            write((seq, occurred_at, label, verb, subject_type, subject_id, stored.encode(), prev_hash, digest))
             prev_hash = digest
     return len(events)
 
 
-_JSONB_V1 = b"\x01"  # the version byte of jsonb's binary form (jsonb_recv)
 _COPY_TYPES = ("int8", "timestamptz", "text", "text", "text", "text", "bytea", "text", "text")
 
 
@@ -197,7 +196,6 @@ def audit_verify() -> tuple[int, ChainBreak | None]:
     """Verify the whole chain from the first row; streams rows, constant memory."""
     rows = (
         ChainRow(
-            id=e["id"],
             seq=e["seq"],
             occurred_at=e["occurred_at"],
             actor=e["actor"],

@@ -20,7 +20,6 @@ class Command(BaseCommand):
         count, broken = audit_verify()
         if broken is not None:
             raise CommandError(
-                f"audit chain BROKEN at row id={broken.row_id} (seq {broken.seq}): {broken.reason}; "
-                f"{count} rows verified before it"
+                f"audit chain BROKEN at row seq={broken.seq}: {broken.reason}; {count} rows verified before it"
             )
         self.stdout.write(f"audit chain OK: {count} events verified")
